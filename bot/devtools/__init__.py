@@ -1,0 +1,1 @@
+"""Development and test tools shipped with the package: embedded Redis, Slack emulator."""

