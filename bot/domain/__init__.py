@@ -1,0 +1,1 @@
+"""Pure domain code: no Redis, Slack, scheduler or clock reads. Time comes in as ``now``."""

@@ -1,0 +1,705 @@
+"""``/access`` text -> command objects, with usage errors a person can act on.
+
+Grammar (the text Slack sends after ``/access``)::
+
+    (nothing)                                         OpenForm
+    request <resource> [<role>] <duration> <reason...> RequestAccess
+    list                                              ListGrants
+    pending                                           PendingApprovals
+    revoke <grant-id> [reason...]                     RevokeGrant
+    extend <grant-id> <duration> <reason...>          ExtendGrant
+    resources                                         ListResources
+    help [anything]                                   Help (extra words are ignored)
+    ssh-key add <openssh public key>                  SshKeyAdd
+    ssh-key show                                      SshKeyShow
+
+Contract of :func:`parse_command`: it returns one of the :data:`Command` dataclasses or raises
+:class:`~bot.errors.UsageError` -- never anything else. Every message is one line of plain text
+of at most :data:`MAX_ERROR_CHARS` characters; it says what was wrong, ends with the usage line
+of the subcommand concerned (from :data:`SUBCOMMAND_USAGE`), and quotes at most
+:data:`ECHO_CHARS` characters of any one piece of the input, with invisible characters shown as
+``\\uXXXX``. A message never quotes the key text of ``ssh-key add``. Messages are plain text:
+whoever posts one as mrkdwn must escape ``&``, ``<`` and ``>`` (the usage lines contain ``<``).
+
+Tokens. Any run of Unicode whitespace (spaces, tabs, newlines, no-break spaces...) separates
+tokens; leading and trailing whitespace is ignored. A Slack escape such as
+``<https://x|a label>`` is one token even when its label has spaces. The subcommand (and the
+``ssh-key`` action) is case-insensitive.
+
+Names. A resource or role is ASCII, lowercased, and matches :data:`NAME_RE`. A grant id is
+lowercased and must have the shape in :mod:`bot.domain.ids`. A duration is ASCII and goes to
+:func:`~bot.domain.duration.parse_duration`. The role is optional: when the word after the
+resource reads as a duration it *is* the duration, so a role (or resource) named like a
+duration (``1d``) cannot be written here.
+
+Slack escapes. Slack sends mentions, channels and links as ``<@U123|name>``, ``<#C123|chan>``,
+``<!here>``, ``<https://x|label>``, and a typed ``&``, ``<``, ``>`` as ``&amp;``, ``&lt;``,
+``&gt;``. Where a name, id or duration is expected any escape is refused, naming its kind. In a
+reason they are rendered readable (see :func:`normalize_reason`).
+
+Limits: the whole text at most :data:`MAX_COMMAND_CHARS` characters, a reason at most
+:data:`MAX_REASON_CHARS` after normalisation; no control characters (tab, CR and LF are
+whitespace) and no unpaired surrogates anywhere. Text that looks like a private key is refused
+wherever it appears, without being quoted.
+
+Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import difflib
+import re
+import unicodedata
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Final, NamedTuple, TypeAlias
+
+from bot.domain.duration import parse_duration
+from bot.domain.ids import is_grant_id
+from bot.errors import UsageError
+
+__all__ = [
+    "ECHO_CHARS",
+    "MAX_COMMAND_CHARS",
+    "MAX_ERROR_CHARS",
+    "MAX_REASON_CHARS",
+    "NAME_RE",
+    "SSH_KEY_TYPES",
+    "SUBCOMMAND_USAGE",
+    "TICKET_RE",
+    "USAGE",
+    "Command",
+    "ExtendGrant",
+    "Help",
+    "ListGrants",
+    "ListResources",
+    "OpenForm",
+    "PendingApprovals",
+    "RequestAccess",
+    "RevokeGrant",
+    "SshKeyAdd",
+    "SshKeyShow",
+    "contains_private_key",
+    "extract_tickets",
+    "normalize_reason",
+    "parse_command",
+]
+
+# ---------------------------------------------------------------------------------------------
+# Commands
+
+
+@dataclass(frozen=True, slots=True)
+class OpenForm:
+    """``/access`` with no text: open the request form."""
+
+
+@dataclass(frozen=True, slots=True)
+class RequestAccess:
+    """Ask for ``role`` (None: the resource's default) on ``resource`` for ``duration_s``.
+
+    ``reason`` is normalised plain text (see :func:`normalize_reason`), never empty;
+    ``tickets`` are the ticket references found in it, first occurrence first.
+    """
+
+    resource: str
+    role: str | None
+    duration_s: int
+    reason: str
+    tickets: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ListGrants:
+    """My pending and active grants."""
+
+
+@dataclass(frozen=True, slots=True)
+class PendingApprovals:
+    """Requests waiting for my approval."""
+
+
+@dataclass(frozen=True, slots=True)
+class RevokeGrant:
+    """End ``grant_id`` now; ``reason`` is normalised plain text and may be empty."""
+
+    grant_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ExtendGrant:
+    """Ask for ``duration_s`` more on ``grant_id``; reason and tickets as in RequestAccess."""
+
+    grant_id: str
+    duration_s: int
+    reason: str
+    tickets: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ListResources:
+    """What I may request, with limits."""
+
+
+@dataclass(frozen=True, slots=True)
+class Help:
+    """Show :data:`USAGE`."""
+
+
+@dataclass(frozen=True, slots=True)
+class SshKeyAdd:
+    """Register ``public_key``: ``"<type> <base64>[ <comment>]"``, checked, single spaces."""
+
+    public_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class SshKeyShow:
+    """Show the SSH public key I registered."""
+
+
+Command: TypeAlias = (
+    OpenForm
+    | RequestAccess
+    | ListGrants
+    | PendingApprovals
+    | RevokeGrant
+    | ExtendGrant
+    | ListResources
+    | Help
+    | SshKeyAdd
+    | SshKeyShow
+)
+
+# ---------------------------------------------------------------------------------------------
+# Limits and shapes
+
+MAX_COMMAND_CHARS: Final = 2000
+MAX_REASON_CHARS: Final = 500
+#: The most characters of any one piece of user input an error message quotes.
+ECHO_CHARS: Final = 40
+#: No error message from this module is longer (kept sane for an ephemeral Slack reply).
+MAX_ERROR_CHARS: Final = 300
+
+#: A resource or role name, after lowercasing. Matched with fullmatch: ``$`` alone would accept
+#: a trailing newline.
+NAME_RE: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+
+#: A ticket reference: an uppercase project key of 2-10 characters (letter first; digits and
+#: ``_`` allowed, as in Jira), ``-``, digits, not glued to a surrounding word. Case-sensitive so
+#: ordinary words are not taken; look-alikes such as ``UTF-8`` or ``SHA-256`` do match, which
+#: is harmless for an index but means a policy must not treat "has a ticket" as proof.
+TICKET_RE: Final = re.compile(r"(?<![A-Za-z0-9_-])[A-Z][A-Z0-9_]{1,9}-[0-9]+(?![A-Za-z0-9_-])")
+
+SSH_KEY_TYPES: Final = (
+    "ssh-ed25519",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "ssh-rsa",
+    "sk-ssh-ed25519@openssh.com",
+)
+_MIN_RSA_BITS: Final = 2048
+# Uncompressed EC point sizes (0x04 || X || Y) per curve, RFC 5656.
+_EC_POINT_BYTES: Final = {"nistp256": 65, "nistp384": 97, "nistp521": 133}
+
+# ---------------------------------------------------------------------------------------------
+# Usage text
+
+SUBCOMMAND_USAGE: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "request": "/access request <resource> [<role>] <duration> <reason...>",
+        "list": "/access list",
+        "pending": "/access pending",
+        "revoke": "/access revoke <grant-id> [reason...]",
+        "extend": "/access extend <grant-id> <duration> <reason...>",
+        "resources": "/access resources",
+        "help": "/access help",
+        "ssh-key": "/access ssh-key add <openssh public key> | /access ssh-key show",
+        "ssh-key add": "/access ssh-key add <openssh public key>",
+        "ssh-key show": "/access ssh-key show",
+    }
+)
+"""Plain-text usage line per subcommand (and per ``ssh-key`` action), as quoted in errors."""
+
+_SUBCOMMANDS: Final = ("request", "list", "pending", "revoke", "extend", "resources", "help")
+_SUBCOMMANDS_ALL: Final = (*_SUBCOMMANDS, "ssh-key")
+
+_HELP_LINES: Final = (
+    ("/access", "open the request form"),
+    (
+        SUBCOMMAND_USAGE["request"],
+        "ask for access, e.g. `/access request orders-db read 30m INC-42 checkout is down`",
+    ),
+    (SUBCOMMAND_USAGE["list"], "your pending and active grants"),
+    (SUBCOMMAND_USAGE["pending"], "requests waiting for your approval"),
+    (SUBCOMMAND_USAGE["revoke"], "end a grant now"),
+    (SUBCOMMAND_USAGE["extend"], "ask for more time on a grant"),
+    (SUBCOMMAND_USAGE["resources"], "what you may request, with limits"),
+    (SUBCOMMAND_USAGE["help"], "this message"),
+    (
+        SUBCOMMAND_USAGE["ssh-key add"],
+        "register your SSH public key (the line in ~/.ssh/id_ed25519.pub)",
+    ),
+    (SUBCOMMAND_USAGE["ssh-key show"], "show the SSH public key you registered"),
+)
+
+
+def _mrkdwn_escape(text: str) -> str:
+    # Slack reads "<...>" as a mention/link and "&" as an entity, even inside `code`.
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+USAGE: Final = "\n".join(
+    [
+        "*`/access`: just-in-time access*",
+        *(f"• `{_mrkdwn_escape(line)}`: {what}" for line, what in _HELP_LINES),
+        "Durations look like 90s, 15m, 2h, 1h30m or 1d. Ticket references such as INC-42 in a"
+        " reason are picked up. Never paste a private key anywhere: `ssh-key add` takes only"
+        " the public key.",
+    ]
+)
+"""The full help text (Slack mrkdwn, already escaped) that ``/access help`` shows."""
+
+# ---------------------------------------------------------------------------------------------
+# Lexing
+
+_ESC_TARGET: Final = r"[^<>|\s]+"
+_ESC_LABEL: Final = r"[^<>]*"
+_ESC_SCHEME: Final = r"[A-Za-z][A-Za-z0-9+.\-]*:"
+#: One Slack escape: a mention/channel/special (`<@..>`, `<#..>`, `<!..>`) or a link.
+_ESCAPE_RE: Final = re.compile(
+    rf"<(?P<sigil>[@#!])(?P<target>{_ESC_TARGET})(?:\|(?P<label>{_ESC_LABEL}))?>"
+    rf"|<(?P<url>{_ESC_SCHEME}{_ESC_TARGET})(?:\|(?P<ulabel>{_ESC_LABEL}))?>"
+)
+# A token is a run of non-space characters in which a whole escape counts as one character, so
+# a link label with spaces stays in its token. (Input is at most 2000 characters, so the
+# escape alternative's scan to the next '>' cannot get expensive.)
+_ANY_ESCAPE: Final = rf"<(?:[@#!]|{_ESC_SCHEME}){_ESC_TARGET}(?:\|{_ESC_LABEL})?>"
+_TOKEN_RE: Final = re.compile(rf"(?:{_ANY_ESCAPE}|\S)+")
+# C0/C1 controls other than the whitespace ones, DEL, and lone surrogates (from bad JSON).
+_FORBIDDEN_RE: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff]")
+# Case-sensitive on purpose: a reason may well say "rotate the private key".
+_PRIVATE_KEY_RE: Final = re.compile(
+    r"BEGIN[A-Z0-9 ]*PRIVATE KEY"
+    r"|PuTTY-User-Key-File-"
+    r"|b3BlbnNzaC1rZXktdjE"  # base64 of "openssh-key-v1": an OpenSSH private key body
+)
+_ENTITY_RE: Final = re.compile(r"&(amp|lt|gt);")
+_ENTITIES: Final = {"amp": "&", "lt": "<", "gt": ">"}
+# Reads as an attempt at a duration ("30x", "0m", "٣٠m"), so not as a role. Unicode \d on purpose.
+_DURATION_LIKE_RE: Final = re.compile(r"\d\w*")
+
+
+class _Token(NamedTuple):
+    text: str
+    start: int
+    end: int
+
+
+def _tokenize(text: str) -> list[_Token]:
+    return [_Token(m.group(), m.start(), m.end()) for m in _TOKEN_RE.finditer(text)]
+
+
+def _show(text: str) -> str:
+    """``text`` as an error may quote it: invisible characters spelled out, at most ECHO_CHARS."""
+    # Spelling out bidi/zero-width characters stops a quoted token reordering the message.
+    safe = "".join(
+        ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")
+        for ch in text[: ECHO_CHARS + 1]
+    )
+    return safe if len(safe) <= ECHO_CHARS else safe[: ECHO_CHARS - 3] + "..."
+
+
+def _fail(problem: str, subcommand: str) -> UsageError:
+    stop = "" if problem.endswith("?") else "."
+    return UsageError(f"{problem}{stop} Usage: {SUBCOMMAND_USAGE[subcommand]}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Reasons
+
+
+def _render_escape(match: re.Match[str]) -> str:
+    sigil, target, label = match["sigil"], match["target"], match["label"]
+    if sigil == "@":
+        return "@" + (label or target).removeprefix("@")
+    if sigil == "#":
+        return "#" + (label or target).removeprefix("#")
+    if sigil == "!":
+        name, _, rest = target.partition("^")
+        if name in ("here", "channel", "everyone"):
+            return "@" + name
+        if name == "subteam":
+            return "@" + (label or rest).removeprefix("@")
+        return label or name  # e.g. <!date^...|Feb 18, 2014>: the fallback text
+    url, ulabel = match["url"], match["ulabel"]
+    bare = url.split(":", 1)[1].removeprefix("//")  # mailto:a@b -> a@b; https://x -> x
+    if not ulabel or ulabel in (url, bare):
+        # Slack links what people type ("example.com" -> <http://example.com|example.com>):
+        # give back what they typed.
+        return ulabel or (bare if url.lower().startswith("mailto:") else url)
+    return f"{ulabel} ({url})"
+
+
+def normalize_reason(text: str, *, slack_escaped: bool = True) -> str:
+    """Return ``text`` as the plain-text reason grantbot stores and shows.
+
+    With ``slack_escaped`` (slash-command text) Slack's escapes are rendered first:
+    ``<@U1|name>`` -> ``@name``, ``<@U1>`` -> ``@U1``, ``<#C1|chan>`` -> ``#chan``,
+    ``<!here>`` -> ``@here`` (also channel, everyone), ``<!subteam^S1|@team>`` -> ``@team``,
+    other ``<!x|label>`` -> ``label``, ``<https://x|label>`` -> ``label (https://x)``,
+    ``<https://x>`` -> ``https://x``, ``<http://x.com|x.com>`` -> ``x.com``,
+    ``<mailto:a@b|a@b>`` -> ``a@b``; then ``&lt;`` ``&gt;`` ``&amp;`` become ``<`` ``>`` ``&``.
+    Pass ``slack_escaped=False`` for text that was never escaped (a modal's input value).
+
+    Then invisible format characters (Unicode Cf: zero-width spaces and joiners, bidi controls,
+    BOM, tag characters) and non-whitespace controls are removed so the reason reads as it
+    displays, the text is NFC-normalised, and runs of whitespace become one space.
+
+    The result is plain text and may contain ``<``: put back into mrkdwn it must be escaped,
+    or a typed ``<!here>`` would ping.
+    """
+    if slack_escaped:
+        text = _ESCAPE_RE.sub(_render_escape, text)
+        # One pass, so "&amp;lt;" becomes "&lt;" and not "<".
+        text = _ENTITY_RE.sub(lambda m: _ENTITIES[m[1]], text)
+    text = "".join(
+        ch
+        for ch in text
+        if not (
+            unicodedata.category(ch) in ("Cf", "Cs")
+            or (unicodedata.category(ch) == "Cc" and not ch.isspace())
+        )
+    )
+    return " ".join(unicodedata.normalize("NFC", text).split())
+
+
+def contains_private_key(text: str) -> bool:
+    """True when ``text`` looks like it holds a private key (refused wherever it appears;
+    never quote such text back). For input that does not go through :func:`parse_command`,
+    such as the request form's fields."""
+    return _PRIVATE_KEY_RE.search(text) is not None
+
+
+def extract_tickets(reason: str) -> tuple[str, ...]:
+    """Ticket references (:data:`TICKET_RE`) in ``reason``, de-duplicated, first seen first."""
+    return tuple(dict.fromkeys(TICKET_RE.findall(reason)))
+
+
+def _reason(text: str, args: Sequence[_Token], subcommand: str, *, required: bool) -> str:
+    raw = text[args[0].start : args[-1].end] if args else ""
+    reason = normalize_reason(raw)
+    if required and not reason:
+        raise UsageError(f"a reason is required: {SUBCOMMAND_USAGE[subcommand]}")
+    if len(reason) > MAX_REASON_CHARS:
+        raise _fail(
+            f"the reason is {len(reason)} characters; the limit is {MAX_REASON_CHARS}", subcommand
+        )
+    return reason
+
+
+# ---------------------------------------------------------------------------------------------
+# Names, ids, durations
+
+
+def _escape_kind(token: str) -> str | None:
+    """What kind of Slack escape ``token`` contains, for a message; None when it has none."""
+    match = _ESCAPE_RE.search(token)
+    if match is None:
+        return None
+    sigil = match["sigil"]
+    if sigil == "@":
+        return "a user mention"
+    if sigil == "#":
+        return "a channel link"
+    if sigil == "!":
+        name = match["target"].partition("^")[0].lower()
+        if name in ("here", "channel", "everyone"):
+            return f"an @{name} mention"
+        return "a user-group mention" if name == "subteam" else "a Slack special mention"
+    return "an email link" if match["url"].lower().startswith("mailto:") else "a link"
+
+
+def _name(token: _Token, what: str, subcommand: str, example: str) -> str:
+    kind = _escape_kind(token.text)
+    if kind is not None:
+        raise _fail(f"{what} must be a plain name like {example}, not {kind}", subcommand)
+    # ASCII first: str.lower() maps e.g. the Kelvin sign to "k", which would slip through.
+    lowered = token.text.lower() if token.text.isascii() else ""
+    if NAME_RE.fullmatch(lowered) is None:
+        raise _fail(
+            f"{what} must be a plain name like {example} (a-z, 0-9, - and _; at most 64),"
+            f' not "{_show(token.text)}"',
+            subcommand,
+        )
+    return lowered
+
+
+def _grant_id(token: _Token, subcommand: str) -> str:
+    kind = _escape_kind(token.text)
+    if kind is not None:
+        raise _fail(f"grant id must look like g-7k3p9xqm, not {kind}", subcommand)
+    lowered = token.text.lower() if token.text.isascii() else ""
+    if not is_grant_id(lowered):
+        raise _fail(
+            f'"{_show(token.text)}" is not a grant id; ids look like g-7k3p9xqm', subcommand
+        )
+    return lowered
+
+
+def _duration(token: _Token, subcommand: str) -> int:
+    kind = _escape_kind(token.text)
+    if kind is not None:
+        raise _fail(f"duration must be written like 30m or 1h30m, not {kind}", subcommand)
+    # parse_duration's \d would take non-ASCII digits ("٣٠m"), and it quotes its input as is.
+    if not (token.text.isascii() and token.text.isprintable()):
+        raise _fail(
+            f'"{_show(token.text)}" is not a duration; use a number with d, h, m or s,'
+            " e.g. 15m, 2h, 1h30m, 1d",
+            subcommand,
+        )
+    try:
+        return parse_duration(token.text)
+    except UsageError as e:
+        raise _fail(str(e), subcommand) from e
+
+
+def _try_duration(token: _Token) -> int | None:
+    try:
+        return _duration(token, "request")
+    except UsageError:
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Subcommands
+
+_Handler: TypeAlias = Callable[[str, Sequence[_Token]], Command]
+
+
+def _request(text: str, args: Sequence[_Token]) -> Command:
+    sub = "request"
+    if not args:
+        raise _fail("missing resource", sub)
+    if _try_duration(args[0]) is not None:
+        raise _fail(f'missing resource before the duration "{_show(args[0].text)}"', sub)
+    resource = _name(args[0], "resource", sub, "orders-db")
+    if len(args) < 2:
+        raise _fail("missing duration", sub)
+    role: str | None = None
+    duration_s = _try_duration(args[1])
+    rest = args[2:]
+    if duration_s is None:
+        third = _try_duration(args[2]) if len(args) > 2 else None
+        if third is None and _DURATION_LIKE_RE.fullmatch(args[1].text):
+            # A failed duration ("30x", "0m", "400d"), not a role: say what is wrong with it.
+            _duration(args[1], sub)
+        role = _name(args[1], "role", sub, "read")
+        if len(args) < 3:
+            raise _fail("missing duration", sub)
+        duration_s = third if third is not None else _duration(args[2], sub)
+        rest = args[3:]
+    reason = _reason(text, rest, sub, required=True)
+    return RequestAccess(resource, role, duration_s, reason, extract_tickets(reason))
+
+
+def _revoke(text: str, args: Sequence[_Token]) -> Command:
+    if not args:
+        raise _fail("missing grant id", "revoke")
+    grant_id = _grant_id(args[0], "revoke")
+    return RevokeGrant(grant_id, _reason(text, args[1:], "revoke", required=False))
+
+
+def _extend(text: str, args: Sequence[_Token]) -> Command:
+    sub = "extend"
+    if not args:
+        raise _fail("missing grant id", sub)
+    grant_id = _grant_id(args[0], sub)
+    if len(args) < 2:
+        raise _fail("missing duration", sub)
+    duration_s = _duration(args[1], sub)
+    reason = _reason(text, args[2:], sub, required=True)
+    return ExtendGrant(grant_id, duration_s, reason, extract_tickets(reason))
+
+
+def _no_arguments(subcommand: str, command: Command) -> _Handler:
+    def handler(text: str, args: Sequence[_Token]) -> Command:
+        if args:
+            raise _fail(
+                f'{subcommand} takes no arguments, but got "{_show(args[0].text)}"', subcommand
+            )
+        return command
+
+    return handler
+
+
+def _help(text: str, args: Sequence[_Token]) -> Command:
+    # "/access help request" is a natural thing to type; the full help answers it.
+    return Help()
+
+
+def _ssh_key(text: str, args: Sequence[_Token]) -> Command:
+    if not args:
+        raise _fail('missing action: "add" or "show"', "ssh-key")
+    word = args[0].text
+    action = word.lower() if word.isascii() else word
+    if action == "add":
+        return SshKeyAdd(_public_key(text, args[1:]))
+    if action == "show":
+        return _no_arguments("ssh-key show", SshKeyShow())(text, args[1:])
+    close = difflib.get_close_matches(action[:ECHO_CHARS], ("add", "show"), n=1, cutoff=0.5)
+    hint = f'; did you mean "{close[0]}"?' if close else '; it is "add" or "show"'
+    raise _fail(f'unknown ssh-key action "{_show(word)}"{hint}', "ssh-key")
+
+
+_NEVER_PRIVATE: Final = (
+    "paste only the one-line public key (your .pub file) and never a private key"
+)
+
+
+def _key_error(problem: str) -> UsageError:
+    # Deliberately quotes nothing of what was pasted: it may be a secret.
+    return _fail(f"{problem}; {_NEVER_PRIVATE}", "ssh-key add")
+
+
+def _ssh_fields(blob: bytes) -> list[bytes]:
+    """Split an SSH wire-format blob into its length-prefixed fields (RFC 4251 string/mpint)."""
+    fields: list[bytes] = []
+    pos = 0
+    while pos < len(blob):
+        if pos + 4 > len(blob):
+            raise ValueError("truncated length")
+        size = int.from_bytes(blob[pos : pos + 4], "big")
+        pos += 4
+        if pos + size > len(blob):
+            raise ValueError("truncated field")
+        fields.append(blob[pos : pos + size])
+        pos += size
+    return fields
+
+
+def _key_body_problem(key_type: str, fields: list[bytes]) -> str | None:
+    """Why ``fields`` is not a well-formed ``key_type`` public key, or None when it is."""
+    if not fields or fields[0] != key_type.encode():
+        return f"the key's body is not a {key_type} key; copy the whole line unchanged"
+    rest = fields[1:]
+    if key_type == "ssh-ed25519":
+        ok = len(rest) == 1 and len(rest[0]) == 32
+    elif key_type == "sk-ssh-ed25519@openssh.com":  # key, application (PROTOCOL.u2f)
+        ok = len(rest) == 2 and len(rest[0]) == 32 and len(rest[1]) > 0
+    elif key_type.startswith("ecdsa-sha2-"):  # curve name, uncompressed point (RFC 5656)
+        curve = key_type.removeprefix("ecdsa-sha2-")
+        ok = (
+            len(rest) == 2
+            and rest[0] == curve.encode()
+            and len(rest[1]) == _EC_POINT_BYTES[curve]
+            and rest[1][0] == 4
+        )
+    else:  # ssh-rsa: e, n as mpints (RFC 4253)
+        if len(rest) != 2:
+            return "the key's body is malformed; copy the whole line unchanged"
+        bits = int.from_bytes(rest[1], "big").bit_length()
+        if bits < _MIN_RSA_BITS:
+            return f"that RSA key has {bits} bits; use at least {_MIN_RSA_BITS}, or better ed25519"
+        ok = int.from_bytes(rest[0], "big") > 1
+    return None if ok else "the key's body is malformed; copy the whole line unchanged"
+
+
+def _public_key(text: str, args: Sequence[_Token]) -> str:
+    if not args:
+        raise _key_error("missing key")
+    if len(text[args[0].start : args[-1].end].splitlines()) > 1:
+        raise _key_error("the key must be on one line")
+    key_type = args[0].text
+    if key_type not in SSH_KEY_TYPES:
+        raise _key_error(
+            "that is not an OpenSSH public key of type ssh-ed25519,"
+            " ecdsa-sha2-nistp256/384/521, ssh-rsa or sk-ssh-ed25519@openssh.com"
+        )
+    if len(args) < 2:
+        raise _key_error(f"the key has no body after {key_type}")
+    body = args[1].text
+    try:
+        if not body.isascii():
+            raise ValueError("non-ASCII")
+        fields = _ssh_fields(base64.b64decode(body, validate=True))
+    except (binascii.Error, ValueError) as e:
+        raise _key_error("the key's body is not valid base64 SSH key data") from e
+    problem = _key_body_problem(key_type, fields)
+    if problem is not None:
+        raise _key_error(problem)
+    # The comment is free text; Slack may have turned "me@host.com" into a mailto link.
+    comment = normalize_reason(text[args[2].start : args[-1].end]) if len(args) > 2 else ""
+    return f"{key_type} {body} {comment}" if comment else f"{key_type} {body}"
+
+
+_HANDLERS: Final[Mapping[str, _Handler]] = MappingProxyType(
+    {
+        "request": _request,
+        "list": _no_arguments("list", ListGrants()),
+        "pending": _no_arguments("pending", PendingApprovals()),
+        "revoke": _revoke,
+        "extend": _extend,
+        "resources": _no_arguments("resources", ListResources()),
+        "help": _help,
+        "ssh-key": _ssh_key,
+    }
+)
+
+_PRIVATE_KEY_MESSAGE: Final = (
+    "that looks like a PRIVATE key, so nothing was done and none of it is repeated here."
+    " Never paste a private key; treat this one as exposed and make a new pair"
+    " (ssh-keygen -t ed25519). Usage: " + SUBCOMMAND_USAGE["ssh-key add"]
+)
+
+
+def parse_command(text: str) -> Command:
+    """Parse the text after ``/access`` into a :data:`Command`.
+
+    Raises :class:`~bot.errors.UsageError` (and nothing else) for any input that is not a
+    valid command; the module docstring lists what the message promises.
+    """
+    # Before anything that might quote the input: a private key must never be echoed.
+    if _PRIVATE_KEY_RE.search(text):
+        raise UsageError(_PRIVATE_KEY_MESSAGE)
+    if len(text) > MAX_COMMAND_CHARS:
+        raise UsageError(
+            f"that command is {len(text)} characters; the limit is {MAX_COMMAND_CHARS}"
+        )
+    bad = _FORBIDDEN_RE.search(text)
+    if bad is not None:
+        char = bad.group()
+        what = "an unpaired surrogate" if "\ud800" <= char <= "\udfff" else "a control character"
+        raise UsageError(
+            f"the command contains {what} (U+{ord(char):04X}) at position {bad.start() + 1};"
+            " remove it and try again"
+        )
+    tokens = _tokenize(text)
+    if not tokens:
+        return OpenForm()
+    word = tokens[0].text
+    # ASCII first: "ssh-\u212aey".lower() == "ssh-key" (Kelvin sign).
+    subcommand = word.lower() if word.isascii() else word
+    handler = _HANDLERS.get(subcommand)
+    if handler is None:
+        raise _unknown_subcommand(word)
+    return handler(text, tokens[1:])
+
+
+def _unknown_subcommand(word: str) -> UsageError:
+    key = word.lower()[:ECHO_CHARS]
+    close = difflib.get_close_matches(key, _SUBCOMMANDS_ALL, n=1, cutoff=0.6)
+    if close:
+        return UsageError(
+            f'unknown subcommand "{_show(word)}"; did you mean "{close[0]}"?'
+            f" Usage: {SUBCOMMAND_USAGE[close[0]]}"
+        )
+    return UsageError(
+        f'unknown subcommand "{_show(word)}"; use one of {", ".join(_SUBCOMMANDS_ALL)}'
+        " (/access help explains them)"
+    )

@@ -1,0 +1,453 @@
+"""The shapes of policies.yaml: pydantic models and the value types they are built from.
+
+Every model forbids unknown keys and validates strictly (``"true"`` is not a bool, ``5`` is
+not a string). Values are normalised on the way in: durations become int seconds, dates
+become :class:`datetime.date`, and regular expressions are checked to compile (and kept as
+their source text). Error messages are written for the person editing the file; the loader
+prefixes them with ``file:line key.path``.
+
+Behaviour (inheritance, membership, decisions) lives in :mod:`bot.domain.policy`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date, time
+from typing import Annotated, Any, Final, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from bot.domain.duration import parse_duration
+from bot.envrefs import REFERENCE_RE as ENV_REF_RE
+from bot.errors import UsageError
+
+#: A key path into the policy document, e.g. ("resources", "orders-db", "roles", "write").
+Loc = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One problem found by a check, located by key path (the loader adds file and line)."""
+
+    loc: Loc
+    message: str
+    severity: Literal["error", "warning"] = "error"
+
+
+def _invalid(message: str) -> PydanticCustomError:
+    # The message goes in as context, not as the template, so braces in user text are safe.
+    return PydanticCustomError("policy", "{message}", {"message": message})
+
+
+def _shown(value: object) -> str:
+    text = str(value)
+    return f'"{text}"' if len(text) <= 40 else f'"{text[:37]}..."'
+
+
+# --- value types ---------------------------------------------------------------------------
+
+
+def _to_seconds(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise _invalid(f"{_shown(value)} is not a duration")
+    if isinstance(value, int):
+        # A bare number is ambiguous (seconds? minutes?), so the unit is required.
+        raise _invalid(f"{value} is not a duration; write it with a unit, e.g. 15m, 2h, 1d")
+    try:
+        return parse_duration(value)
+    except UsageError as e:
+        # parse_duration's message is `"10x" is not a duration; use ...`: keep the first clause.
+        raise _invalid(str(e).split(";")[0]) from e
+
+
+#: A duration written like ``90s``, ``15m``, ``1h30m`` or ``1d``, held as int seconds.
+Duration = Annotated[int, BeforeValidator(_to_seconds)]
+
+
+def _matching(regex: str, what: str) -> Callable[[object], str]:
+    """A before-validator accepting strings that fully match ``regex``; ``what`` names them."""
+    compiled = re.compile(regex)
+
+    def check(value: object) -> str:
+        if not isinstance(value, str) or compiled.fullmatch(value) is None:
+            raise _invalid(f"{_shown(value)} is not {what}")
+        return value
+
+    return check
+
+
+UserId = Annotated[str, BeforeValidator(_matching(r"[UW][A-Z0-9]{2,}", "a Slack user id (U...)"))]
+UsergroupId = Annotated[
+    str, BeforeValidator(_matching(r"S[A-Z0-9]{2,}", "a Slack user-group id (S...)"))
+]
+MemberId = Annotated[
+    str,
+    BeforeValidator(
+        _matching(r"[UWS][A-Z0-9]{2,}", "a Slack user id (U...) or user-group id (S...)")
+    ),
+]
+ChannelId = Annotated[
+    str,
+    BeforeValidator(
+        _matching(r"[CG][A-Z0-9]{2,}", "a Slack channel id (C...); use the id, not the #name")
+    ),
+]
+#: Names of groups, roles and on-call schedules.
+Name = Annotated[
+    str,
+    BeforeValidator(
+        _matching(
+            r"[a-z][a-z0-9_-]*", "a valid name (lowercase letters, digits, - and _, letter first)"
+        )
+    ),
+]
+ResourceName = Annotated[
+    str,
+    BeforeValidator(
+        _matching(
+            r"[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*",
+            "a valid resource name (lowercase words joined by - or _, e.g. orders-db)",
+        )
+    ),
+]
+ProviderType = Annotated[
+    str, BeforeValidator(_matching(r"[a-z][a-z0-9_]*", "a provider type (e.g. postgres)"))
+]
+EnvRef = Annotated[
+    str,
+    BeforeValidator(
+        _matching(
+            r"\$\{[A-Za-z_][A-Za-z0-9_]*\}",
+            "an ${ENV_VAR} reference; secrets are never written literally",
+        )
+    ),
+]
+BaseUrl = Annotated[str, BeforeValidator(_matching(r"https?://\S+", "an http(s) URL"))]
+
+
+def _not_duration(value: str) -> str:
+    # `/access request orders-db 30m` must never be ambiguous between a role and a duration.
+    try:
+        parse_duration(value)
+    except UsageError:
+        return value
+    raise _invalid(f'"{value}" reads as a duration and cannot be a role name')
+
+
+RoleName = Annotated[Name, AfterValidator(_not_duration)]
+
+
+def _check_regex(value: object) -> str:
+    if not isinstance(value, str):
+        raise _invalid(f"{_shown(value)} is not a regular expression (quote it)")
+    try:
+        re.compile(value)
+    except re.error as e:
+        raise _invalid(f"{_shown(value)} is not a valid regular expression: {e}") from e
+    return value
+
+
+#: A regular expression, kept as its source text (``re`` caches the compiled form).
+Regex = Annotated[str, BeforeValidator(_check_regex)]
+
+
+def _to_time(value: object) -> time:
+    # YAML 1.1 reads an unquoted 9:30 as the base-60 integer 570; accept that reading too.
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 24 * 60:
+        return time(value // 60, value % 60)
+    if isinstance(value, str) and (m := re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", value)):
+        return time(int(m[1]), int(m[2]))
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        value = f"{value // 60}:{value % 60:02d}"  # show it as written, not as YAML read it
+    raise _invalid(f'{_shown(value)} is not a time of day like "09:00" (24h, UTC)')
+
+
+ClockTime = Annotated[time, BeforeValidator(_to_time)]
+#: Dates come from YAML as date objects; a quoted "2026-06-30" is accepted too.
+Day = Annotated[date, Field(strict=False)]
+
+
+# --- models --------------------------------------------------------------------------------
+
+
+class Strict(BaseModel):
+    """Base of every policy model: unknown keys are errors, values are not coerced."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Member(Strict):
+    """A group member: a user (U...) or a Slack user group (S...), optionally until a date.
+
+    ``expires`` is the last day (UTC) on which the member counts.
+    """
+
+    id: MemberId
+    expires: Day | None = None
+
+    def active(self, today: date) -> bool:
+        return self.expires is None or today <= self.expires
+
+
+def _member_from_str(value: object) -> object:
+    return {"id": value} if isinstance(value, str) else value
+
+
+class Group(Strict):
+    """A named set of users and user groups, referenced from requesters and approvers."""
+
+    description: str = ""
+    members: list[Annotated[Member, BeforeValidator(_member_from_str)]]
+
+
+class Requesters(Strict):
+    """Who may request: listed principals, or ``everyone: true``."""
+
+    users: list[UserId] = []
+    groups: list[Name] = []
+    usergroups: list[UsergroupId] = []
+    everyone: bool = False
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Requesters:
+        if not (self.everyone or self.users or self.groups or self.usergroups):
+            raise _invalid("lists nobody; give users, groups, usergroups or everyone: true")
+        return self
+
+
+class Approvers(Strict):
+    """Who may approve (users, groups, usergroups) and where requests are posted (channel).
+
+    The channel is only a delivery target: being in it gives no authority to approve.
+    """
+
+    users: list[UserId] = []
+    groups: list[Name] = []
+    usergroups: list[UsergroupId] = []
+    channel: ChannelId | None = None
+
+    @property
+    def has_principals(self) -> bool:
+        return bool(self.users or self.groups or self.usergroups)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Approvers:
+        if not (self.has_principals or self.channel):
+            raise _invalid("lists nobody; give users, groups or usergroups")
+        return self
+
+
+class AutoApproveRule(Strict):
+    """Approve without a person when every given condition holds and the duration fits.
+
+    ``incident: false`` (the default) means "no incident condition", not "outside one".
+    """
+
+    on_call: Name | None = None
+    incident: bool = False
+    max_duration: Duration
+    per_user_per_day: Annotated[int, Field(ge=1)] | None = None
+
+
+class EscalationTier(Strict):
+    """After ``after`` without a decision, also ask ``approvers`` and/or the on-call person."""
+
+    after: Duration
+    approvers: Approvers | None = None
+    oncall: Name | None = None
+
+    @model_validator(mode="after")
+    def _asks_someone(self) -> EscalationTier:
+        if self.approvers is None and self.oncall is None:
+            raise _invalid("an escalation tier needs approvers, oncall or both")
+        return self
+
+
+class Limits(Strict):
+    """The inheritable keys: in ``defaults``, on a resource and on a role.
+
+    A key absent here is inherited from the level above; one present (even ``[]``, or
+    ``null`` for require_ticket) overrides it. Lists and principal blocks replace the
+    inherited value whole; they are not merged.
+    """
+
+    requesters: Requesters | None = None
+    approvers: Approvers | None = None
+    approvals_required: Annotated[int, Field(ge=1)] | None = None
+    allow_self_approval: bool | None = None
+    max_duration: Duration | None = None
+    default_duration: Duration | None = None
+    require_reason: bool | None = None
+    require_ticket: Regex | None = None
+    request_timeout: Duration | None = None
+    auto_approve: list[AutoApproveRule] | None = None
+    escalation: list[EscalationTier] | None = None
+
+    @field_validator(
+        "requesters",
+        "approvers",
+        "approvals_required",
+        "allow_self_approval",
+        "max_duration",
+        "default_duration",
+        "require_reason",
+        "request_timeout",
+        "auto_approve",
+        "escalation",
+        mode="before",
+    )
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        # Only require_ticket has a meaning for null ("no ticket needed"); elsewhere an empty
+        # value is almost always a half-finished edit.
+        if value is None:
+            raise _invalid("has no value; give one or remove the key to inherit")
+        return value
+
+
+class ProviderSpec(Strict):
+    """``type`` picks the provider; every other key is a provider-specific setting."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: ProviderType
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class RoleSpec(Limits):
+    description: str = ""
+    #: Role-level provider settings, merged over the resource's (e.g. grant_roles).
+    provider: dict[str, Any] = {}
+
+
+class ResourceSpec(Limits):
+    description: str = ""
+    provider: ProviderSpec
+    default_role: Name | None = None
+    roles: dict[RoleName, RoleSpec]
+
+
+class StaticSchedule(Strict):
+    """A rotation through ``members``: each shift is ``length`` long, starting at ``start``
+    (a date) at ``handoff`` (UTC), the first shift going to the first member."""
+
+    type: Literal["static"]
+    members: Annotated[list[UserId], Field(min_length=1)]
+    handoff: ClockTime = time(9, 0)
+    length: Duration = 7 * 86_400
+    start: Day
+
+
+class PagerDutySchedule(Strict):
+    type: Literal["pagerduty"]
+    schedule_id: str | None = None
+    escalation_policy_id: str | None = None
+    token: EnvRef
+    base_url: BaseUrl | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> PagerDutySchedule:
+        if (self.schedule_id is None) == (self.escalation_policy_id is None):
+            raise _invalid("give exactly one of schedule_id or escalation_policy_id")
+        return self
+
+
+class OpsgenieSchedule(Strict):
+    type: Literal["opsgenie"]
+    schedule: str
+    api_key: EnvRef
+    base_url: BaseUrl | None = None
+
+
+OnCallSource = Annotated[
+    StaticSchedule | PagerDutySchedule | OpsgenieSchedule, Field(discriminator="type")
+]
+
+
+# --- secrets in provider settings ----------------------------------------------------------
+
+_SECRET_WORDS: Final = frozenset(
+    {"password", "passwd", "passphrase", "secret", "token", "key", "apikey", "credential"}
+)
+_URL_WORDS: Final = frozenset({"dsn", "url", "uri"})
+# A key ending in one of these names or locates a secret (ca_key_file, key_id) rather than
+# holding one, so it may be written literally.
+_REFERENCE_SUFFIXES: Final = frozenset({"file", "path", "id", "name"})
+# scheme://user:password@host -- the password is the part between ':' and '@'.
+_URL_PASSWORD_RE: Final = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/@:]*:([^/@]*)@")
+
+
+def _is_env_ref(value: object) -> bool:
+    return isinstance(value, str) and ENV_REF_RE.fullmatch(value) is not None
+
+
+def _secret_problem(key: str, value: object) -> str | None:
+    words = re.split(r"[_.-]", key.lower())
+    if words[-1] in _REFERENCE_SUFFIXES:
+        return None
+    if _SECRET_WORDS.intersection(words):
+        if _is_env_ref(value):
+            return None
+        return f'"{key}" looks secret; write it as an ${{ENV_VAR}} reference, not a literal'
+    if _URL_WORDS.intersection(words) and isinstance(value, str):
+        m = _URL_PASSWORD_RE.match(value)
+        if m and m[1] and not _is_env_ref(m[1]):
+            return (
+                f'"{key}" has a password in it; write the password (or the whole value) '
+                "as an ${ENV_VAR} reference"
+            )
+    return None
+
+
+def _walk_settings(settings: object, loc: Loc) -> list[Finding]:
+    found: list[Finding] = []
+    if isinstance(settings, Mapping):
+        for key, value in settings.items():
+            if isinstance(value, Mapping | list):
+                found += _walk_settings(value, (*loc, str(key)))
+            elif (problem := _secret_problem(str(key), value)) is not None:
+                found.append(Finding((*loc, str(key)), problem))
+    elif isinstance(settings, list):
+        for i, item in enumerate(settings):
+            found += _walk_settings(item, (*loc, i))
+    return found
+
+
+def literal_secret_findings(data: object) -> list[Finding]:
+    """Provider settings holding a literal secret, found in the raw (unvalidated) document.
+
+    A setting is secret when a word of its key (split on ``_ - .``) is password, passwd,
+    passphrase, secret, token, key, apikey or credential, unless the key ends in _file,
+    _path, _id or _name; it must then be exactly ``${ENV_VAR}``. A dsn/url/uri setting with
+    ``scheme://user:password@`` in it must have the password (or the whole value) as a
+    reference. This runs on raw data so that it reports alongside schema errors.
+    """
+    found: list[Finding] = []
+    resources = data.get("resources") if isinstance(data, Mapping) else None
+    if not isinstance(resources, Mapping):
+        return found
+    for rname, resource in resources.items():
+        if not isinstance(resource, Mapping):
+            continue
+        found += _walk_settings(resource.get("provider"), ("resources", str(rname), "provider"))
+        roles = resource.get("roles")
+        if isinstance(roles, Mapping):
+            for role_name, role in roles.items():
+                if isinstance(role, Mapping):
+                    loc: Loc = ("resources", str(rname), "roles", str(role_name), "provider")
+                    found += _walk_settings(role.get("provider"), loc)
+    return found
