@@ -1,0 +1,128 @@
+"""The policy a running bot uses, and its safe reload.
+
+Policy changes only through the file. A reload (SIGHUP, or the file changing on disk) takes
+effect only when the new file passes the full check; the version change is audited. A bad
+file is logged with its errors and the old policy stays in force.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Callable
+from pathlib import Path
+from typing import Final
+
+from bot.domain.policy import LoadedPolicy
+from bot.errors import PolicyError
+from bot.policy_loader import load_policy
+from bot.store.audit import AuditLog
+
+log = logging.getLogger(__name__)
+
+POLICY_RELOADED: Final = "POLICY_RELOADED"
+POLICY_REJECTED: Final = "POLICY_REJECTED"
+FILE_POLL_INTERVAL_S: Final = 2.0
+
+ClockFn = Callable[[], float]
+
+
+class PolicyHolder:
+    """Holds the current :class:`LoadedPolicy`; ``current`` is always a validated policy."""
+
+    def __init__(self, loaded: LoadedPolicy, *, path: str | os.PathLike[str]) -> None:
+        self.current = loaded
+        self.path = Path(path)
+        self._stamp = self._file_stamp()
+        self._watch: asyncio.Task[None] | None = None
+        self._pending: set[asyncio.Task[bool]] = set()
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> PolicyHolder:
+        """Load and check ``path``; raises PolicyError (every issue) when it is invalid."""
+        return cls(load_policy(path), path=path)
+
+    @property
+    def version(self) -> str:
+        return self.current.version
+
+    def _file_stamp(self) -> tuple[int, int] | None:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size)
+
+    async def reload(self, *, audit: AuditLog | None, now: float, actor: str = "grantbot") -> bool:
+        """Try the file again. True when a new version took effect.
+
+        An unchanged version does nothing. An invalid file keeps the old policy, logs every
+        issue, and audits the rejection (without the file's contents).
+        """
+        self._stamp = self._file_stamp()
+        try:
+            fresh = await asyncio.to_thread(load_policy, self.path)
+        except PolicyError as e:
+            log.error(
+                "policy reload rejected; keeping version %s: %s",
+                self.current.version[:12],
+                "; ".join(str(i) for i in e.issues),
+            )
+            if audit is not None:
+                await audit.append(
+                    POLICY_REJECTED,
+                    actor=actor,
+                    at=now,
+                    policy_version=self.current.version,
+                    details={"errors": [str(i) for i in e.issues][:20], "path": str(self.path)},
+                )
+            return False
+        if fresh.version == self.current.version:
+            return False
+        previous = self.current
+        self.current = fresh
+        log.info("policy reloaded: %s -> %s", previous.version[:12], fresh.version[:12])
+        if audit is not None:
+            await audit.append(
+                POLICY_RELOADED,
+                actor=actor,
+                at=now,
+                policy_version=fresh.version,
+                details={"from": previous.version, "path": str(self.path)},
+            )
+        return True
+
+    def changed_on_disk(self) -> bool:
+        return self._file_stamp() != self._stamp
+
+    def install_reload_triggers(self, *, audit: AuditLog, clock: ClockFn) -> None:
+        """Reload on SIGHUP and when the file changes (polled; works on ConfigMap mounts)."""
+        loop = asyncio.get_running_loop()
+
+        def on_hup() -> None:
+            task = loop.create_task(self.reload(audit=audit, now=clock(), actor="SIGHUP"))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGHUP, on_hup)
+
+        async def watch() -> None:
+            while True:
+                await asyncio.sleep(FILE_POLL_INTERVAL_S)
+                if self.changed_on_disk():
+                    try:
+                        await self.reload(audit=audit, now=clock(), actor="file-change")
+                    except Exception:  # a failed reload must not stop the watcher
+                        log.exception("policy reload failed")
+
+        self._watch = loop.create_task(watch(), name="policy-watch")
+
+    async def aclose(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
