@@ -1,0 +1,1 @@
+"""Redis: grant state with atomic transitions, indexes, and the hash-chained audit stream."""

@@ -1,0 +1,108 @@
+"""Every Redis key grantbot uses, named once.
+
+All keys share one hash tag (``{prefix}``), so every key lives in one Redis Cluster slot and a
+script may touch any of them: a transition writes a grant, its indexes and the audit stream in
+one atomic step. The cost is that grantbot's data sits on one shard, which at its size is fine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.domain.model import Status
+
+DEFAULT_PREFIX = "grantbot"
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Key names under one configurable prefix (GRANTBOT_REDIS_PREFIX)."""
+
+    prefix: str = DEFAULT_PREFIX
+
+    @property
+    def _p(self) -> str:
+        return "{" + self.prefix + "}"
+
+    def grant(self, grant_id: str) -> str:
+        """Hash: v (version), s (status), d (Grant JSON)."""
+        return f"{self._p}:grant:{grant_id}"
+
+    @property
+    def audit(self) -> str:
+        """Stream: the append-only, hash-chained audit log."""
+        return f"{self._p}:audit"
+
+    @property
+    def audit_head(self) -> str:
+        """String "seq hash" of the newest audit entry (detects a deleted tail)."""
+        return f"{self._p}:audit:head"
+
+    @property
+    def all_grants(self) -> str:
+        """Sorted set: every grant id, scored by created_at."""
+        return f"{self._p}:grants"
+
+    def by_status(self, status: Status) -> str:
+        """Set: ids in one status."""
+        return f"{self._p}:status:{status.value}"
+
+    def user_open(self, user: str) -> str:
+        """Set: a user's non-terminal request/grant ids."""
+        return f"{self._p}:user:{user}:open"
+
+    def user_all(self, user: str) -> str:
+        """Sorted set: all of a user's ids, scored by created_at."""
+        return f"{self._p}:user:{user}:all"
+
+    @property
+    def expiries(self) -> str:
+        """Sorted set: ids of live grants (ACTIVE, REVOKE_FAILED) scored by expires_at."""
+        return f"{self._p}:expiries"
+
+    @property
+    def pending_deadlines(self) -> str:
+        """Sorted set: PENDING ids scored by request_expires_at."""
+        return f"{self._p}:pending"
+
+    def ssh_key(self, user: str) -> str:
+        """String: a user's registered SSH public key (public, not a secret)."""
+        return f"{self._p}:sshkey:{user}"
+
+    def once(self, token: str) -> str:
+        """String with TTL: a delivery already processed (Slack retries, duplicate jobs)."""
+        return f"{self._p}:once:{token}"
+
+    def slack_messages(self, grant_id: str) -> str:
+        """Hash with TTL: every Slack message about a grant, ``"<channel> <ts>"`` -> kind
+        (``approver`` copy or the requester's ``credential`` DM), so each can be updated."""
+        return f"{self._p}:slackmsg:{grant_id}"
+
+    @property
+    def scheduler_lease(self) -> str:
+        """String with TTL: which replica runs the scheduler now."""
+        return f"{self._p}:scheduler:lease"
+
+    @property
+    def revocation_jobs(self) -> str:
+        """Hash: revocation job id (= grant id) -> JSON job state (the APScheduler jobstore)."""
+        return f"{self._p}:jobs:state"
+
+    @property
+    def revocation_run_times(self) -> str:
+        """Sorted set: revocation job id (= grant id) -> next run time (epoch seconds).
+
+        Its members are grant ids, like :attr:`expiries`, so ``ZDIFF`` of the two finds live
+        grants without a job (and jobs without a live grant) in one command.
+        """
+        return f"{self._p}:jobs:runs"
+
+    @property
+    def revoke_retries(self) -> str:
+        """Hash: grant id -> JSON state of a failing revocation (first failure time, the
+        event that is to end the grant, who asked and why). Deleted when the grant ends."""
+        return f"{self._p}:revoke:retries"
+
+    def counter(self, name: str) -> str:
+        """String: a counter (e.g. auto-approvals per user per day)."""
+        return f"{self._p}:count:{name}"
