@@ -1,0 +1,177 @@
+"""The provider contract: turn an approved grant into a real credential and take it away.
+
+A provider is built once per resource from that resource's settings (see
+:mod:`bot.providers.registry`) and is then asked, per grant, to ``issue``, ``revoke`` and
+``check`` access. Every name a provider creates at its target is derived from the grant id
+(:mod:`bot.providers.naming`), so revoking or checking needs nothing but the grant id and the
+resource's settings: no secret is stored anywhere to take access away again.
+
+Contracts every provider keeps:
+
+- ``issue`` is idempotent per grant: issuing twice gives one login (a re-issue may reset the
+  password and returns the new credential). Where the target has its own expiry (VALID UNTIL,
+  certificate validity) it is set to ``ctx.expires_at``, so access ends even if the bot is dead.
+- ``revoke`` is idempotent: what is already gone is success. It ends open sessions where the
+  target has a way to.
+- Each grant gets its own login or certificate, so overlapping grants of one user never cut
+  each other short.
+- Secrets exist only inside the returned :class:`Credential`; they are never logged.
+- Errors are :class:`~bot.errors.ProviderError`; "target unreachable, retry later" is
+  :class:`~bot.errors.TargetUnavailable`. Library errors are translated at the call site.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict
+
+from bot.errors import ProviderError
+
+if TYPE_CHECKING:
+    from bot.domain.model import Grant
+
+#: Shown instead of a secret value wherever a credential is rendered for logs or debugging.
+REDACTED = "***"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class GrantContext:
+    """Everything a provider needs about one grant; built by the service from a Grant + policy.
+
+    ``role_settings`` are the role-level provider settings from policies.yaml (``${VAR}``
+    references already resolved); ``expires_at`` is epoch seconds UTC. ``ssh_public_key`` is
+    only used by the ssh_cert provider.
+    """
+
+    grant_id: str
+    user: str
+    resource: str
+    role: str
+    role_settings: Mapping[str, Any] = field(default_factory=dict)
+    expires_at: float
+    ssh_public_key: str | None = None
+
+    @classmethod
+    def from_grant(
+        cls,
+        grant: Grant,
+        *,
+        role_settings: Mapping[str, Any],
+        ssh_public_key: str | None = None,
+    ) -> GrantContext:
+        """The context of an approved grant. Raises ProviderError if it has no expiry yet."""
+        if grant.expires_at is None:
+            raise ProviderError(f"grant {grant.id} has no expiry; it must be approved first")
+        return cls(
+            grant_id=grant.id,
+            user=grant.requester,
+            resource=grant.resource,
+            role=grant.role,
+            role_settings=role_settings,
+            expires_at=grant.expires_at,
+            ssh_public_key=ssh_public_key,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialField:
+    """One labelled value of a credential (host, port, user, password, certificate...)."""
+
+    label: str
+    value: str = field(repr=False)
+    secret: bool = False
+
+    def __repr__(self) -> str:
+        shown = REDACTED if self.secret else repr(self.value)
+        return f"CredentialField(label={self.label!r}, value={shown}, secret={self.secret})"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Credential:
+    """What the requester receives by DM. Secret field values never appear in repr/str.
+
+    ``ref`` is a non-secret handle stored on the grant (login name, certificate serial).
+    Render the fields for the DM by iterating ``fields``; use :meth:`secret_values` to scrub
+    text that must not carry a secret (logs, channel messages, error reports).
+    """
+
+    ref: str
+    expires_at: float
+    fields: tuple[CredentialField, ...] = ()
+
+    def secret_values(self) -> list[str]:
+        """Every secret value in this credential, for scrubbing and for tests."""
+        return [f.value for f in self.fields if f.secret]
+
+    def get(self, label: str) -> str | None:
+        """The value of the field labelled ``label``, or None."""
+        for f in self.fields:
+            if f.label == label:
+                return f.value
+        return None
+
+    def __repr__(self) -> str:
+        inner = ", ".join(repr(f) for f in self.fields)
+        return f"Credential(ref={self.ref!r}, expires_at={self.expires_at}, fields=({inner}))"
+
+    __str__ = __repr__
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """One credential target (a database, a Redis, an SSH CA, a webhook...)."""
+
+    type: ClassVar[str]
+
+    async def issue(self, ctx: GrantContext, *, now: float) -> Credential:
+        """Create (or re-create) the grant's access; its own expiry is ``ctx.expires_at``."""
+        ...
+
+    async def revoke(self, ctx: GrantContext) -> None:
+        """Take the grant's access away and end its sessions; already gone is success."""
+        ...
+
+    async def check(self, ctx: GrantContext) -> bool:
+        """True while the grant's access is still usable at the target."""
+        ...
+
+    async def live_grant_ids(self) -> set[str]:
+        """Grant ids for which revoke would still have something to take away.
+
+        The reconciler compares this with the store to find orphans. Targets that cannot be
+        enumerated (a webhook) return what this process knows, possibly nothing.
+        """
+        ...
+
+    async def health(self) -> None:
+        """Return if the target answers; raise TargetUnavailable if it does not."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections and sessions held by this provider."""
+        ...
+
+
+class ProviderSettings(BaseModel):
+    """Base of every provider's resource-level and role-level settings models."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def scrub(text: str, secrets: list[str]) -> str:
+    """``text`` with every secret value replaced by :data:`REDACTED` (for error messages)."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+def ensure_not_expired(ctx: GrantContext, *, now: float) -> None:
+    """Refuse to issue access whose expiry has already passed (it would be born dead)."""
+    if ctx.expires_at <= now:
+        raise ProviderError(f"grant {ctx.grant_id} has already expired; nothing was issued")

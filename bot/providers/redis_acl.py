@@ -1,0 +1,262 @@
+"""Redis ACL: one ACL user ``gb_<grant>`` per grant, with the policy's command and key rules.
+
+Issue runs ``ACL SETUSER gb_... reset on >password <keys> <channels> <commands>`` (one atomic
+command; ``reset`` first, so a re-issue replaces the password and rules instead of adding to
+them). Revoke switches the user off, kills its connections (``CLIENT KILL USER``) and deletes
+it (``ACL DELUSER``).
+
+No target-side expiry: Redis ACL users have no expiry time. **The bot's revocation is what
+ends this access**. ACL users live in the server's memory: unless an operator runs ACL SAVE
+(with an aclfile), a Redis restart removes them, which fails closed.
+
+The admin in ``url`` needs the ``ACL`` and ``CLIENT`` commands (e.g. ``+@admin``).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Final, Literal
+from urllib.parse import quote, urlsplit
+
+import redis.asyncio as aioredis
+from pydantic import Field, SecretStr, field_validator
+from redis import exceptions as redis_errors
+
+from bot.envrefs import has_reference
+from bot.errors import ProviderError, TargetUnavailable
+from bot.providers.base import (
+    Credential,
+    CredentialField,
+    GrantContext,
+    ProviderSettings,
+    ensure_not_expired,
+)
+from bot.providers.naming import grant_id_from_login, login_name
+from bot.providers.passwords import new_password
+from bot.providers.validation import parse_role_settings
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT: Final = 6379
+_URL_SCHEMES: Final = frozenset({"redis", "rediss"})
+# Printable ASCII without spaces: one ACL rule is one argument.
+_PATTERN: Final = r"[!-~]+"
+_COMMAND_RULE_RE: Final = re.compile(r"^[+-](@[a-z_]+|[a-z][a-z0-9_.-]*(\|[a-z0-9_.-]+)?)$")
+_KEY_RULE_RE: Final = re.compile(rf"^(%(R|W|RW))?~{_PATTERN}$")
+_CHANNEL_RULE_RE: Final = re.compile(rf"^&{_PATTERN}$")
+EXPIRY_NOTE: Final = (
+    "Redis ACL users have no expiry of their own: grantbot deletes this one at {at}"
+)
+
+
+class RedisACLSettings(ProviderSettings):
+    """Resource-level settings: the admin ``url`` and what the requester is told to use."""
+
+    type: Literal["redis_acl"] = "redis_acl"
+    #: Admin connection, ``redis://user:password@host:port/0`` (usually ``${VAR}``).
+    url: SecretStr
+    #: Shown to the requester; default: taken from ``url``.
+    host: str | None = None
+    port: int | None = Field(default=None, ge=1, le=65535)
+    timeout_s: float = Field(default=5.0, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _redis_url(cls, v: SecretStr) -> SecretStr:
+        raw = v.get_secret_value()
+        if not has_reference(raw) and urlsplit(raw).scheme not in _URL_SCHEMES:
+            raise ValueError("must be a redis:// or rediss:// URL")
+        return v
+
+
+def _rules(value: str | list[str]) -> list[str]:
+    """A space-separated string or a list of rules, as a flat list."""
+    items = value.split() if isinstance(value, str) else value
+    return [rule for item in items for rule in item.split()]
+
+
+def _validated(
+    value: str | list[str], pattern: re.Pattern[str], what: str, *, lower: bool = False
+) -> list[str]:
+    rules = _rules(value)
+    out: list[str] = []
+    for rule in rules:
+        rule = rule.lower() if lower else rule
+        if not pattern.match(rule):
+            raise ValueError(f"{rule!r} is not {what}")
+        out.append(rule)
+    return out
+
+
+class RedisACLRoleSettings(ProviderSettings):
+    """Role-level settings. Each may be a space-separated string or a list.
+
+    ``commands``: ``+@read``, ``-@dangerous``, ``+get``, ``+config|get``...;
+    ``keys``: ``~cache:*``, ``%R~logs:*`` (Redis 7 read/write selectors);
+    ``channels``: ``&events:*`` (pub/sub). Password, on/off and reset rules are refused:
+    only grantbot sets those.
+    """
+
+    commands: list[str] = Field(min_length=1)
+    keys: list[str] = Field(default_factory=list)
+    channels: list[str] = Field(default_factory=list)
+
+    @field_validator("commands", mode="before")
+    @classmethod
+    def _commands(cls, v: Any) -> Any:
+        if not isinstance(v, str | list):
+            return v
+        return _validated(
+            v, _COMMAND_RULE_RE, "a command rule (+@category, -command, +cmd|sub)", lower=True
+        )
+
+    @field_validator("keys", mode="before")
+    @classmethod
+    def _keys(cls, v: Any) -> Any:
+        if not isinstance(v, str | list):
+            return v
+        return _validated(v, _KEY_RULE_RE, "a key rule (~pattern, %R~pattern, %W~, %RW~)")
+
+    @field_validator("channels", mode="before")
+    @classmethod
+    def _channels(cls, v: Any) -> Any:
+        if not isinstance(v, str | list):
+            return v
+        return _validated(v, _CHANNEL_RULE_RE, "a channel rule (&pattern)")
+
+    def acl_rules(self) -> list[str]:
+        return [*self.keys, *self.channels, *self.commands]
+
+
+def _flags(getuser_reply: Any) -> list[str]:
+    """The ``flags`` of an ``ACL GETUSER`` reply (a flat key/value list in RESP2)."""
+    if isinstance(getuser_reply, dict):
+        return list(getuser_reply.get("flags", []))
+    items = list(getuser_reply)
+    pairs = dict(zip(items[::2], items[1::2], strict=True))
+    return list(pairs.get("flags", []))
+
+
+@asynccontextmanager
+async def _translated(action: str) -> AsyncIterator[None]:
+    """redis-py errors become TargetUnavailable (unreachable) or ProviderError (refused)."""
+    try:
+        yield
+    except ProviderError:
+        raise
+    except (redis_errors.AuthenticationError, redis_errors.AuthorizationError) as e:
+        raise ProviderError(f"redis_acl: {action} failed: admin login refused: {e}") from e
+    except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as e:
+        raise TargetUnavailable(f"redis_acl: {action} failed, server unreachable: {e}") from e
+    except redis_errors.RedisError as e:
+        raise ProviderError(f"redis_acl: {action} failed: {type(e).__name__}: {e}") from e
+
+
+class RedisACLProvider:
+    """One ACL user per grant; see the module docstring for the full contract."""
+
+    type: ClassVar[str] = "redis_acl"
+
+    def __init__(self, settings: RedisACLSettings) -> None:
+        self.settings = settings
+        parts = urlsplit(settings.url.get_secret_value())
+        self.scheme = parts.scheme or "redis"
+        self.host = settings.host or parts.hostname or "localhost"
+        self.port = settings.port or parts.port or DEFAULT_PORT
+        self._client: aioredis.Redis | None = None
+
+    @property
+    def client(self) -> aioredis.Redis:
+        """The admin client, created on first use (its pool reconnects after an outage)."""
+        if self._client is None:
+            self._client = aioredis.Redis.from_url(
+                self.settings.url.get_secret_value(),
+                decode_responses=True,
+                socket_timeout=self.settings.timeout_s,
+                socket_connect_timeout=self.settings.timeout_s,
+            )
+        return self._client
+
+    async def _cmd(self, *args: Any) -> Any:
+        # Raw commands: ACL replies are parsed here, the same on every redis-py version.
+        return await self.client.execute_command(*args)  # type: ignore[no-untyped-call]
+
+    async def issue(self, ctx: GrantContext, *, now: float) -> Credential:
+        ensure_not_expired(ctx, now=now)
+        name = login_name(ctx.grant_id)
+        rules = parse_role_settings(RedisACLRoleSettings, ctx).acl_rules()
+        password = new_password()
+        async with _translated("issue"):
+            existed = await self._cmd("ACL", "GETUSER", name) is not None
+            await self._cmd("ACL", "SETUSER", name, "reset", "on", f">{password}", *rules)
+        log.info(
+            "redis_acl: %s user %s for grant %s",
+            "re-issued" if existed else "issued",
+            name,
+            ctx.grant_id,
+        )
+        return self._credential(name, password, ctx.expires_at)
+
+    def _credential(self, name: str, password: str, expires_at: float) -> Credential:
+        url = f"{self.scheme}://{name}:{quote(password, safe='')}@{self.host}:{self.port}"
+        at = datetime.fromtimestamp(expires_at, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        return Credential(
+            ref=name,
+            expires_at=expires_at,
+            fields=(
+                CredentialField("host", self.host),
+                CredentialField("port", str(self.port)),
+                CredentialField("user", name),
+                CredentialField("password", password, secret=True),
+                CredentialField("url", url, secret=True),
+                CredentialField("note", EXPIRY_NOTE.format(at=at)),
+            ),
+        )
+
+    async def revoke(self, ctx: GrantContext) -> None:
+        name = login_name(ctx.grant_id)
+        async with _translated("revoke"):
+            if await self._cmd("ACL", "GETUSER", name) is None:
+                log.info("redis_acl: user %s already gone (grant %s)", name, ctx.grant_id)
+                return
+            # Off first: no new AUTH while its connections are being killed.
+            await self._cmd("ACL", "SETUSER", name, "off", "resetpass")
+            try:
+                killed = await self._cmd("CLIENT", "KILL", "USER", name)
+            except redis_errors.ResponseError as e:
+                if "no such user" not in str(e).lower():  # deleted meanwhile: nothing to kill
+                    raise
+                killed = 0
+            await self._cmd("ACL", "DELUSER", name)
+        log.info(
+            "redis_acl: revoked user %s for grant %s (%s connection(s) killed)",
+            name,
+            ctx.grant_id,
+            killed,
+        )
+
+    async def check(self, ctx: GrantContext) -> bool:
+        name = login_name(ctx.grant_id)
+        async with _translated("check"):
+            reply = await self._cmd("ACL", "GETUSER", name)
+        return reply is not None and "on" in _flags(reply)
+
+    async def live_grant_ids(self) -> set[str]:
+        """Grant ids of every grantbot ACL user that exists."""
+        async with _translated("list users"):
+            names = await self._cmd("ACL", "USERS")
+        ids = (grant_id_from_login(str(n)) for n in names)
+        return {i for i in ids if i is not None}
+
+    async def health(self) -> None:
+        async with _translated("health check"):
+            await self._cmd("PING")
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.aclose()
