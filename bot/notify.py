@@ -1,0 +1,69 @@
+"""What the service tells the outside world after a state change, as a Protocol.
+
+The Slack notifier implements it; the CLI and tests without Slack use :class:`NullNotifier`.
+A notifier must never raise into the service: a failed notification cannot undo a stored
+decision. The service calls it after the state change is committed and logs failures.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+from bot.domain.model import Grant
+
+if TYPE_CHECKING:
+    from bot.providers.base import Credential
+
+
+class Notifier(Protocol):
+    async def request_created(self, grant: Grant) -> None:
+        """A new PENDING request: ask its approvers."""
+
+    async def approval_recorded(self, grant: Grant) -> None:
+        """One of N approvals recorded; still PENDING (update "k of N")."""
+
+    async def decided(self, grant: Grant) -> None:
+        """APPROVED (or auto-approved) or DENIED: update approval messages, tell the requester."""
+
+    async def credential_issued(self, grant: Grant, credential: Credential) -> None:
+        """ACTIVE: deliver the credential to the requester by DM only."""
+
+    async def issue_failed(self, grant: Grant) -> None:
+        """FAILED: issuing the credential failed."""
+
+    async def ended(self, grant: Grant) -> None:
+        """EXPIRED, REVOKED, CANCELLED or TIMED_OUT."""
+
+    async def revoke_failed(self, grant: Grant) -> None:
+        """REVOKE_FAILED: revocation is being retried; approvers must hear of it."""
+
+    async def extended(self, grant: Grant) -> None:
+        """ACTIVE grant's expiry moved later."""
+
+
+class NullNotifier:
+    """Tells no one. For the CLI and for tests of the flow without Slack."""
+
+    async def request_created(self, grant: Grant) -> None:
+        return None
+
+    async def approval_recorded(self, grant: Grant) -> None:
+        return None
+
+    async def decided(self, grant: Grant) -> None:
+        return None
+
+    async def credential_issued(self, grant: Grant, credential: Credential) -> None:
+        return None
+
+    async def issue_failed(self, grant: Grant) -> None:
+        return None
+
+    async def ended(self, grant: Grant) -> None:
+        return None
+
+    async def revoke_failed(self, grant: Grant) -> None:
+        return None
+
+    async def extended(self, grant: Grant) -> None:
+        return None

@@ -1,0 +1,664 @@
+"""The one orchestrator: the only module that knows every part.
+
+Slack listeners and the CLI call it; it consults the policy (pure), changes state through the
+store (atomic, audited), asks providers for credentials, hands expiry to the scheduler and
+tells the notifier. Authority always comes from the policy and the store, never from what a
+caller claims: an approval is accepted only when the current policy makes the clicking user
+an approver of the request's resource and role.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any, Final, Protocol
+
+from bot.domain.ids import new_grant_id
+from bot.domain.model import LIVE, Actor, ActorKind, Event, Grant, Origin, Status
+from bot.domain.policy import RequestDecision, RoleRule, evaluate_request, match_auto_approve
+from bot.envrefs import resolve as resolve_env_refs
+from bot.errors import NotAuthorized, NotFound, PolicyDenied, ProviderError, TransitionError
+from bot.notify import Notifier, NullNotifier
+from bot.policy_holder import PolicyHolder
+from bot.providers.base import Credential, GrantContext, Provider
+from bot.providers.registry import build_provider
+from bot.store.grants import GrantStore
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+NO_USERGROUPS: Final[Mapping[str, frozenset[str]]] = {}
+
+
+class UsergroupDirectory(Protocol):
+    async def members(self, usergroup_ids: Iterable[str]) -> Mapping[str, frozenset[str]]:
+        """Members of each Slack user group asked for (absent = unknown = empty)."""
+        ...
+
+
+class OnCallLookup(Protocol):
+    async def schedules_for(self, user: str, *, now: float) -> frozenset[str]:
+        """Names of the policy's on-call schedules ``user`` is on call for now. Fails closed:
+        a source that is down contributes nothing."""
+        ...
+
+
+class Scheduler(Protocol):
+    async def schedule(self, grant_id: str, expires_at: float) -> None: ...
+    async def unschedule(self, grant_id: str) -> None: ...
+
+
+class Revoker(Protocol):
+    async def revoke(
+        self, grant_id: str, *, actor: Actor, reason: str | None, event: Event = Event.REVOKE
+    ) -> Grant: ...
+    async def force_close(self, grant_id: str, *, operator: str, reason: str | None) -> Grant: ...
+
+
+class NoUsergroups:
+    async def members(self, usergroup_ids: Iterable[str]) -> Mapping[str, frozenset[str]]:
+        return NO_USERGROUPS
+
+
+class NobodyOnCall:
+    async def schedules_for(self, user: str, *, now: float) -> frozenset[str]:
+        return frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class RequestResult:
+    grant: Grant
+    rule: RoleRule
+    credential: Credential | None = None  # set when auto-approved and issued
+
+
+def usergroups_of(rule: RoleRule) -> set[str]:
+    """Every Slack user-group id the rule's requesters, approvers and groups mention."""
+    ids: set[str] = set()
+    for block in (rule.requesters, rule.approvers, *(t.approvers for t in rule.escalation)):
+        if block is not None:
+            ids.update(block.usergroups)
+            for name in block.groups:
+                group = rule.groups.get(name)
+                if group is not None:
+                    ids.update(m.id for m in group.members if m.id.startswith("S"))
+    return ids
+
+
+def _today(now: float) -> date:
+    return datetime.fromtimestamp(now, tz=UTC).date()
+
+
+class GrantService:
+    """Request, decide, issue, revoke. Every public method is safe to call concurrently."""
+
+    def __init__(
+        self,
+        *,
+        store: GrantStore,
+        policy: PolicyHolder,
+        notifier: Notifier | None = None,
+        usergroups: UsergroupDirectory | None = None,
+        oncall: OnCallLookup | None = None,
+        scheduler: Scheduler | None = None,
+        revoker: Revoker | None = None,
+        clock: Clock = time.time,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.store = store
+        self.policy = policy
+        self.notifier: Notifier = notifier or NullNotifier()
+        self.usergroups: UsergroupDirectory = usergroups or NoUsergroups()
+        self.oncall: OnCallLookup = oncall or NobodyOnCall()
+        self.scheduler = scheduler
+        self.revoker = revoker
+        self.clock = clock
+        self._environ = environ if environ is not None else os.environ
+        self._providers: dict[tuple[str, str], Provider] = {}
+
+    # -- providers (also the scheduler's ProviderResolver) -------------------------------
+
+    def provider_for(self, resource: str) -> Provider:
+        """The provider of ``resource`` under the current policy (built once per version)."""
+        key = (self.policy.version, resource)
+        provider = self._providers.get(key)
+        if provider is None:
+            spec = self.policy.current.policy.resources.get(resource)
+            if spec is None:
+                raise ProviderError(f"resource {resource} is no longer in the policy")
+            settings = {"type": spec.provider.type, **spec.provider.settings}
+            provider = build_provider(settings, env=self._environ)
+            self._providers[key] = provider
+        return provider
+
+    def resolve(
+        self, grant: Grant, *, ssh_public_key: str | None = None
+    ) -> tuple[Provider, GrantContext]:
+        """Provider and context for ``grant`` (ProviderResolver for the revoker)."""
+        rule = self.policy.current.policy.rule(grant.resource, grant.role)
+        role_settings: Mapping[str, Any] = resolve_env_refs(
+            dict(rule.role_provider_settings), env=self._environ, key=f"roles.{grant.role}.provider"
+        )
+        ctx = GrantContext.from_grant(
+            grant, role_settings=role_settings, ssh_public_key=ssh_public_key
+        )
+        return self.provider_for(grant.resource), ctx
+
+    async def aclose(self) -> None:
+        for provider in self._providers.values():
+            try:
+                await provider.aclose()
+            except Exception:
+                log.exception("closing a provider failed")
+        self._providers.clear()
+
+    # -- asking --------------------------------------------------------------------------
+
+    async def _usergroups_for(self, rule: RoleRule) -> Mapping[str, frozenset[str]]:
+        ids = usergroups_of(rule)
+        return await self.usergroups.members(ids) if ids else NO_USERGROUPS
+
+    async def request_access(
+        self,
+        *,
+        user: str,
+        resource: str,
+        role: str | None,
+        duration_s: int | None,
+        reason: str,
+        tickets: Iterable[str] = (),
+        origin: Origin | None = None,
+    ) -> RequestResult:
+        """File a request. Raises PolicyDenied (naming the rule and what is allowed) and
+        changes nothing when the policy refuses it. Auto-approves when a rule matches."""
+        now = self.clock()
+        loaded = self.policy.current
+        tickets = list(tickets)
+        decision = await self.check_request(
+            user=user,
+            resource=resource,
+            role=role,
+            duration_s=duration_s,
+            reason=reason,
+            tickets=tickets,
+            now=now,
+        )
+        rule = decision.rule
+        grant = Grant(
+            id=new_grant_id(),
+            requester=user,
+            resource=rule.resource,
+            role=rule.role,
+            provider=rule.provider_type,
+            duration_s=decision.duration_s,
+            reason=reason,
+            tickets=tickets,
+            origin=origin or Origin(),
+            policy_version=loaded.version,
+            approvals_required=decision.approvals_required,
+            allow_self_approval=decision.allow_self_approval,
+            created_at=now,
+            updated_at=now,
+            request_expires_at=now + decision.request_timeout_s,
+        )
+        grant = await self.store.create(
+            grant, actor=Actor(kind=ActorKind.REQUESTER, id=user), policy_version=loaded.version
+        )
+        auto = await self._auto_approve_reason(grant, rule, now=now)
+        if auto is not None:
+            outcome = await self.store.transition(
+                grant.id,
+                Event.AUTO_APPROVE,
+                actor=Actor.system("auto-approve"),
+                now=now,
+                policy_version=loaded.version,
+                reason=auto,
+            )
+            await self._safe(self.notifier.decided(outcome.grant))
+            active, credential = await self.activate(outcome.grant)
+            return RequestResult(grant=active, rule=rule, credential=credential)
+        await self._safe(self.notifier.request_created(grant))
+        return RequestResult(grant=grant, rule=rule)
+
+    async def check_request(
+        self,
+        *,
+        user: str,
+        resource: str,
+        role: str | None,
+        duration_s: int | None,
+        reason: str,
+        tickets: Iterable[str] = (),
+        now: float | None = None,
+    ) -> RequestDecision:
+        """What the policy says to this request, changing nothing: the decision, or
+        PolicyDenied naming the rule and what is allowed (the request form checks with this
+        before it closes, so a refusal shows on the field)."""
+        at = self.clock() if now is None else now
+        loaded = self.policy.current
+        rule = loaded.policy.rule(resource, role)
+        members = await self._usergroups_for(rule)
+        return evaluate_request(
+            loaded,
+            user=user,
+            resource=resource,
+            role=rule.role,
+            duration_s=duration_s,
+            reason=reason,
+            tickets=list(tickets),
+            today=_today(at),
+            usergroups=members,
+        )
+
+    async def request_extension(
+        self,
+        grant_id: str,
+        *,
+        user: str,
+        duration_s: int,
+        reason: str,
+        tickets: Iterable[str] = (),
+        origin: Origin | None = None,
+    ) -> RequestResult:
+        """Ask for ``duration_s`` more on an ACTIVE grant of ``user``'s.
+
+        The extension is its own record (kind "extension", parent_id = the grant) judged by
+        the grant's rule as a new request of ``duration_s``: approvers decide it unless an
+        auto_approve rule matches. The grant itself runs on unchanged meanwhile; a pending
+        extension lapses at the latest when the grant expires. On approval the grant's
+        expires_at moves by ``duration_s`` (see :meth:`_apply_extension`).
+        """
+        parent = await self.store.get(grant_id)
+        if parent.kind != "access":
+            raise PolicyDenied(f"{grant_id} is an extension request; extend {parent.parent_id}")
+        if parent.requester != user:
+            raise NotAuthorized(f"only <@{parent.requester}> may extend {grant_id}")
+        if parent.status is not Status.ACTIVE or parent.expires_at is None:
+            raise TransitionError(
+                f"{grant_id} is {parent.status.value.lower()}; only an active grant can be extended"
+            )
+        now = self.clock()
+        loaded = self.policy.current
+        tickets = list(tickets)
+        decision = await self.check_request(
+            user=user,
+            resource=parent.resource,
+            role=parent.role,
+            duration_s=duration_s,
+            reason=reason,
+            tickets=tickets,
+            now=now,
+        )
+        rule = decision.rule
+        extension = Grant(
+            id=new_grant_id(),
+            kind="extension",
+            parent_id=parent.id,
+            requester=user,
+            resource=parent.resource,
+            role=parent.role,
+            provider=rule.provider_type,
+            duration_s=decision.duration_s,
+            reason=reason,
+            tickets=tickets,
+            origin=origin or Origin(),
+            policy_version=loaded.version,
+            approvals_required=decision.approvals_required,
+            allow_self_approval=decision.allow_self_approval,
+            created_at=now,
+            updated_at=now,
+            request_expires_at=min(now + decision.request_timeout_s, parent.expires_at),
+        )
+        extension = await self.store.create(
+            extension,
+            actor=Actor(kind=ActorKind.REQUESTER, id=user),
+            policy_version=loaded.version,
+        )
+        auto = await self._auto_approve_reason(extension, rule, now=now)
+        if auto is not None:
+            outcome = await self.store.transition(
+                extension.id,
+                Event.AUTO_APPROVE,
+                actor=Actor.system("auto-approve"),
+                now=now,
+                policy_version=loaded.version,
+                reason=auto,
+            )
+            await self._safe(self.notifier.decided(outcome.grant))
+            closed = await self._apply_extension(outcome.grant)
+            return RequestResult(grant=closed, rule=rule)
+        await self._safe(self.notifier.request_created(extension))
+        return RequestResult(grant=extension, rule=rule)
+
+    async def _apply_extension(self, extension: Grant) -> Grant:
+        """Move the parent's expiry by the approved extension, re-issue the credential so the
+        target's own expiry follows, reschedule, and close the extension record (APPROVED ->
+        EXPIRED via EXTEND). A parent that ended meanwhile is left alone; the record is
+        closed saying so."""
+        now = self.clock()
+        actor = Actor.system("extension")
+        parent_id = extension.parent_id or ""
+        try:
+            parent = await self.store.get(parent_id)
+            if parent.expires_at is None:
+                raise TransitionError(f"{parent_id} has no expiry to extend")
+            outcome = await self.store.transition(
+                parent_id,
+                Event.EXTEND,
+                actor=actor,
+                now=now,
+                policy_version=self.policy.version,
+                reason=f"extension {extension.id} approved",
+                expires_at=parent.expires_at + extension.duration_s,
+                details={"extension_id": extension.id},
+            )
+        except (TransitionError, NotFound) as e:
+            closed = await self.store.transition(
+                extension.id,
+                Event.EXTEND,
+                actor=actor,
+                now=now,
+                policy_version=self.policy.version,
+                reason=f"not applied: {e}",
+            )
+            await self._safe(self.notifier.ended(closed.grant))
+            return closed.grant
+        extended = outcome.grant
+        expires_at = extended.expires_at or now
+        if self.scheduler is not None:
+            await self.scheduler.schedule(parent_id, expires_at)
+        closed = await self.store.transition(
+            extension.id,
+            Event.EXTEND,
+            actor=actor,
+            now=now,
+            policy_version=self.policy.version,
+            reason=f"applied to {parent_id}",
+        )
+        await self._safe(self.notifier.extended(extended))
+        await self._safe(self.notifier.ended(closed.grant))
+        await self._reissue(extended)
+        return closed.grant
+
+    async def _reissue(self, grant: Grant) -> None:
+        """Issue again with the grant's new expiry (providers' issue is idempotent per grant)
+        so a target-side lifetime (VALID UNTIL, certificate validity) follows an extension.
+        A failure leaves access ending at the old target-side expiry: logged, never raised."""
+        ssh_key = await self.store.redis.get(self.store.keys.ssh_key(grant.requester))
+        try:
+            provider, ctx = self.resolve(grant, ssh_public_key=ssh_key)
+            credential = await provider.issue(ctx, now=self.clock())
+        except Exception as e:
+            message = str(e) if isinstance(e, ProviderError | PolicyDenied) else type(e).__name__
+            log.warning("re-issuing %s for its extension failed: %s", grant.id, message)
+            return
+        await self._safe(self.notifier.credential_issued(grant, credential))
+
+    async def _auto_approve_reason(self, grant: Grant, rule: RoleRule, *, now: float) -> str | None:
+        if not rule.auto_approve:
+            return None
+        schedules = await self.oncall.schedules_for(grant.requester, now=now)
+        day = _today(now).isoformat()
+        counter = self.store.keys.counter(
+            f"auto:{grant.requester}:{grant.resource}:{grant.role}:{day}"
+        )
+        used = int(await self.store.redis.get(counter) or 0)
+        match = match_auto_approve(
+            rule,
+            duration_s=grant.duration_s,
+            on_call_schedules=schedules,
+            in_incident=grant.origin.incident is not None,
+            grants_today=used,
+        )
+        if match is None:
+            return None
+        if match.rule.per_user_per_day is not None:
+            await self.store.redis.incr(counter)
+            await self.store.redis.expire(counter, 2 * 86_400)
+        where = f", in #{grant.origin.channel_name}" if grant.origin.channel_name else ""
+        return f"auto-approved: <@{grant.requester}> {match.reason}{where}"
+
+    # -- deciding ------------------------------------------------------------------------
+
+    async def require_approver(self, grant: Grant, user: str) -> RoleRule:
+        """The rule, when the current policy makes ``user`` an approver; else NotAuthorized."""
+        try:
+            rule = self.policy.current.policy.rule(grant.resource, grant.role)
+        except PolicyDenied as e:
+            raise NotAuthorized(f"{grant.resource} {grant.role} is no longer in the policy") from e
+        members = await self._usergroups_for(rule)
+        if not rule.is_approver(user, today=_today(self.clock()), usergroups=members):
+            raise NotAuthorized(f"you are not an approver for {rule.name}")
+        return rule
+
+    async def approve(self, grant_id: str, *, user: str) -> Grant:
+        """Record ``user``'s approval; the N-th distinct approval approves and issues."""
+        grant = await self.store.get(grant_id)
+        await self.require_approver(grant, user)
+        outcome = await self.store.transition(
+            grant_id,
+            Event.APPROVE,
+            actor=Actor(kind=ActorKind.APPROVER, id=user),
+            now=self.clock(),
+            policy_version=self.policy.version,
+        )
+        if outcome.grant.status is not Status.APPROVED:
+            await self._safe(self.notifier.approval_recorded(outcome.grant))
+            return outcome.grant
+        await self._safe(self.notifier.decided(outcome.grant))
+        if outcome.grant.kind == "extension":
+            return await self._apply_extension(outcome.grant)
+        active, _ = await self.activate(outcome.grant)
+        return active
+
+    async def deny(self, grant_id: str, *, user: str, reason: str | None) -> Grant:
+        grant = await self.store.get(grant_id)
+        await self.require_approver(grant, user)
+        outcome = await self.store.transition(
+            grant_id,
+            Event.DENY,
+            actor=Actor(kind=ActorKind.APPROVER, id=user),
+            now=self.clock(),
+            policy_version=self.policy.version,
+            reason=reason,
+        )
+        await self._safe(self.notifier.decided(outcome.grant))
+        return outcome.grant
+
+    async def cancel(self, grant_id: str, *, user: str, reason: str | None = None) -> Grant:
+        outcome = await self.store.transition(
+            grant_id,
+            Event.CANCEL,
+            actor=Actor(kind=ActorKind.REQUESTER, id=user),
+            now=self.clock(),
+            policy_version=self.policy.version,
+            reason=reason,
+        )
+        await self._safe(self.notifier.ended(outcome.grant))
+        return outcome.grant
+
+    # -- issuing -------------------------------------------------------------------------
+
+    async def activate(self, grant: Grant) -> tuple[Grant, Credential | None]:
+        """Issue the credential for an APPROVED grant, make it ACTIVE, schedule its end.
+
+        The credential's own lifetime (VALID UNTIL, certificate validity) is the grant's
+        expires_at, fixed here before issuing so target and store agree. The grant is stored
+        ACTIVE before its revocation is scheduled. On failure the grant becomes FAILED.
+        """
+        now = self.clock()
+        expires_at = now + grant.duration_s
+        ssh_key = await self.store.redis.get(self.store.keys.ssh_key(grant.requester))
+        try:
+            provider, ctx = self.resolve(
+                grant.model_copy(update={"expires_at": expires_at}), ssh_public_key=ssh_key
+            )
+            credential = await provider.issue(ctx, now=now)
+        except Exception as e:
+            message = str(e) if isinstance(e, ProviderError | PolicyDenied) else type(e).__name__
+            log.warning("issuing failed for %s: %s", grant.id, message)
+            outcome = await self.store.transition(
+                grant.id,
+                Event.ISSUE_FAIL,
+                actor=Actor.system("issuer"),
+                now=self.clock(),
+                policy_version=self.policy.version,
+                error=message,
+            )
+            await self._safe(self.notifier.issue_failed(outcome.grant))
+            return outcome.grant, None
+        outcome = await self.store.transition(
+            grant.id,
+            Event.ISSUE,
+            actor=Actor.system("issuer"),
+            now=self.clock(),
+            policy_version=self.policy.version,
+            expires_at=expires_at,
+            credential_ref=credential.ref,
+        )
+        if self.scheduler is not None:
+            await self.scheduler.schedule(grant.id, expires_at)
+        await self._safe(self.notifier.credential_issued(outcome.grant, credential))
+        return outcome.grant, credential
+
+    # -- ending --------------------------------------------------------------------------
+
+    def _require_revoker(self) -> Revoker:
+        if self.revoker is None:
+            raise ProviderError("revocation is not configured in this process")
+        return self.revoker
+
+    async def revoke(self, grant_id: str, *, user: str, reason: str | None) -> Grant:
+        """End a grant early from Slack: its requester or one of its approvers may."""
+        grant = await self.store.get(grant_id)
+        if user == grant.requester:
+            actor = Actor(kind=ActorKind.REQUESTER, id=user)
+        else:
+            await self.require_approver(grant, user)
+            actor = Actor(kind=ActorKind.APPROVER, id=user)
+        if grant.status is Status.PENDING:
+            if actor.kind is ActorKind.REQUESTER:
+                return await self.cancel(grant_id, user=user, reason=reason)
+            return await self.deny(grant_id, user=user, reason=reason)
+        return await self._require_revoker().revoke(grant_id, actor=actor, reason=reason)
+
+    async def revoke_as_operator(
+        self, grant_id: str, *, operator: str, reason: str | None
+    ) -> Grant:
+        grant = await self.store.get(grant_id)
+        actor = Actor(kind=ActorKind.OPERATOR, id=operator)
+        if grant.status is Status.PENDING:
+            outcome = await self.store.transition(
+                grant_id,
+                Event.CANCEL,
+                actor=actor,
+                now=self.clock(),
+                policy_version=self.policy.version,
+                reason=reason,
+            )
+            await self._safe(self.notifier.ended(outcome.grant))
+            return outcome.grant
+        return await self._require_revoker().revoke(grant_id, actor=actor, reason=reason)
+
+    async def force_close(self, grant_id: str, *, operator: str, reason: str | None) -> Grant:
+        return await self._require_revoker().force_close(grant_id, operator=operator, reason=reason)
+
+    async def revoke_all(self, *, user: str, operator: str, reason: str) -> list[Grant]:
+        """Offboarding: end every pending request and live grant of ``user`` now, audited."""
+        ended = []
+        for grant in await self.store.open_for_user(user):
+            if grant.status is Status.PENDING or grant.status in LIVE:
+                ended.append(
+                    await self.revoke_as_operator(grant.id, operator=operator, reason=reason)
+                )
+        return ended
+
+    async def time_out_due(self) -> list[Grant]:
+        """Lapse every PENDING request past its request_timeout (safe on every replica)."""
+        now = self.clock()
+        lapsed = []
+        for grant_id in await self.store.due_pending(now):
+            try:
+                outcome = await self.store.transition(
+                    grant_id,
+                    Event.TIME_OUT,
+                    actor=Actor.system("timeout"),
+                    now=now,
+                    policy_version=self.policy.version,
+                    reason="no decision in time",
+                )
+            except Exception as e:  # decided meanwhile, or gone: nothing to lapse
+                log.debug("not timing out %s: %s", grant_id, e)
+                continue
+            lapsed.append(outcome.grant)
+            await self._safe(self.notifier.ended(outcome.grant))
+        return lapsed
+
+    # -- RevocationListener: the revoker reports here ------------------------------------
+
+    async def on_ended(self, grant: Grant) -> None:
+        await self._safe(self.notifier.ended(grant))
+
+    async def on_revoke_failed(self, grant: Grant) -> None:
+        await self._safe(self.notifier.revoke_failed(grant))
+
+    # -- reading -------------------------------------------------------------------------
+
+    async def my_grants(self, user: str) -> list[Grant]:
+        return await self.store.open_for_user(user)
+
+    async def waiting_for(self, user: str) -> list[Grant]:
+        """PENDING requests ``user`` may decide on (not their own unless self-approval)."""
+        waiting = []
+        for grant in await self.store.in_status(Status.PENDING):
+            if grant.requester == user and not grant.allow_self_approval:
+                continue
+            if user in grant.approvers:
+                continue
+            try:
+                await self.require_approver(grant, user)
+            except NotAuthorized:
+                continue
+            waiting.append(grant)
+        return sorted(waiting, key=lambda g: g.created_at)
+
+    async def ssh_key(self, user: str) -> str | None:
+        """The SSH public key ``user`` registered, if any (public; not a secret)."""
+        value: str | None = await self.store.redis.get(self.store.keys.ssh_key(user))
+        return value
+
+    async def set_ssh_key(self, user: str, public_key: str) -> None:
+        """Register ``user``'s SSH public key (checked by the grammar), audited."""
+        await self.store.redis.set(self.store.keys.ssh_key(user), public_key)
+        await self.store.audit.append(
+            "SSH_KEY_SET",
+            actor=user,
+            at=self.clock(),
+            details={"key_type": public_key.split(" ", 1)[0]},
+        )
+
+    async def requestable(self, user: str) -> list[RoleRule]:
+        policy = self.policy.current.policy
+        ids: set[str] = set()
+        for name, spec in policy.resources.items():
+            for role in spec.roles:
+                ids |= usergroups_of(policy.rule(name, role))
+        members = await self.usergroups.members(ids) if ids else NO_USERGROUPS
+        return [
+            r
+            for _, _, r in policy.requestable(user, today=_today(self.clock()), usergroups=members)
+        ]
+
+    # -- helpers -------------------------------------------------------------------------
+
+    @staticmethod
+    async def _safe(call: Any) -> None:
+        """Await a notification; a failure is logged, never raised into the decision."""
+        try:
+            await call
+        except Exception:
+            log.exception("notification failed")

@@ -1,0 +1,90 @@
+"""A running bot's policy reloads only when the new file passes, and the change is audited."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from bot.policy_holder import POLICY_REJECTED, POLICY_RELOADED, PolicyHolder
+from bot.store.grants import GrantStore
+
+ROOT = Path(__file__).resolve().parents[2]
+GOOD = (ROOT / "policies.yaml").read_bytes()
+
+
+@pytest.fixture
+def policy_file(tmp_path: Path) -> Path:
+    path = tmp_path / "policies.yaml"
+    path.write_bytes(GOOD)
+    return path
+
+
+async def test_valid_change_takes_effect_and_is_audited(
+    policy_file: Path, store: GrantStore
+) -> None:
+    """A valid edit becomes current and the audit records old and new versions."""
+    holder = PolicyHolder.load(policy_file)
+    old = holder.version
+    policy_file.write_bytes(GOOD.replace(b"max_duration: 4h", b"max_duration: 3h", 1))
+    assert await holder.reload(audit=store.audit, now=1.0) is True
+    assert holder.version != old
+    entries = [e.data async for e in store.audit.entries()]
+    assert entries[-1]["event"] == POLICY_RELOADED
+    assert entries[-1]["policy_version"] == holder.version
+    assert entries[-1]["details"]["from"] == old
+
+
+async def test_invalid_change_keeps_the_old_policy_and_says_why(
+    policy_file: Path, store: GrantStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A broken edit is rejected: old version stays, the log names the error, audit records it."""
+    holder = PolicyHolder.load(policy_file)
+    old = holder.version
+    policy_file.write_bytes(GOOD.replace(b"max_duration: 4h", b"max_duration: 4x", 1))
+    with caplog.at_level(logging.ERROR):
+        assert await holder.reload(audit=store.audit, now=1.0) is False
+    assert holder.version == old
+    assert '"4x" is not a duration' in caplog.text
+    last = [e.data async for e in store.audit.entries()][-1]
+    assert last["event"] == POLICY_REJECTED and last["policy_version"] == old
+
+
+async def test_unchanged_file_is_not_a_new_version(policy_file: Path, store: GrantStore) -> None:
+    """Reloading identical bytes changes nothing and audits nothing."""
+    holder = PolicyHolder.load(policy_file)
+    assert await holder.reload(audit=store.audit, now=1.0) is False
+    assert (await store.audit.verify()).entries == 0
+
+
+async def test_sighup_and_file_change_trigger_reload(policy_file: Path, store: GrantStore) -> None:
+    """With triggers installed, SIGHUP reloads, and so does the file changing on disk."""
+    holder = PolicyHolder.load(policy_file)
+    holder.install_reload_triggers(audit=store.audit, clock=lambda: 1.0)
+    try:
+        v0 = holder.version
+        policy_file.write_bytes(GOOD.replace(b"max_duration: 4h", b"max_duration: 3h", 1))
+        holder._stamp = holder._file_stamp()  # hide the change from the watcher: SIGHUP alone
+        os.kill(os.getpid(), signal.SIGHUP)
+        for _ in range(100):
+            if holder.version != v0:
+                break
+            await asyncio.sleep(0.02)
+        v1 = holder.version
+        assert v1 != v0
+
+        policy_file.write_bytes(GOOD.replace(b"max_duration: 4h", b"max_duration: 2h", 1))
+        for _ in range(300):  # the watcher polls every 2 s
+            if holder.version != v1:
+                break
+            await asyncio.sleep(0.02)
+        assert holder.version not in (v0, v1)
+        events = [e.data["event"] async for e in store.audit.entries()]
+        assert events == [POLICY_RELOADED, POLICY_RELOADED]
+    finally:
+        asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+        await holder.aclose()

@@ -1,0 +1,354 @@
+"""The service end to end with real targets: request, approval, a credential that works,
+revocation (also from the CLI), and no secret left anywhere but the credential itself."""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+import redis.asyncio as aioredis
+from redis.exceptions import AuthenticationError
+
+from bot.devtools.redis_server import RedisServer
+from bot.domain.model import Origin, Status
+from bot.errors import NotAuthorized, PolicyDenied, TransitionError
+from bot.logs import configure_logging
+from bot.policy_holder import PolicyHolder
+from bot.providers.base import Credential
+from bot.revocation import Revoker
+from bot.service import GrantService
+from bot.store.grants import GrantStore
+from tests.integration.providers_fixtures import MYSQL_ADMIN_DSN, PG_ADMIN_DSN
+from tests.integration.test_cli import grantbot
+
+PG_ROLE = "grantbot_test_readers"
+
+POLICY = """
+groups:
+  eng: {members: [U0ALICE, U0BOB, U0CAROL]}
+  approvers: {members: [U0BOB, U0CAROL]}
+defaults:
+  requesters: {groups: [eng]}
+  approvers: {groups: [approvers]}
+  max_duration: 1h
+resources:
+  cache:
+    provider: {type: redis_acl, url: "${FLOW_CACHE_URL}"}
+    roles:
+      read:
+        provider: {commands: "+@read +ping", keys: "~cache:*"}
+  orders-db:
+    provider: {type: postgres, dsn: "${FLOW_PG_DSN}"}
+    roles:
+      read:
+        approvals_required: 2
+        provider: {grant_roles: [grantbot_test_readers]}
+  billing-db:
+    provider: {type: mysql, dsn: "${FLOW_MYSQL_DSN}"}
+    roles:
+      read:
+        provider: {grants: ["SELECT ON test.*"]}
+"""
+
+
+@pytest.fixture(scope="module")
+def cache_target() -> Any:
+    with RedisServer(appendonly=False) as server:
+        yield server
+
+
+@pytest.fixture
+async def pg_role() -> AsyncIterator[None]:
+    conn = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", PG_ROLE)
+        if not exists:
+            await conn.execute(f"CREATE ROLE {PG_ROLE} NOLOGIN")
+        yield
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+def env(cache_target: RedisServer, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    values = {
+        "FLOW_CACHE_URL": cache_target.url,
+        "FLOW_PG_DSN": PG_ADMIN_DSN,
+        "FLOW_MYSQL_DSN": MYSQL_ADMIN_DSN,
+    }
+    for k, v in values.items():
+        monkeypatch.setenv(k, v)
+    return values
+
+
+@pytest.fixture
+async def service(
+    tmp_path: Path, store: GrantStore, env: dict[str, str], pg_role: None
+) -> AsyncIterator[GrantService]:
+    path = tmp_path / "policies.yaml"
+    path.write_text(POLICY)
+    holder = PolicyHolder.load(path)
+    svc = GrantService(store=store, policy=holder, environ=env)
+    svc.revoker = Revoker(store, resolver=svc, listener=svc, policy_version=lambda: holder.version)
+    yield svc
+    await svc.revoker.aclose()
+    await svc.aclose()
+
+
+async def redis_login(cred: Credential, url: str) -> aioredis.Redis:
+    client = aioredis.Redis.from_url(
+        url, username=cred.get("user"), password=cred.get("password"), decode_responses=True
+    )
+    await client.ping()
+    return client
+
+
+async def test_request_approve_issue_revoke_with_a_real_redis_acl_user(
+    service: GrantService, cache_target: RedisServer
+) -> None:
+    """An approved request yields an ACL user that can read; a revoke kills it and its session."""
+    result = await service.request_access(
+        user="U0ALICE",
+        resource="cache",
+        role=None,
+        duration_s=600,
+        reason="debugging INC-7",
+        tickets=["INC-7"],
+        origin=Origin(surface="command"),
+    )
+    assert result.grant.status is Status.PENDING
+    grant = await service.approve(result.grant.id, user="U0BOB")
+    assert grant.status is Status.ACTIVE and grant.expires_at is not None
+    assert grant.credential_ref is not None
+
+    # The notifier DMs the credential; here the test re-issues (idempotent at the target:
+    # same user, fresh password) to hold one of its own.
+    provider, ctx = service.resolve(grant)
+    cred = await provider.issue(ctx, now=grant.activated_at or 0.0)
+    session = await redis_login(cred, cache_target.url)
+    assert await session.get("cache:x") is None
+
+    ended = await service.revoke(grant.id, user="U0ALICE", reason="done")
+    assert ended.status is Status.REVOKED
+    with pytest.raises(Exception):  # noqa: B017,PT011 - the killed session errors on any command
+        await session.ping()
+    await session.aclose()
+    with pytest.raises(AuthenticationError):
+        await redis_login(cred, cache_target.url)
+
+
+async def test_authority_comes_from_the_policy(service: GrantService) -> None:
+    """A non-approver, the requester themself, and a second click are all refused; N-of-M
+    needs two distinct approvers before a PostgreSQL login exists."""
+    result = await service.request_access(
+        user="U0ALICE",
+        resource="orders-db",
+        role="read",
+        duration_s=600,
+        reason="report",
+        tickets=[],
+    )
+    gid = result.grant.id
+    with pytest.raises(NotAuthorized, match="not an approver for orders-db read"):
+        await service.approve(gid, user="U0ALICE")
+    with pytest.raises(NotAuthorized):
+        await service.approve(gid, user="U0NOBODY")
+    first = await service.approve(gid, user="U0BOB")
+    assert first.status is Status.PENDING
+    with pytest.raises(NotAuthorized, match="already approved"):
+        await service.approve(gid, user="U0BOB")
+    active = await service.approve(gid, user="U0CAROL")
+    assert active.status is Status.ACTIVE
+    with pytest.raises(TransitionError, match="already approved"):
+        await service.approve(gid, user="U0CAROL")
+    conn = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        assert (
+            await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", active.credential_ref)
+            == 1
+        )
+        valid_until = await conn.fetchval(
+            "SELECT rolvaliduntil FROM pg_roles WHERE rolname = $1", active.credential_ref
+        )
+        assert (
+            valid_until is not None and abs(valid_until.timestamp() - (active.expires_at or 0)) < 2
+        )
+    finally:
+        await conn.close()
+    await service.revoke(gid, user="U0BOB", reason="cleanup")
+
+
+async def test_policy_refusal_changes_nothing(service: GrantService, store: GrantStore) -> None:
+    """Asking beyond max_duration is refused with the limit named, and nothing is stored."""
+    with pytest.raises(PolicyDenied, match="cache read is limited to 1h; you asked for 4h"):
+        await service.request_access(
+            user="U0ALICE",
+            resource="cache",
+            role="read",
+            duration_s=4 * 3600,
+            reason="x",
+            tickets=[],
+        )
+    assert await store.list_grants() == []
+    assert (await store.audit.verify()).entries == 0
+
+
+async def _every_value_in_redis(client: aioredis.Redis, pattern: str) -> str:
+    """Every key and value under ``pattern``, whatever the type, as one text blob."""
+    parts: list[str] = []
+    async for key in client.scan_iter(match=pattern, count=1000):
+        kind = await client.type(key)
+        if kind == "string":
+            parts.append(str(await client.get(key)))
+        elif kind == "hash":
+            parts.append(repr(await client.hgetall(key)))
+        elif kind == "set":
+            parts.append(repr(await client.smembers(key)))
+        elif kind == "zset":
+            parts.append(repr(await client.zrange(key, 0, -1, withscores=True)))
+        elif kind == "list":
+            parts.append(repr(await client.lrange(key, 0, -1)))
+        elif kind == "stream":
+            parts.append(repr(await client.xrange(key)))
+        parts.append(key)
+    return "\n".join(parts)
+
+
+async def test_no_secret_in_logs_audit_or_redis(
+    service: GrantService, store: GrantStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every password issued for postgres, mysql and redis grants is absent from the JSON
+    logs, the captured log records, the audit stream and every Redis key of the bot."""
+    sink = io.StringIO()
+    configure_logging(level="DEBUG", stream=sink)
+    caplog.set_level(logging.DEBUG)
+    secrets_seen: list[str] = []
+
+    class Capture:
+        async def credential_issued(self, grant: Any, credential: Credential) -> None:
+            secrets_seen.extend(credential.secret_values())
+            logging.getLogger("test").info("issued %s", credential)  # a careless log line
+
+        def __getattr__(self, name: str) -> Any:
+            async def ignore(*args: Any, **kwargs: Any) -> None:
+                return None
+
+            return ignore
+
+    service.notifier = Capture()  # type: ignore[assignment]
+    try:
+        for resource, approvers in (
+            ("cache", ["U0BOB"]),
+            ("orders-db", ["U0BOB", "U0CAROL"]),
+            ("billing-db", ["U0BOB"]),
+        ):
+            r = await service.request_access(
+                user="U0ALICE",
+                resource=resource,
+                role="read",
+                duration_s=300,
+                reason="audit",
+                tickets=[],
+            )
+            for a in approvers:
+                g = await service.approve(r.grant.id, user=a)
+            assert g.status is Status.ACTIVE
+            await service.revoke(g.id, user="U0ALICE", reason="done")
+    finally:
+        logging.getLogger().handlers = [
+            h for h in logging.getLogger().handlers if not getattr(h, "_grantbot", False)
+        ]
+
+    assert len(secrets_seen) >= 3 and all(len(s) >= 16 for s in secrets_seen)
+    audit_text = "\n".join([e.body async for e in store.audit.entries()])
+    redis_text = await _every_value_in_redis(store.redis, "{" + store.keys.prefix + "}*")
+    log_text = sink.getvalue() + "\n".join(r.getMessage() for r in caplog.records)
+    assert "issued" in sink.getvalue()  # the careless line was logged, redacted
+    for secret in secrets_seen:
+        assert secret not in audit_text
+        assert secret not in redis_text
+        assert secret not in sink.getvalue()
+        assert secret not in log_text
+
+
+async def test_cli_revoke_all_ends_every_grant_of_a_user(
+    service: GrantService, store: GrantStore, cache_target: RedisServer, redis_url: str
+) -> None:
+    """`grantbot revoke-all --user U --reason R` (a real process) ends live grants and pending
+    requests of that user, is audited with the operator, and the credential stops working."""
+    live = await service.request_access(
+        user="U0ALICE", resource="cache", role="read", duration_s=600, reason="a", tickets=[]
+    )
+    active = await service.approve(live.grant.id, user="U0BOB")
+    pending = await service.request_access(
+        user="U0ALICE", resource="cache", role="read", duration_s=600, reason="b", tickets=[]
+    )
+    other = await service.request_access(
+        user="U0CAROL", resource="cache", role="read", duration_s=600, reason="c", tickets=[]
+    )
+    provider, ctx = service.resolve(active)
+    cred = await provider.issue(ctx, now=active.activated_at or 0.0)
+
+    env = {
+        "REDIS_URL": redis_url,
+        "GRANTBOT_REDIS_PREFIX": store.keys.prefix,
+        "GRANTBOT_POLICY": str(service.policy.path),
+        "FLOW_CACHE_URL": cache_target.url,
+        "FLOW_PG_DSN": PG_ADMIN_DSN,
+        "FLOW_MYSQL_DSN": MYSQL_ADMIN_DSN,
+    }
+    done = grantbot(
+        "revoke-all", "--user", "U0ALICE", "--reason", "offboarding", "--operator", "ops", env=env
+    )
+    assert done.returncode == 0, done.stderr
+    assert "2 grant(s) of U0ALICE ended" in done.stdout
+    assert (await store.get(active.id)).status is Status.REVOKED
+    assert (await store.get(pending.grant.id)).status is Status.CANCELLED
+    assert (await store.get(other.grant.id)).status is Status.PENDING
+    with pytest.raises(AuthenticationError):
+        await redis_login(cred, cache_target.url)
+    last = [e.data async for e in store.audit.entries()][-2:]
+    assert {e["actor"] for e in last} == {"cli:ops"}
+    assert {e["reason"] for e in last} == {"offboarding"}
+    assert os.environ.get("FLOW_CACHE_URL") == cache_target.url
+
+
+async def test_cli_grants_revoke_one(
+    service: GrantService, store: GrantStore, cache_target: RedisServer, redis_url: str
+) -> None:
+    """`grantbot grants revoke ID` ends that grant, audited; a second run is idempotent: it
+    reports the grant as revoked and writes nothing."""
+    r = await service.request_access(
+        user="U0ALICE", resource="cache", role="read", duration_s=600, reason="a", tickets=[]
+    )
+    g = await service.approve(r.grant.id, user="U0BOB")
+    env = {
+        "REDIS_URL": redis_url,
+        "GRANTBOT_REDIS_PREFIX": store.keys.prefix,
+        "GRANTBOT_POLICY": str(service.policy.path),
+        "FLOW_CACHE_URL": cache_target.url,
+        "FLOW_PG_DSN": PG_ADMIN_DSN,
+        "FLOW_MYSQL_DSN": MYSQL_ADMIN_DSN,
+    }
+    done = grantbot(
+        "grants", "revoke", g.id, "--reason", "incident over", "--operator", "ops", env=env
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"{g.id}: REVOKED"
+    entries = (await store.audit.verify()).entries
+    again = grantbot("grants", "revoke", g.id, env=env)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip() == f"{g.id}: REVOKED"
+    assert (await store.audit.verify()).entries == entries
+    revoked = [e.data async for e in store.audit.entries()][-1]
+    assert (
+        revoked["event"] == "REVOKE"
+        and revoked["actor"] == "cli:ops"
+        and revoked["reason"] == "incident over"
+    )
