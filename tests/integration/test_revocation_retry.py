@@ -1,0 +1,263 @@
+"""Failed revocations: REVOKE_FAILED, backoff retries against a real Redis ACL target that
+stops answering and comes back, giving up loudly after the window, force-close."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from bot import metrics
+from bot.devtools.redis_server import RedisServer
+from bot.devtools.scheduler_worker import ACL_ROLE_SETTINGS, RecordingListener, StaticResolver
+from bot.domain.model import Actor, ActorKind, Grant, Status
+from bot.providers.naming import login_name
+from bot.providers.redis_acl import RedisACLProvider, RedisACLSettings
+from bot.revocation import ABANDONED_EVENT, RetryPolicy, Revoker
+from bot.scheduler import RevocationScheduler
+from bot.store.grants import GrantStore
+from tests.factories import POLICY_V, make_grant
+
+LEASE_TTL_S = 1.0
+
+
+@pytest.fixture
+def target() -> Iterator[RedisServer]:
+    """A real Redis whose ACL users are the credentials (resumed if a test paused it)."""
+    server = RedisServer(appendonly=False).start()
+    yield server
+    if server.proc is not None:
+        os.kill(server.proc.pid, signal.SIGCONT)
+    server.stop()
+
+
+@pytest.fixture
+async def acl(target: RedisServer) -> AsyncIterator[RedisACLProvider]:
+    provider = RedisACLProvider(RedisACLSettings.model_validate({"url": target.url}))
+    yield provider
+    await provider.aclose()
+
+
+def pause(server: RedisServer) -> None:
+    """SIGSTOP: the target accepts connections but answers nothing (a hung maintenance)."""
+    assert server.proc is not None
+    os.kill(server.proc.pid, signal.SIGSTOP)
+
+
+def resume(server: RedisServer) -> None:
+    assert server.proc is not None
+    os.kill(server.proc.pid, signal.SIGCONT)
+
+
+async def issued(store: GrantStore, acl: RedisACLProvider, *, expires_at: float) -> Grant:
+    """An ACTIVE grant whose ACL user really exists at the target."""
+    now = time.time()
+    grant = make_grant(
+        status=Status.ACTIVE,
+        created_at=now,
+        updated_at=now,
+        activated_at=now,
+        expires_at=expires_at,
+        resource="cache",
+    )
+    resolver = StaticResolver(default=acl, role_settings=ACL_ROLE_SETTINGS)
+    await acl.issue(resolver.context(grant), now=expires_at - 60)
+    return await store.create(grant, actor=Actor.system(), policy_version=POLICY_V)
+
+
+async def user_exists(acl: RedisACLProvider, grant_id: str) -> bool:
+    return await acl.client.execute_command("ACL", "GETUSER", login_name(grant_id)) is not None
+
+
+async def wait_for(predicate: object, *, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if await predicate():  # type: ignore[operator]
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+
+
+async def audit_of(store: GrantStore, grant_id: str) -> list[dict[str, object]]:
+    return [e.data async for e in store.audit.entries() if e.data["grant_id"] == grant_id]
+
+
+@pytest.fixture
+async def running(
+    store: GrantStore, redis_url: str, acl: RedisACLProvider
+) -> AsyncIterator[tuple[Revoker, RevocationScheduler, RecordingListener]]:
+    """A leading scheduler whose revoker retries every 0.2-0.4 s for up to 2 s."""
+    listener = RecordingListener()
+    revoker = Revoker(
+        store,
+        resolver=StaticResolver(default=acl, role_settings=ACL_ROLE_SETTINGS),
+        listener=listener,
+        policy_version=lambda: POLICY_V,
+        retry=RetryPolicy(base_s=0.2, cap_s=0.4, window_s=2.0),
+        revoke_timeout_s=0.5,
+    )
+    scheduler = RevocationScheduler(
+        store, revoker, redis=redis_url, replica_id="retry-test", lease_ttl_s=LEASE_TTL_S
+    )
+    await scheduler.start()
+    await wait_for(
+        lambda: asyncio.sleep(0, scheduler.is_leader), timeout_s=5, what="the scheduler to lead"
+    )
+    yield revoker, scheduler, listener
+    await scheduler.stop()
+    await revoker.aclose()
+
+
+def failures(resource: str) -> float:
+    return metrics.REVOKE_FAILURES.labels(resource=resource)._value.get()
+
+
+async def test_revocation_retries_with_backoff_until_the_target_is_back(
+    store: GrantStore,
+    acl: RedisACLProvider,
+    target: RedisServer,
+    running: tuple[Revoker, RevocationScheduler, RecordingListener],
+) -> None:
+    """With the target hung, an expiring grant goes REVOKE_FAILED (audited each attempt,
+    counted, the listener told) and is retried with growing, jittered waits; once the target
+    answers again the next retry deletes the ACL user and the grant ends EXPIRED."""
+    revoker, scheduler, listener = running
+    grant = await issued(store, acl, expires_at=time.time() + 0.3)
+    before = failures("cache")
+    pause(target)
+    await scheduler.schedule(grant.id, grant.expires_at or 0)
+
+    async def attempts(n: int) -> bool:
+        return (await store.get(grant.id)).revoke_attempts >= n
+
+    await wait_for(lambda: attempts(2), timeout_s=10, what="two failed attempts")
+    failing = await store.get(grant.id)
+    assert failing.status is Status.REVOKE_FAILED
+    assert "timed out" in (failing.last_error or "")
+    assert [g.id for g in listener.failed][:2] == [grant.id, grant.id]
+    assert failures("cache") - before >= 2
+    fails = [d for d in await audit_of(store, grant.id) if d["event"] == "REVOKE_FAIL"]
+    first = fails[0]
+    wait_s = first["details"]["next_attempt_at"] - first["at"]  # type: ignore[index, operator]
+    assert 0.1 <= wait_s <= 0.2  # base 0.2 s with equal jitter: between half and all of it
+    assert await revoker.jobs.run_time(grant.id) is not None  # a retry is scheduled
+
+    resume(target)
+
+    async def ended() -> bool:
+        return (await store.get(grant.id)).status is Status.EXPIRED
+
+    await wait_for(ended, timeout_s=10, what="the retry to succeed")
+    assert not await user_exists(acl, grant.id)
+    assert await revoker.retry_states([grant.id]) == {}
+    assert await revoker.jobs.run_time(grant.id) is None
+    events = [d["event"] for d in await audit_of(store, grant.id)]
+    assert events[0] == "REQUEST" and events[-1] == "EXPIRE"
+    assert set(events[1:-1]) == {"REVOKE_FAIL"}
+    await store.audit.verify()
+
+
+async def test_early_revoke_that_fails_is_retried_and_ends_revoked(
+    store: GrantStore,
+    acl: RedisACLProvider,
+    target: RedisServer,
+    running: tuple[Revoker, RevocationScheduler, RecordingListener],
+) -> None:
+    """A requester's revoke while the target is hung returns the grant REVOKE_FAILED (no
+    exception); the retry later ends it REVOKED, attributed to the requester's request."""
+    revoker, _, _ = running
+    grant = await issued(store, acl, expires_at=time.time() + 600)
+    pause(target)
+
+    result = await revoker.revoke(
+        grant.id, actor=Actor(kind=ActorKind.REQUESTER, id=grant.requester), reason="done"
+    )
+    assert result.status is Status.REVOKE_FAILED
+    resume(target)
+
+    async def ended() -> bool:
+        return (await store.get(grant.id)).status is Status.REVOKED
+
+    await wait_for(ended, timeout_s=10, what="the retried revoke")
+    final = await store.get(grant.id)
+    assert final.end_reason == "done"
+    last = (await audit_of(store, grant.id))[-1]
+    assert last["event"] == "REVOKE"
+    assert last["details"]["requested_by"] == grant.requester  # type: ignore[index]
+    assert not await user_exists(acl, grant.id)
+
+
+async def test_after_the_window_it_gives_up_loudly_and_an_operator_force_closes(
+    store: GrantStore,
+    acl: RedisACLProvider,
+    target: RedisServer,
+    running: tuple[Revoker, RevocationScheduler, RecordingListener],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A target down for longer than the retry window: the grant stays REVOKE_FAILED with a
+    message asking for a force-close, no retry remains, the audit log records the give-up,
+    the reconciler reports it every sweep; force-close ends it REVOKED, noting the target."""
+    revoker, scheduler, listener = running
+    grant = await issued(store, acl, expires_at=time.time() + 0.2)
+    abandoned_before = metrics.REVOKE_ABANDONED.labels(resource="cache")._value.get()
+    target.stop(keep_data=True)  # refused connections: each attempt fails at once
+    await scheduler.schedule(grant.id, grant.expires_at or 0)
+
+    async def gave_up() -> bool:
+        return grant.id in await revoker.abandoned_ids()
+
+    await wait_for(gave_up, timeout_s=15, what="the retry window to pass")
+    stuck = await store.get(grant.id)
+    assert stuck.status is Status.REVOKE_FAILED
+    assert "gave up" in (stuck.last_error or "") and "--force" in (stuck.last_error or "")
+    assert await revoker.jobs.run_time(grant.id) is None
+    assert (await audit_of(store, grant.id))[-1]["event"] == ABANDONED_EVENT
+    assert metrics.REVOKE_ABANDONED.labels(resource="cache")._value.get() == abandoned_before + 1
+    assert any("GAVE UP" in r.getMessage() for r in caplog.records)
+    assert listener.failed[-1].last_error == stuck.last_error
+    report = await scheduler.reconcile()
+    assert grant.id in report.abandoned and grant.id not in report.retries_restored
+    assert metrics.REVOKE_FAILED_ABANDONED._value.get() >= 1
+
+    closed = await revoker.force_close(grant.id, operator="ops-alice", reason="user deleted")
+
+    assert closed.status is Status.REVOKED and closed.ended_by == "ops-alice"
+    entry = (await audit_of(store, grant.id))[-1]
+    assert entry["event"] == "FORCE_CLOSE"
+    assert "unreachable" in entry["details"]["final_revoke"]  # type: ignore[index]
+    assert await revoker.abandoned_ids() == []
+    assert listener.ended_grants[-1].id == grant.id
+    await store.audit.verify()
+
+
+def test_backoff_grows_with_jitter_up_to_the_cap() -> None:
+    """Waits double per attempt from base_s, stay within [half, all] of the backoff, and stop
+    growing at cap_s."""
+    policy = RetryPolicy(base_s=5, cap_s=600, window_s=86_400)
+    assert [policy.delay_s(n, rand=1.0) for n in range(1, 9)] == [
+        5,
+        10,
+        20,
+        40,
+        80,
+        160,
+        320,
+        600,
+    ]
+    assert [policy.delay_s(n, rand=0.0) for n in (1, 2, 8, 50)] == [2.5, 5, 300, 300]
+    assert policy.delay_s(10_000, rand=0.5) == 450
+
+
+def test_retries_end_at_the_window() -> None:
+    """The last retry is placed at the end of the window; after it, None (give up)."""
+    policy = RetryPolicy(base_s=5, cap_s=600, window_s=3600)
+    t0 = 1_000_000.0
+    assert policy.next_attempt_at(attempt=1, first_failed_at=t0, now=t0, rand=1.0) == t0 + 5
+    near_end = t0 + 3500
+    last = policy.next_attempt_at(attempt=20, first_failed_at=t0, now=near_end, rand=1.0)
+    assert last == t0 + 3600
+    assert policy.next_attempt_at(attempt=21, first_failed_at=t0, now=t0 + 3600, rand=0) is None
