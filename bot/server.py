@@ -1,0 +1,328 @@
+"""``grantbot serve``: assemble every part, serve Slack over HTTP or Socket Mode, shut down
+cleanly on SIGTERM / SIGINT.
+
+:func:`assemble` builds the running bot (Redis client, store, policy with reload triggers,
+service, Slack client, notifier, user-group directory, revocation scheduler, Bolt app) and
+takes it apart again in reverse order; :func:`serve` adds the listener and the signals. The
+demo, the in-process tests and the benchmark use :func:`assemble` too, so they run the very
+bot that ``serve`` runs.
+
+Shutdown order: stop taking requests, let acked work finish (bounded), stop the scheduler,
+close providers, the Slack session and Redis, stop the embedded redis-server if we started
+one. Nothing is lost by stopping: grants and their revocation schedule live in Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+import signal
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import aiohttp
+import redis.asyncio as aioredis
+from aiohttp import web
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError, SlackClientError
+
+from bot.config import Settings
+from bot.domain.model import Grant
+from bot.errors import ConfigError
+from bot.notify import Notifier
+from bot.policy_holder import PolicyHolder
+from bot.redis_runtime import redis_url_for
+from bot.revocation import Revoker
+from bot.scheduler import RevocationScheduler
+from bot.service import GrantService
+from bot.slack.app import build_client, create_app
+from bot.slack.context import SlackDeps
+from bot.slack.dedupe import Dedupe
+from bot.slack.directory import SlackDirectory
+from bot.slack.notifier import SlackNotifier
+from bot.slack.tasks import BackgroundTasks
+from bot.store.connection import connect
+from bot.store.grants import GrantStore
+from bot.store.keys import Keys
+from bot.web import Readiness, build_web_app
+
+log = logging.getLogger(__name__)
+
+#: How often pending requests past their request_timeout are lapsed.
+TIMEOUT_SWEEP_INTERVAL_S: Final = 5.0
+#: How long shutdown waits for acked work (issuing, DMs) before cancelling it.
+SHUTDOWN_DRAIN_S: Final = 10.0
+#: How often a failed auth.test is retried (readiness).
+SLACK_RECHECK_INTERVAL_S: Final = 15.0
+#: Connections kept to the Slack API (or the emulator).
+SLACK_CONNECTIONS: Final = 100
+
+
+@dataclass(slots=True, kw_only=True)
+class Bot:
+    """The assembled bot. ``app`` is the Bolt app; ``web_app`` the aiohttp application."""
+
+    settings: Settings
+    redis: aioredis.Redis
+    store: GrantStore
+    policy: PolicyHolder
+    service: GrantService
+    notifier: SlackNotifier
+    directory: SlackDirectory
+    deps: SlackDeps
+    app: AsyncApp
+    web_app: web.Application
+    readiness: Readiness
+    tasks: BackgroundTasks
+
+
+async def check_slack(bot: Bot) -> None:
+    """auth.test: the token works and the API answers. Sets readiness either way."""
+    try:
+        resp = await bot.app.client.auth_test()
+        bot.readiness.slack_ok = True
+        bot.readiness.slack_detail = "ok"
+        log.info(
+            "slack auth.test passed", extra={"team": resp.get("team"), "bot": resp.get("user")}
+        )
+    except (SlackApiError, SlackClientError, aiohttp.ClientError, OSError) as e:
+        bot.readiness.slack_ok = False
+        code = e.response.get("error") if isinstance(e, SlackApiError) else type(e).__name__
+        bot.readiness.slack_detail = f"auth.test failed: {code}"
+        log.error("slack auth.test failed: %s", code)
+
+
+async def _keep_checking_slack(bot: Bot, *, interval_s: float) -> None:
+    """Until auth.test passes (Slack was down or the token was wrong at start), retry it so
+    /readyz turns ready on its own."""
+    while not bot.readiness.slack_ok:
+        await asyncio.sleep(interval_s)
+        await check_slack(bot)
+
+
+async def _sweep_timeouts(service: GrantService, *, interval_s: float) -> None:
+    """Lapse pending requests past their deadline, forever (safe on every replica)."""
+    while True:
+        try:
+            lapsed = await service.time_out_due()
+            if lapsed:
+                log.info("lapsed %d pending request(s)", len(lapsed))
+        except Exception:
+            log.exception("timing out pending requests failed; will retry")
+        await asyncio.sleep(interval_s)
+
+
+class NotifierListener:
+    """The revoker's listener: ends and failed revocations go to the Slack notifier."""
+
+    def __init__(self, notifier: Notifier) -> None:
+        self.notifier = notifier
+
+    async def on_ended(self, grant: Grant) -> None:
+        await self.notifier.ended(grant)
+
+    async def on_revoke_failed(self, grant: Grant) -> None:
+        await self.notifier.revoke_failed(grant)
+
+
+@contextlib.asynccontextmanager
+async def _timekeeping(
+    service: GrantService,
+    store: GrantStore,
+    *,
+    redis_url: str,
+    clock: Callable[[], float],
+) -> AsyncIterator[None]:
+    """Revocation on time (the revoker and its scheduler, wired into ``service``) and the
+    pending-request time-out sweep, for as long as the context is open."""
+    revoker = Revoker(
+        store,
+        resolver=service,
+        listener=NotifierListener(service.notifier),
+        policy_version=lambda: service.policy.version,
+        clock=clock,
+    )
+    scheduler = RevocationScheduler(store, revoker, redis=redis_url, clock=clock)
+    service.revoker = revoker
+    service.scheduler = scheduler
+    await scheduler.start()
+    sweep = asyncio.get_running_loop().create_task(
+        _sweep_timeouts(service, interval_s=TIMEOUT_SWEEP_INTERVAL_S), name="timeout-sweep"
+    )
+    try:
+        yield
+    finally:
+        sweep.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweep
+        await scheduler.stop()
+        await revoker.aclose()
+
+
+@contextlib.asynccontextmanager
+async def assemble(
+    settings: Settings,
+    *,
+    redis_url: str,
+    bot_token: str,
+    signing_secret: str,
+    clock: Callable[[], float] = time.time,
+    environ: Mapping[str, str] | None = None,
+    http_events: bool = True,
+    install_reload_triggers: bool = True,
+) -> AsyncIterator[Bot]:
+    """Build the whole bot on ``redis_url``; take it apart on exit (see module docstring).
+
+    Raises PolicyError when the policy file is invalid (naming every issue) before anything
+    is started. ``http_events`` False leaves /slack/events out (Socket Mode).
+    """
+    policy = PolicyHolder.load(settings.policy_path)
+    redis = connect(redis_url, max_connections=256)
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=SLACK_CONNECTIONS),
+        timeout=aiohttp.ClientTimeout(total=30),
+    )
+    service: GrantService | None = None
+    tasks = BackgroundTasks()
+    try:
+        store = GrantStore(redis, keys=Keys(prefix=settings.redis_prefix))
+        client = build_client(token=bot_token, base_url=settings.slack_api_url, session=session)
+        directory = SlackDirectory(client)
+        service = GrantService(
+            store=store, policy=policy, usergroups=directory, clock=clock, environ=environ
+        )
+        notifier = SlackNotifier(
+            client=client, store=store, policy=policy, directory=directory, clock=clock
+        )
+        service.notifier = notifier
+        deps = SlackDeps(
+            service=service,
+            directory=directory,
+            tasks=tasks,
+            dedupe=Dedupe(redis, keys=store.keys),
+            clock=clock,
+        )
+        app = create_app(deps=deps, client=client, signing_secret=signing_secret)
+        readiness = Readiness(redis=redis, policy=policy)
+        web_app = build_web_app(app if http_events else None, readiness=readiness)
+        bot = Bot(
+            settings=settings,
+            redis=redis,
+            store=store,
+            policy=policy,
+            service=service,
+            notifier=notifier,
+            directory=directory,
+            deps=deps,
+            app=app,
+            web_app=web_app,
+            readiness=readiness,
+            tasks=tasks,
+        )
+        if install_reload_triggers:
+            policy.install_reload_triggers(audit=store.audit, clock=clock)
+        async with _timekeeping(service, store, redis_url=redis_url, clock=clock):
+            try:
+                yield bot
+            finally:
+                await tasks.drain(timeout_s=SHUTDOWN_DRAIN_S)
+    finally:
+        await tasks.drain(timeout_s=1.0)
+        await policy.aclose()
+        if service is not None:
+            await service.aclose()
+        await session.close()
+        await redis.aclose()
+
+
+async def _wait_for_stop() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
+    log.info("stopping")
+
+
+async def serve(settings: Settings, *, socket_mode: bool) -> None:
+    """Run the bot until SIGTERM or SIGINT.
+
+    HTTP mode needs SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET; Socket Mode (``socket_mode``,
+    or SLACK_APP_TOKEN set) needs SLACK_BOT_TOKEN and SLACK_APP_TOKEN. A missing one is a
+    ConfigError naming it, raised before anything starts. /healthz and /readyz are served
+    on GRANTBOT_HOST:GRANTBOT_PORT in both modes.
+    """
+    use_socket = socket_mode or settings.slack_app_token is not None
+    if use_socket:
+        bot_token = _require(settings.slack_bot_token, "SLACK_BOT_TOKEN")
+        app_token = settings.require_app_token()
+        signing_secret = (
+            settings.slack_signing_secret.get_secret_value()
+            if settings.slack_signing_secret
+            else ""
+        )
+    else:
+        bot_token, signing_secret = settings.require_slack_http()
+        app_token = ""
+    with redis_url_for(settings, start_embedded=True) as redis_url:
+        async with assemble(
+            settings,
+            redis_url=redis_url,
+            bot_token=bot_token,
+            signing_secret=signing_secret,
+            http_events=not use_socket,
+        ) as bot:
+            await check_slack(bot)
+            # Everything built so far lives as long as the process: keep it out of the
+            # cyclic GC's way, so collections stay short and do not stall acks.
+            gc.collect()
+            gc.freeze()
+            runner = web.AppRunner(bot.web_app, access_log=None, shutdown_timeout=5.0)
+            await runner.setup()
+            recheck = asyncio.get_running_loop().create_task(
+                _keep_checking_slack(bot, interval_s=SLACK_RECHECK_INTERVAL_S), name="auth-test"
+            )
+            socket_handler = None
+            try:
+                site = web.TCPSite(runner, settings.host, settings.port)
+                await site.start()
+                log.info(
+                    "grantbot serving",
+                    extra={
+                        "mode": "socket" if use_socket else "http",
+                        "address": f"http://{settings.host}:{settings.port}",
+                        "policy_version": bot.policy.version[:12],
+                    },
+                )
+                if use_socket:
+                    from slack_bolt.adapter.socket_mode.async_handler import (
+                        AsyncSocketModeHandler,
+                    )
+
+                    socket_handler = AsyncSocketModeHandler(bot.app, app_token)
+                    await socket_handler.connect_async()  # type: ignore[no-untyped-call]
+                await _wait_for_stop()
+            finally:
+                recheck.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await recheck
+                if socket_handler is not None:
+                    await socket_handler.close_async()  # type: ignore[no-untyped-call]
+                await runner.cleanup()
+
+
+def _require(value: Any, name: str) -> str:
+    secret = value.get_secret_value() if value is not None else ""
+    if not secret:
+        raise ConfigError(f"{name} is not set")
+    return str(secret)

@@ -1,0 +1,56 @@
+"""Every id grantbot puts on a Slack surface, named once.
+
+Listeners register on these constants and builders emit them, so a renamed button cannot
+silently stop working. Slack caps ``action_id``, ``block_id`` and ``callback_id`` at 255
+characters; all of these are far shorter. None of them carries authority: a click says
+*which* button was pressed, and the service decides from the policy and the store whether
+the person who pressed it may do that.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+#: The slash command (manifests/slack-app.yaml declares it).
+COMMAND: Final = "/access"
+
+# -- buttons (block_actions action_id); every button's value is only a grant id --------------
+
+APPROVE: Final = "grant.approve"
+DENY: Final = "grant.deny"
+REVOKE: Final = "grant.revoke"  # "Revoke now" on active grants (requester or approvers)
+CANCEL: Final = "grant.cancel"  # the requester withdraws a pending request (App Home)
+OPEN_FORM: Final = "form.open"  # "Request access" on App Home
+
+#: Every button action_id, for registering listeners and for tests.
+BUTTONS: Final = (APPROVE, DENY, REVOKE, CANCEL, OPEN_FORM)
+
+# -- modals (view_submission callback_id) ----------------------------------------------------
+
+REQUEST_FORM: Final = "access.request"
+DENY_FORM: Final = "access.deny"
+
+# -- request form: input blocks and the element inside each ---------------------------------
+
+FORM_TARGET_BLOCK: Final = "target"  # static_select: "<resource>/<role>"
+FORM_TARGET_ACTION: Final = "target.select"
+FORM_DURATION_BLOCK: Final = "duration"
+FORM_DURATION_ACTION: Final = "duration.input"
+FORM_REASON_BLOCK: Final = "reason"
+FORM_REASON_ACTION: Final = "reason.input"
+FORM_TICKETS_BLOCK: Final = "tickets"
+FORM_TICKETS_ACTION: Final = "tickets.input"
+
+#: Separates resource and role in a form option value ("orders-db/read"); neither name can
+#: contain it (policy names match ``[a-z0-9][a-z0-9_-]*``).
+TARGET_SEPARATOR: Final = "/"
+
+# -- deny modal -------------------------------------------------------------------------------
+
+DENY_REASON_BLOCK: Final = "deny_reason"
+DENY_REASON_ACTION: Final = "deny_reason.input"
+
+# -- block ids on messages (so updates and tests can find parts) ------------------------------
+
+DECISION_BLOCK: Final = "decision"  # the actions block holding Approve / Deny
+GRANT_ACTIONS_BLOCK: Final = "grant_actions"  # the actions block holding Revoke / Cancel

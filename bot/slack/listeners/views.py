@@ -1,0 +1,138 @@
+"""Modal submissions: the request form and the deny-reason form.
+
+A view must be answered within 3 seconds, and bad input is answered *in* the ack
+(``response_action: "errors"``, one message per field) so the modal stays open. The policy
+is consulted before the ack (a pure check plus cached user-group lookups, bounded by
+:data:`CHECK_BUDGET_S`); filing the request, which posts to approvers, happens after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Final
+
+from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.domain.ids import is_grant_id
+from bot.errors import GrantbotError, PolicyDenied
+from bot.slack import blocks, ids
+from bot.slack.context import SlackDeps
+from bot.slack.forms import RequestInput, parse_deny_form, parse_request_form, policy_error_field
+from bot.slack.listeners._shared import origin_for
+from bot.slack.reply import Reply, error_reply
+
+log = logging.getLogger(__name__)
+
+#: The most time the policy check before the ack may take; past it, the modal closes and
+#: the service's own check (after the ack) answers by message instead.
+CHECK_BUDGET_S: Final = 1.5
+
+
+def _values(body: dict[str, Any]) -> dict[str, Any]:
+    state = (body.get("view") or {}).get("state") or {}
+    values = state.get("values")
+    return values if isinstance(values, dict) else {}
+
+
+def _user(body: dict[str, Any]) -> str:
+    return str((body.get("user") or {}).get("id", ""))
+
+
+def register(app: AsyncApp, deps: SlackDeps) -> None:
+    @app.view(ids.REQUEST_FORM)
+    async def request_submitted(
+        ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, request: AsyncBoltRequest
+    ) -> None:
+        user = _user(body)
+        parsed = parse_request_form(
+            _values(body), private_metadata=str((body.get("view") or {}).get("private_metadata"))
+        )
+        if isinstance(parsed, dict):
+            await ack(response_action="errors", errors=parsed)
+            return
+        refusal = await policy_refusal(deps, user, parsed)
+        if refusal is not None:
+            await ack(response_action="errors", errors=refusal)
+            return
+        await ack()
+        deps.later(request, file_request(deps, client, user, parsed), name="form-request")
+
+    @app.view(ids.DENY_FORM)
+    async def deny_submitted(
+        ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, request: AsyncBoltRequest
+    ) -> None:
+        reason = parse_deny_form(_values(body))
+        if isinstance(reason, dict):
+            await ack(response_action="errors", errors=reason)
+            return
+        await ack()
+        grant_id = str((body.get("view") or {}).get("private_metadata", ""))
+        deps.later(request, deny(deps, client, _user(body), grant_id, reason), name="form-deny")
+
+
+async def policy_refusal(deps: SlackDeps, user: str, form: RequestInput) -> dict[str, str] | None:
+    """The policy's refusal as a field error, or None (also when the check ran out of time
+    or failed otherwise: the service checks again when the request is filed)."""
+    try:
+        await asyncio.wait_for(
+            deps.service.check_request(
+                user=user,
+                resource=form.resource,
+                role=form.role,
+                duration_s=form.duration_s,
+                reason=form.reason,
+                tickets=form.tickets,
+            ),
+            timeout=CHECK_BUDGET_S,
+        )
+    except PolicyDenied as e:
+        try:
+            rule = deps.service.policy.current.policy.rule(form.resource, form.role)
+        except PolicyDenied:
+            rule = None
+        return {policy_error_field(rule, form): blocks.truncate(str(e), 150)}
+    except (TimeoutError, GrantbotError) as e:
+        log.info("form pre-check skipped (%s); the service will check", type(e).__name__)
+    return None
+
+
+async def file_request(
+    deps: SlackDeps, client: AsyncWebClient, user: str, form: RequestInput
+) -> None:
+    """File the request and confirm privately where the form was opened (else by DM)."""
+    reply = Reply(client=client, user=user, channel=form.channel)
+    origin = origin_for(deps, surface="modal", channel=form.channel, channel_name=form.channel_name)
+    try:
+        result = await deps.service.request_access(
+            user=user,
+            resource=form.resource,
+            role=form.role,
+            duration_s=form.duration_s,
+            reason=form.reason,
+            tickets=form.tickets,
+            origin=origin,
+        )
+    except Exception as e:
+        await reply.error(e)
+        return
+    await reply.send(blocks.request_confirmation(result.grant, result.rule, now=deps.clock()))
+
+
+async def deny(
+    deps: SlackDeps, client: AsyncWebClient, user: str, grant_id: str, reason: str
+) -> None:
+    """Deny as ``user``; the service decides whether they may (the modal proves nothing)."""
+    reply = Reply(client=client, user=user)
+    try:
+        if not is_grant_id(grant_id):
+            raise PolicyDenied("that form does not name a request grantbot knows")
+        grant = await deps.service.deny(grant_id, user=user, reason=reason or None)
+    except Exception as e:
+        if not isinstance(e, GrantbotError):
+            log.error("deny failed unexpectedly", exc_info=e)
+        await reply.send(error_reply(e))
+        return
+    await reply.send(blocks.grant_status(grant, now=deps.clock()))

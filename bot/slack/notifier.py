@@ -1,0 +1,373 @@
+"""The service's :class:`~bot.notify.Notifier` for Slack: approval messages out, every copy
+kept current, the requester told by DM.
+
+Contracts:
+
+- Every message about a grant that may need changing later is remembered in Redis
+  (``keys.slack_messages``: ``"<channel> <ts>"`` -> kind), so after a decision *every* copy,
+  in every approver's DM and in the approval channel, is ``chat.update``-d. Copies are always
+  re-rendered from the grant as stored now, one grant at a time in this process, so
+  notifications that race each other still leave each copy showing the latest state.
+- The credential goes to the requester's DM and nowhere else; no other message, log line or
+  audit entry carries a secret. When the grant ends, that DM is rewritten without the secret.
+- Slack failures are retried by the client's retry handlers (429 Retry-After, 5xx,
+  connection errors). What still fails is logged and audited as ``NOTIFY_FAILED`` and never
+  raised: grant state is never touched here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import weakref
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Final
+
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.domain.model import LIVE, Grant, Status
+from bot.domain.policy import RoleRule
+from bot.errors import GrantbotError
+from bot.logs import register_secret
+from bot.policy_holder import PolicyHolder
+from bot.service import UsergroupDirectory, usergroups_of
+from bot.slack import blocks
+from bot.store.connection import aw
+from bot.store.grants import GrantStore
+
+if TYPE_CHECKING:
+    from bot.providers.base import Credential
+
+log = logging.getLogger(__name__)
+
+NOTIFY_FAILED: Final = "NOTIFY_FAILED"
+#: Kinds of remembered messages.
+APPROVER_COPY: Final = "approver"
+CREDENTIAL_DM: Final = "credential"
+CLOSED_DM: Final = "closed"  # a credential DM already rewritten without its secret
+#: How long message refs are kept after their last change: longer than any grant lives.
+REFS_TTL_S: Final = 30 * 86_400
+#: At most this many approvers are DMed individually per request; a big user group is
+#: better served by the approval channel than by a DM storm.
+MAX_APPROVER_DMS: Final = 25
+
+_SLACK_ERRORS = (SlackApiError, SlackClientError, OSError, asyncio.TimeoutError)
+
+
+def approver_ids(
+    rule: RoleRule, *, today: datetime, usergroups: Mapping[str, frozenset[str]]
+) -> list[str]:
+    """Slack user ids the rule's approvers name, directly, via groups or user groups.
+
+    Expired group members are left out; user groups expand through ``usergroups``. Sorted,
+    without duplicates. Pure.
+    """
+    block = rule.approvers
+    if block is None:
+        return []
+    day = today.date()
+    found: set[str] = set(block.users)
+    for ug in block.usergroups:
+        found |= usergroups.get(ug, frozenset())
+    for name in block.groups:
+        group = rule.groups.get(name)
+        for member in group.members if group else ():
+            if not member.active(day):
+                continue
+            if member.id.startswith("S"):
+                found |= usergroups.get(member.id, frozenset())
+            else:
+                found.add(member.id)
+    return sorted(found)
+
+
+class SlackNotifier:
+    """Posts and updates grantbot's Slack messages. Never raises into the service.
+
+    ``directory`` resolves user groups (usergroups.users.list, cached); ``clock`` gives epoch
+    seconds. Keyword options: ``max_approver_dms``.
+    """
+
+    def __init__(
+        self,
+        *,
+        client: AsyncWebClient,
+        store: GrantStore,
+        policy: PolicyHolder,
+        directory: UsergroupDirectory,
+        clock: Callable[[], float] = time.time,
+        max_approver_dms: int = MAX_APPROVER_DMS,
+    ) -> None:
+        self.client = client
+        self.store = store
+        self.policy = policy
+        self.directory = directory
+        self.clock = clock
+        self.max_approver_dms = max_approver_dms
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    # -- Notifier -------------------------------------------------------------------------
+
+    async def request_created(self, grant: Grant) -> None:
+        """Post the approval request to each approver by DM and to the approval channel."""
+        try:
+            rule = self.policy.current.policy.rule(grant.resource, grant.role)
+        except GrantbotError as e:
+            await self._report(grant.id, "approvers", str(e))
+            return
+        members = await self._usergroups(rule)
+        targets = [
+            u
+            for u in approver_ids(rule, today=self._today(), usergroups=members)
+            if u != grant.requester or grant.allow_self_approval
+        ]
+        if len(targets) > self.max_approver_dms:
+            log.info(
+                "%s: %d approvers; DMing the first %d",
+                grant.id,
+                len(targets),
+                self.max_approver_dms,
+            )
+            targets = targets[: self.max_approver_dms]
+        channels = [*targets]
+        if rule.approvers is not None and rule.approvers.channel:
+            channels.append(rule.approvers.channel)
+        if not channels:
+            await self._report(grant.id, "approvers", "the policy names nobody to ask")
+            return
+        message = blocks.approval_request(grant, now=self.clock())
+        posted = await asyncio.gather(*(self._post(grant.id, c, message) for c in channels))
+        await self._remember_all(
+            grant.id, {ref: APPROVER_COPY for ref in posted if ref is not None}
+        )
+        # A decision may have landed while we were posting: bring every copy up to date.
+        try:
+            fresh = await self.store.get(grant.id)
+        except GrantbotError:
+            return
+        if fresh.version != grant.version:
+            await self.refresh(grant.id)
+
+    async def approval_recorded(self, grant: Grant) -> None:
+        await self.refresh(grant.id)
+
+    async def decided(self, grant: Grant) -> None:
+        await self.refresh(grant.id)
+        if grant.status is Status.DENIED:
+            await self._tell_requester(grant)
+        # APPROVED: the credential DM (or the failure notice) follows from the service.
+
+    async def credential_issued(self, grant: Grant, credential: Credential) -> None:
+        """The credential to the requester's DM only; then the approvers' copies."""
+        for secret in credential.secret_values():
+            register_secret(secret)  # second line of defence: masked if it ever reached a log
+        await self._close_credential_dms(grant)
+        message = blocks.credential_dm(grant, credential, now=self.clock())
+        await self._post(grant.id, grant.requester, message, kind=CREDENTIAL_DM)
+        await self.refresh(grant.id)
+        await self._tell_origin_thread(grant)
+
+    async def issue_failed(self, grant: Grant) -> None:
+        await self.refresh(grant.id)
+        await self._tell_requester(grant)
+
+    async def ended(self, grant: Grant) -> None:
+        await self.refresh(grant.id)
+        applied_extension = grant.kind == "extension" and grant.status is Status.EXPIRED
+        if not applied_extension and grant.ended_by != grant.requester:
+            await self._tell_requester(grant)
+        await self._tell_origin_thread(grant)
+
+    async def revoke_failed(self, grant: Grant) -> None:
+        log.warning("%s: revocation failed (%s); approvers' copies updated", grant.id, "retrying")
+        await self.refresh(grant.id)
+
+    async def extended(self, grant: Grant) -> None:
+        await self.refresh(grant.id)
+        await self._dm(grant.id, grant.requester, blocks.extended_notice(grant, now=self.clock()))
+
+    # -- keeping copies current ----------------------------------------------------------
+
+    async def refresh(self, grant_id: str) -> None:
+        """Re-render every remembered message of ``grant_id`` from its stored state."""
+        lock = self._locks.get(grant_id)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[grant_id] = lock
+        async with lock:
+            try:
+                grant = await self.store.get(grant_id)
+                refs: dict[str, str] = await aw(
+                    self.store.redis.hgetall(self.store.keys.slack_messages(grant_id))
+                )
+            except GrantbotError as e:
+                log.warning("cannot refresh messages of %s: %s", grant_id, e)
+                return
+            now = self.clock()
+            updates = []
+            for field, kind in refs.items():
+                channel, _, ts = field.partition(" ")
+                if kind == APPROVER_COPY:
+                    updates.append(
+                        self._update(grant_id, channel, ts, blocks.approver_copy(grant, now=now))
+                    )
+                elif kind == CREDENTIAL_DM and grant.status not in LIVE:
+                    updates.append(
+                        self._update(
+                            grant_id,
+                            channel,
+                            ts,
+                            blocks.credential_ended(grant, now=now),
+                            then_kind=CLOSED_DM,
+                        )
+                    )
+            await asyncio.gather(*updates)
+
+    async def _close_credential_dms(self, grant: Grant) -> None:
+        """Before a new credential DM (an extension re-issues): earlier ones lose their
+        secret, which a re-issue may have replaced."""
+        try:
+            refs: dict[str, str] = await aw(
+                self.store.redis.hgetall(self.store.keys.slack_messages(grant.id))
+            )
+        except GrantbotError:
+            return
+        except Exception as e:
+            log.warning("cannot read messages of %s: %s", grant.id, type(e).__name__)
+            return
+        message = blocks.credential_replaced(grant)
+        updates = []
+        for field, kind in refs.items():
+            if kind == CREDENTIAL_DM:
+                channel, _, ts = field.partition(" ")
+                updates.append(self._update(grant.id, channel, ts, message, then_kind=CLOSED_DM))
+        await asyncio.gather(*updates)
+
+    # -- Slack calls ---------------------------------------------------------------------
+
+    async def _post(
+        self, grant_id: str, channel: str, message: blocks.Message, *, kind: str | None = None
+    ) -> tuple[str, str] | None:
+        """chat.postMessage; remember it under ``kind`` (if given). (channel id, ts) or None
+        when Slack refused (reported)."""
+        try:
+            resp = await self.client.chat_postMessage(
+                channel=channel, unfurl_links=False, unfurl_media=False, **message.as_kwargs()
+            )
+        except _SLACK_ERRORS as e:
+            await self._report(grant_id, "chat.postMessage", _describe(e), channel=channel)
+            return None
+        ref = (str(resp.get("channel") or channel), str(resp.get("ts")))
+        if kind is not None:
+            await self._remember_all(grant_id, {ref: kind})
+        return ref
+
+    async def _update(
+        self,
+        grant_id: str,
+        channel: str,
+        ts: str,
+        message: blocks.Message,
+        *,
+        then_kind: str | None = None,
+    ) -> None:
+        try:
+            await self.client.chat_update(channel=channel, ts=ts, **message.as_kwargs())
+        except SlackApiError as e:
+            if e.response.get("error") == "message_not_found":  # deleted in Slack: forget it
+                await self._forget(grant_id, channel, ts)
+                return
+            await self._report(grant_id, "chat.update", _describe(e), channel=channel)
+            return
+        except _SLACK_ERRORS as e:
+            await self._report(grant_id, "chat.update", _describe(e), channel=channel)
+            return
+        if then_kind is not None:
+            await self._remember_all(grant_id, {(channel, ts): then_kind})
+
+    async def _dm(self, grant_id: str, user: str, message: blocks.Message) -> None:
+        await self._post(grant_id, user, message)
+
+    async def _tell_requester(self, grant: Grant) -> None:
+        await self._dm(grant.id, grant.requester, blocks.requester_notice(grant, now=self.clock()))
+
+    async def _tell_origin_thread(self, grant: Grant) -> None:
+        """A request made by mention in a thread hears its outcome there (never a secret)."""
+        origin = grant.origin
+        if origin.surface != "mention" or not origin.channel or not origin.thread_ts:
+            return
+        message = blocks.requester_notice(grant, now=self.clock())
+        try:
+            await self.client.chat_postMessage(
+                channel=origin.channel, thread_ts=origin.thread_ts, **message.as_kwargs()
+            )
+        except _SLACK_ERRORS as e:
+            await self._report(grant.id, "chat.postMessage", _describe(e), channel=origin.channel)
+
+    # -- bookkeeping ---------------------------------------------------------------------
+
+    async def _usergroups(self, rule: RoleRule) -> Mapping[str, frozenset[str]]:
+        ids: Iterable[str] = usergroups_of(rule)
+        try:
+            return await self.directory.members(ids) if ids else {}
+        except Exception:  # the directory fails closed; never let it stop a notification
+            log.exception("resolving user groups failed")
+            return {}
+
+    def _today(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), tz=UTC)
+
+    async def _remember_all(self, grant_id: str, refs: Mapping[tuple[str, str], str]) -> None:
+        """Store message refs (channel, ts) -> kind in one round trip."""
+        if not refs:
+            return
+        key = self.store.keys.slack_messages(grant_id)
+        try:
+            async with self.store.redis.pipeline(transaction=True) as pipe:
+                pipe.hset(key, mapping={f"{ch} {ts}": kind for (ch, ts), kind in refs.items()})
+                pipe.expire(key, REFS_TTL_S)
+                await pipe.execute()
+        except Exception as e:  # Redis down: the copies exist but cannot be updated later
+            log.warning("could not remember %d message(s) of %s: %s", len(refs), grant_id, e)
+
+    async def _forget(self, grant_id: str, channel: str, ts: str) -> None:
+        try:
+            await aw(
+                self.store.redis.hdel(self.store.keys.slack_messages(grant_id), f"{channel} {ts}")
+            )
+        except Exception as e:
+            log.warning("could not forget message %s %s of %s: %s", channel, ts, grant_id, e)
+
+    async def _report(
+        self, grant_id: str, method: str, error: str, *, channel: str | None = None
+    ) -> None:
+        """Log and audit a notification that failed after retries; never raise."""
+        log.warning(
+            "notification failed: %s for %s: %s",
+            method,
+            grant_id,
+            error,
+            extra={"grant_id": grant_id, "method": method, "channel": channel},
+        )
+        try:
+            await self.store.audit.append(
+                NOTIFY_FAILED,
+                actor="slack-notifier",
+                at=self.clock(),
+                grant_id=grant_id,
+                details={"method": method, "error": error, "channel": channel},
+            )
+        except Exception as e:
+            log.warning("could not audit the failed notification of %s: %s", grant_id, e)
+
+
+def _describe(error: BaseException) -> str:
+    """A Slack failure as a short code (``ratelimited``, ``channel_not_found``); never the
+    request or response body, which may hold message text."""
+    if isinstance(error, SlackApiError):
+        code = error.response.get("error")
+        return str(code) if code else f"HTTP {error.response.status_code}"
+    return type(error).__name__

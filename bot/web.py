@@ -1,0 +1,76 @@
+"""The HTTP face: Slack at ``POST /slack/events`` plus ``/healthz``, ``/readyz``, ``/metrics``.
+
+``/slack/events`` is Bolt's own aiohttp handler, so commands, interactivity and events are
+all verified by Bolt (a bad signature, or a timestamp more than 5 minutes off, gets 401 and
+reaches no listener). ``/healthz`` says the process is up. ``/readyz`` says it can do its
+job: Redis answers PING, a valid policy is loaded, and ``auth.test`` passed at start.
+``/metrics`` serves the Prometheus registry (bot.metrics defines what is in it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Final
+
+import redis.asyncio as aioredis
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from slack_bolt.async_app import AsyncApp
+
+import bot.metrics  # noqa: F401 - registers grantbot's metrics in the default registry
+from bot.policy_holder import PolicyHolder
+from bot.store.connection import UNAVAILABLE
+
+log = logging.getLogger(__name__)
+
+EVENTS_PATH: Final = "/slack/events"
+READY_PING_TIMEOUT_S: Final = 1.0
+
+
+@dataclass(slots=True)
+class Readiness:
+    """What /readyz reports. ``slack_ok`` is set once auth.test has passed."""
+
+    redis: aioredis.Redis
+    policy: PolicyHolder
+    slack_ok: bool = False
+    slack_detail: str = "auth.test not run yet"
+
+    async def checks(self) -> dict[str, str]:
+        """One line per check; each starts with "ok" when it passes."""
+        out: dict[str, str] = {}
+        try:
+            await asyncio.wait_for(self.redis.ping(), timeout=READY_PING_TIMEOUT_S)
+            out["redis"] = "ok"
+        except (TimeoutError, *UNAVAILABLE) as e:
+            out["redis"] = f"unavailable: {type(e).__name__}"
+        out["policy"] = f"ok, version {self.policy.version[:12]}"
+        out["slack"] = "ok" if self.slack_ok else self.slack_detail
+        return out
+
+
+def build_web_app(
+    bolt: AsyncApp | None, *, readiness: Readiness, path: str = EVENTS_PATH
+) -> web.Application:
+    """The aiohttp application: Bolt's ``path`` handler (None in Socket Mode, where Slack
+    comes over the websocket) plus the health routes."""
+    # Bolt's application keeps aiohttp's default body limit (1 MiB): larger bodies get 413.
+    app = bolt.web_app(path=path) if bolt is not None else web.Application()
+
+    async def healthz(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def readyz(request: web.Request) -> web.Response:
+        checks = await readiness.checks()
+        ready = all(v.startswith("ok") for v in checks.values())
+        return web.json_response({"ready": ready, "checks": checks}, status=200 if ready else 503)
+
+    async def metrics(request: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    return app

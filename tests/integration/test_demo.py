@@ -1,0 +1,31 @@
+"""`grantbot demo` (what `make run` does without Slack credentials) tells the whole story and
+exits 0 by itself."""
+
+from __future__ import annotations
+
+import io
+
+from bot.config import Settings
+from bot.demo import run_demo
+
+
+async def test_the_demo_runs_to_the_end_and_narrates_each_step() -> None:
+    """With a 2-second grant: request, approval, DM-only credential, a real login, revocation
+    on time, the failed login after it, and how to connect a real workspace."""
+    out = io.StringIO()
+    assert await run_demo(Settings.model_validate({}), out=out, grant_s=2) == 0
+    text = out.getvalue()
+    for needle in (
+        "/access request cache read 2s",
+        "3 copies",
+        "Bob clicks Approve",
+        "The password is in 1 of",
+        "chat.postMessage to U0ALICE",
+        "AUTH ok",
+        "NOPERM",
+        "the grant is EXPIRED",
+        "WRONGPASS",
+        "REQUEST -> APPROVE -> ISSUE -> EXPIRE",
+        "manifests/slack-app.yaml",
+    ):
+        assert needle in text, needle

@@ -1,0 +1,129 @@
+"""Reading submitted modals: every field checked as untrusted input, errors keyed by field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from bot.policy_loader import load_policy
+from bot.slack import ids
+from bot.slack.dedupe import delivery_token
+from bot.slack.forms import (
+    RequestInput,
+    parse_deny_form,
+    parse_metadata,
+    parse_request_form,
+    policy_error_field,
+)
+
+POLICY = load_policy(Path(__file__).parent.parent / "fixtures" / "slack_policy.yaml").policy
+
+
+def _values(
+    target: str | None = "sandbox/play",
+    duration: str = "30m",
+    reason: str = "looking",
+    tickets: str | None = None,
+) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        ids.FORM_DURATION_BLOCK: {ids.FORM_DURATION_ACTION: {"value": duration}},
+        ids.FORM_REASON_BLOCK: {ids.FORM_REASON_ACTION: {"value": reason}},
+    }
+    if target is not None:
+        values[ids.FORM_TARGET_BLOCK] = {
+            ids.FORM_TARGET_ACTION: {"selected_option": {"value": target}}
+        }
+    if tickets is not None:
+        values[ids.FORM_TICKETS_BLOCK] = {ids.FORM_TICKETS_ACTION: {"value": tickets}}
+    return values
+
+
+def test_a_good_form_parses() -> None:
+    """Target, duration, normalised reason, tickets from the field and the reason, origin."""
+    parsed = parse_request_form(
+        _values(reason="fix  INC-7\u200b now", tickets="CHG-1, INC-7"),
+        private_metadata='{"channel":"C0GENERAL","channel_name":"general"}',
+    )
+    assert parsed == RequestInput(
+        resource="sandbox",
+        role="play",
+        duration_s=1800,
+        reason="fix INC-7 now",
+        tickets=("CHG-1", "INC-7"),
+        channel="C0GENERAL",
+        channel_name="general",
+    )
+
+
+def test_each_bad_field_gets_its_own_error() -> None:
+    """Missing target, bad duration, bad ticket: one error per field, nothing else."""
+    errors = parse_request_form(
+        _values(target=None, duration="soon", tickets="nope"), private_metadata=""
+    )
+    assert isinstance(errors, dict)
+    assert set(errors) == {ids.FORM_TARGET_BLOCK, ids.FORM_DURATION_BLOCK, ids.FORM_TICKETS_BLOCK}
+    assert all(len(message) <= 150 for message in errors.values())
+
+
+def test_forged_and_oversized_values_are_refused() -> None:
+    """Names that are not policy-shaped, giant or non-ASCII durations and reasons are refused."""
+    errors = parse_request_form(
+        _values(target="../etc/passwd", duration="٣٠m", reason="x" * 50_000, tickets="T" * 999),
+        private_metadata="not json",
+    )
+    assert isinstance(errors, dict)
+    assert set(errors) == {
+        ids.FORM_TARGET_BLOCK,
+        ids.FORM_DURATION_BLOCK,
+        ids.FORM_REASON_BLOCK,
+        ids.FORM_TICKETS_BLOCK,
+    }
+
+
+def test_a_private_key_is_refused_without_quoting_it() -> None:
+    """A private key in the reason is refused, and the error repeats none of it."""
+    key = "-----BEGIN OPENSSH PRIVATE KEY----- b3BlbnNzaC1rZXktdjE"
+    errors = parse_request_form(_values(reason=key), private_metadata="")
+    assert isinstance(errors, dict)
+    assert "b3Blbn" not in errors[ids.FORM_REASON_BLOCK]
+
+
+def test_metadata_is_read_defensively() -> None:
+    """Bad private_metadata gives no origin rather than an error."""
+    assert parse_metadata("") == (None, None)
+    assert parse_metadata("[1]") == (None, None)
+    assert parse_metadata('{"channel": "C1 <!here>", "channel_name": 5}') == (None, None)
+    assert parse_metadata('{"channel": "C0INC42", "channel_name": "inc-42"}') == (
+        "C0INC42",
+        "inc-42",
+    )
+
+
+def test_policy_refusals_land_on_the_field_they_are_about() -> None:
+    """Too long goes on the duration, a missing ticket on the tickets, else the target."""
+    form = parse_request_form(_values("orders-db/write", "4h", "fixing"), private_metadata="")
+    assert isinstance(form, RequestInput)
+    rule = POLICY.rule("orders-db", "write")
+    assert policy_error_field(rule, form) == ids.FORM_DURATION_BLOCK
+    short = parse_request_form(_values("orders-db/write", "30m", "fixing"), private_metadata="")
+    assert isinstance(short, RequestInput)
+    assert policy_error_field(rule, short) == ids.FORM_TICKETS_BLOCK
+    assert policy_error_field(None, short) == ids.FORM_TARGET_BLOCK
+
+
+def test_deny_reason() -> None:
+    """The deny reason is optional, normalised and bounded."""
+    assert parse_deny_form({}) == ""
+    values = {ids.DENY_REASON_BLOCK: {ids.DENY_REASON_ACTION: {"value": " not\nnow "}}}
+    assert parse_deny_form(values) == "not now"
+    big = {ids.DENY_REASON_BLOCK: {ids.DENY_REASON_ACTION: {"value": "n" * 600}}}
+    assert isinstance(parse_deny_form(big), dict)
+
+
+def test_delivery_tokens() -> None:
+    """Events are keyed by event_id (so Slack's retries match); anything else by its body."""
+    event = {"type": "event_callback", "event_id": "Ev1", "event": {}}
+    assert delivery_token(event, "raw one") == delivery_token(event, "raw two") == "event:Ev1"
+    assert delivery_token({}, "a=1") == delivery_token({}, "a=1")
+    assert delivery_token({}, "a=1") != delivery_token({}, "a=2")
+    assert delivery_token({"x": 1}, "").startswith("body:")
