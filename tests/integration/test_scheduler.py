@@ -472,7 +472,14 @@ async def test_reconciler_fixes_what_jobs_missed_and_reports_it(
 
     assert (await store.get(due_no_job.id)).status is Status.EXPIRED
     assert await jobs.run_time(future_no_job.id) == future_no_job.expires_at
-    assert await jobs.run_time(failing_no_job.id) is not None
+    # The failing grant's retry was restored (due now) and, the target being back, it ran. It
+    # failed before its expiry, so it was an early revoke and ends REVOKED.
+    assert first.retries_restored == [failing_no_job.id]
+    await wait_for(
+        lambda: all_status(store, [failing_no_job], Status.REVOKED),
+        timeout_s=5,
+        what="the restored retry to run",
+    )
     assert await jobs.run_time(ended.id) is None
     assert await inventory.live_grant_ids() == set()
     assert metrics.RECONCILER_FIXES.labels(kind="orphan_revoked")._value.get() >= before + 2
@@ -481,6 +488,7 @@ async def test_reconciler_fixes_what_jobs_missed_and_reports_it(
     assert details.get("orphan_revoked") == 2
     assert {"orders-db/g-unknown22", f"orders-db/{ended.id}"} <= set(details["orphans_revoked_ids"])
     assert details.get("job_restored") == 1 and details.get("stale_job_removed") == 1
+    assert details.get("retry_restored") == 1
 
 
 async def test_reconciler_revokes_an_overdue_grant_whose_job_did_not_run(
