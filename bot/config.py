@@ -14,6 +14,7 @@ from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.errors import ConfigError
+from bot.logs import register_secret
 from bot.store.keys import DEFAULT_PREFIX
 
 SLACK_DEFAULT_API_URL = "https://slack.com/api/"
@@ -61,8 +62,17 @@ def _require(value: SecretStr | None, name: str) -> str:
 def load_settings() -> Settings:
     """Read the environment; a malformed value raises ConfigError naming the variable."""
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as e:
         first = e.errors()[0]
         name = str(first["loc"][0]) if first["loc"] else "settings"
         raise ConfigError(f"{name}: {first['msg']}") from e
+    # Masked in any log line they might reach (an SDK's debug output, an error's repr).
+    for secret in (
+        settings.slack_bot_token,
+        settings.slack_signing_secret,
+        settings.slack_app_token,
+    ):
+        if secret is not None:
+            register_secret(secret.get_secret_value())
+    return settings

@@ -3,6 +3,9 @@
 Secrets (DSNs, webhook keys) live in the environment, and policies.yaml names them as
 ``${ORDERS_DB_DSN}``. A reference may be the whole value or part of a string. Errors name the
 variable and the setting's key, never a value.
+
+Every value substituted is registered with the log redaction filter: references are how the
+policy carries secrets, so whatever one resolves to is masked should it ever reach a log line.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from bot.errors import ConfigError
+from bot.logs import register_secret
 
 REFERENCE_RE: Final = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -44,6 +48,7 @@ def resolve(value: Any, *, env: Mapping[str, str], key: str = "") -> Any:
             if name not in env:
                 where = f" (setting {key})" if key else ""
                 raise ConfigError(f"environment variable {name} is not set{where}")
+            register_secret(env[name])
             return env[name]
 
         return REFERENCE_RE.sub(substitute, value)

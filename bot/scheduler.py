@@ -965,6 +965,7 @@ class RevocationScheduler:
         aps.add_executor(_quiet_executor(), EXECUTOR_ALIAS)
         aps.start(paused=True)
         self._aps = aps
+        self._set_leader(False)  # every replica shows on the lease-holder gauge from the start
         self._lease_task = asyncio.create_task(self._lease_loop(), name="scheduler-lease")
 
     async def stop(self) -> None:
@@ -1021,6 +1022,7 @@ class RevocationScheduler:
     def _set_leader(self, leader: bool) -> None:
         self._leader = leader
         metrics.SCHEDULER_LEADER.set(1 if leader else 0)
+        metrics.set_lease_holder(self.replica_id, leader)
 
     async def _lease_loop(self) -> None:
         while True:

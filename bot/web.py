@@ -16,10 +16,9 @@ from typing import Final
 
 import redis.asyncio as aioredis
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from slack_bolt.async_app import AsyncApp
 
-import bot.metrics  # noqa: F401 - registers grantbot's metrics in the default registry
+from bot.metrics import render_metrics
 from bot.policy_holder import PolicyHolder
 from bot.store.connection import UNAVAILABLE
 
@@ -68,7 +67,8 @@ def build_web_app(
         return web.json_response({"ready": ready, "checks": checks}, status=200 if ready else 503)
 
     async def metrics(request: web.Request) -> web.Response:
-        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        body, content_type = render_metrics(request.headers.get("Accept"))
+        return web.Response(body=body, headers={"Content-Type": content_type})
 
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -209,7 +210,22 @@ async def test_health_and_readiness(stack: Stack) -> None:
             assert r.status == 200 and body["ready"] is True, body
             assert set(body["checks"]) == {"redis", "policy", "slack"}
         async with http.get(f"{stack.bot_url}/metrics") as r:
-            assert r.status == 200
+            assert r.status == 200 and r.content_type == "text/plain"
+            text = await r.text()
+        async with http.get(
+            f"{stack.bot_url}/metrics", headers={"Accept": "application/openmetrics-text"}
+        ) as r:
+            assert r.status == 200 and r.content_type == "application/openmetrics-text"
+    # The one replica leads the scheduler and says so; the families a dashboard needs exist.
+    assert re.search(r'^grantbot_scheduler_lease_holder\{replica="[^"]+"\} 1\.0$', text, re.M)
+    for family in (
+        "grantbot_revocation_lag_seconds_bucket",
+        "grantbot_time_to_credential_seconds",
+        "grantbot_requests_total",
+        "grantbot_slack_api_errors_total",
+        "grantbot_active_grants",
+    ):
+        assert f"# TYPE {family.removesuffix('_bucket')}" in text or family in text, family
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,7 @@ from apscheduler.jobstores.base import ConflictingIdError
 from apscheduler.jobstores.redis import RedisJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
+from prometheus_client import REGISTRY
 
 from bot import metrics
 from bot.devtools.scheduler_worker import RecordingListener, StaticResolver
@@ -355,7 +356,7 @@ async def test_only_one_scheduler_leads_and_another_takes_over(
     leader, follower = (a, b) if a.is_leader else (b, a)
     holder = await leader.lease.holder()
     assert holder is not None and holder.startswith(leader.replica_id + ":")
-    assert metrics.SCHEDULER_LEADER._value.get() in (0, 1)
+    assert lease_gauge(leader.replica_id) == 1 and lease_gauge(follower.replica_id) == 0
 
     # The leader's renewals stop (as if its event loop hung); nothing is released.
     assert leader._lease_task is not None
@@ -371,6 +372,11 @@ async def test_only_one_scheduler_leads_and_another_takes_over(
     assert took_over_s <= TTL_S + 2 * follower.tick_s + 0.5
     holder = await follower.lease.holder()
     assert holder is not None and holder.startswith(follower.replica_id + ":")
+    assert lease_gauge(leader.replica_id) == 0 and lease_gauge(follower.replica_id) == 1
+
+
+def lease_gauge(replica: str) -> float | None:
+    return REGISTRY.get_sample_value("grantbot_scheduler_lease_holder", {"replica": replica})
 
 
 async def test_graceful_stop_hands_over_at_once(store: GrantStore, schedulers: Factory) -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import secrets
+
 import pytest
 
 from bot.envrefs import referenced_names, resolve
 from bot.errors import ConfigError
+from bot.logs import REDACTED, redact
 
 
 def test_resolve_replaces_references_and_names_missing_ones() -> None:
@@ -22,3 +25,11 @@ def test_resolve_replaces_references_and_names_missing_ones() -> None:
     ):
         resolve(settings, env={"PW": "secret-value"})
     assert referenced_names(settings) == ["PW", "ROLE"]
+
+
+def test_resolved_values_are_masked_in_logs() -> None:
+    """Whatever a reference resolves to is registered with the redaction filter: a value with
+    no secret-like shape (here a bare webhook key) is still masked if it reaches a log line."""
+    key = "k" + secrets.token_hex(10)
+    assert resolve({"secret": "${HOOK_KEY}"}, env={"HOOK_KEY": key}) == {"secret": key}
+    assert redact(f"posting with {key} failed") == f"posting with {REDACTED} failed"

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from bot.config import load_settings
 from bot.logs import (
     REDACTED,
     RedactingFilter,
@@ -407,3 +408,20 @@ def test_registered_secret_is_masked_even_inside_other_text() -> None:
     register_secret("abc")
     assert redact(f"prefix{value}suffix") == f"prefix{REDACTED}suffix"
     assert redact("abc def") == "abc def"
+
+
+def test_slack_credentials_from_the_environment_are_masked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Loading the settings registers the Slack token, signing secret and app token, so none
+    of them survives in a log line even where no pattern would recognise it."""
+    values = {
+        "SLACK_BOT_TOKEN": "xoxb-" + secrets.token_hex(8),
+        "SLACK_SIGNING_SECRET": secrets.token_hex(16),
+        "SLACK_APP_TOKEN": "xapp-" + secrets.token_hex(8),
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    load_settings()
+    for value in values.values():
+        assert redact(f"debug: sent {value} to slack") == f"debug: sent {REDACTED} to slack"
