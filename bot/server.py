@@ -208,7 +208,7 @@ async def assemble(
         )
         app = create_app(deps=deps, client=client, signing_secret=signing_secret)
         readiness = Readiness(redis=redis, policy=policy)
-        web_app = build_web_app(app if http_events else None, readiness=readiness)
+        web_app = build_web_app(app if http_events else None, readiness=readiness, store=store)
         bot = Bot(
             settings=settings,
             redis=redis,

@@ -4,7 +4,9 @@
 all verified by Bolt (a bad signature, or a timestamp more than 5 minutes off, gets 401 and
 reaches no listener). ``/healthz`` says the process is up. ``/readyz`` says it can do its
 job: Redis answers PING, a valid policy is loaded, and ``auth.test`` passed at start.
-``/metrics`` serves the Prometheus registry (bot.metrics defines what is in it).
+``/metrics`` serves the Prometheus registry (bot.metrics defines what is in it); each scrape
+first reads the standing privileges (live grants by resource) from the store, so every replica
+reports the same, current figure.
 """
 
 from __future__ import annotations
@@ -18,14 +20,18 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from slack_bolt.async_app import AsyncApp
 
-from bot.metrics import render_metrics
+from bot.errors import StoreUnavailable
+from bot.metrics import render_metrics, set_active_grants
 from bot.policy_holder import PolicyHolder
 from bot.store.connection import UNAVAILABLE
+from bot.store.grants import GrantStore
 
 log = logging.getLogger(__name__)
 
 EVENTS_PATH: Final = "/slack/events"
 READY_PING_TIMEOUT_S: Final = 1.0
+#: A scrape waits this long for the live-grant counts, then serves the last ones it had.
+SCRAPE_STORE_TIMEOUT_S: Final = 1.0
 
 
 @dataclass(slots=True)
@@ -51,10 +57,15 @@ class Readiness:
 
 
 def build_web_app(
-    bolt: AsyncApp | None, *, readiness: Readiness, path: str = EVENTS_PATH
+    bolt: AsyncApp | None,
+    *,
+    readiness: Readiness,
+    store: GrantStore | None = None,
+    path: str = EVENTS_PATH,
 ) -> web.Application:
     """The aiohttp application: Bolt's ``path`` handler (None in Socket Mode, where Slack
-    comes over the websocket) plus the health routes."""
+    comes over the websocket) plus the health and metrics routes. With ``store``, each
+    ``/metrics`` scrape refreshes the active-grants gauge from it first."""
     # Bolt's application keeps aiohttp's default body limit (1 MiB): larger bodies get 413.
     app = bolt.web_app(path=path) if bolt is not None else web.Application()
 
@@ -67,6 +78,13 @@ def build_web_app(
         return web.json_response({"ready": ready, "checks": checks}, status=200 if ready else 503)
 
     async def metrics(request: web.Request) -> web.Response:
+        if store is not None:
+            try:
+                async with asyncio.timeout(SCRAPE_STORE_TIMEOUT_S):
+                    set_active_grants(await store.live_by_resource())
+            except (TimeoutError, StoreUnavailable) as e:
+                # Still serve every other metric; the gauge keeps its last reading.
+                log.warning("metrics: live grant counts unavailable: %s", e)
         body, content_type = render_metrics(request.headers.get("Accept"))
         return web.Response(body=body, headers={"Content-Type": content_type})
 

@@ -122,6 +122,10 @@ def plan_indexes(keys: Keys, old: Grant | None, new: Grant) -> IndexPlan:
         ops.append(["zadd", key_index(keys.expiries), new.expires_at, gid])
     elif old is not None and old.status in _EXPIRING:
         ops.append(["zrem", key_index(keys.expiries), gid])
+    was_live = old is not None and old.status in _EXPIRING
+    if (new.status in _EXPIRING) != was_live:
+        delta = -1 if was_live else 1
+        ops.append(["hincrby", key_index(keys.live_by_resource), new.resource, delta])
     return IndexPlan(keys=plan_keys, ops=ops)
 
 
@@ -485,6 +489,14 @@ class GrantStore:
     @translate_errors
     async def in_status(self, status: Status) -> list[Grant]:
         return await self.get_many(await aw(self.redis.smembers(self.keys.by_status(status))))
+
+    @translate_errors
+    async def live_by_resource(self) -> dict[str, int]:
+        """Resource -> live grants (ACTIVE or REVOKE_FAILED) on it, the standing privileges;
+        resources with none are left out. One HGETALL, kept exact by the commit scripts."""
+        raw = await aw(self.redis.hgetall(self.keys.live_by_resource))
+        counts = {str(resource): int(n) for resource, n in raw.items()}
+        return {resource: n for resource, n in counts.items() if n > 0}
 
     @translate_errors
     async def due_expiries(self, now: float, *, limit: int = 1000) -> list[str]:

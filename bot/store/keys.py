@@ -61,6 +61,13 @@ class Keys:
         return f"{self._p}:expiries"
 
     @property
+    def live_by_resource(self) -> str:
+        """Hash: resource -> how many grants on it are live (ACTIVE, REVOKE_FAILED): the
+        standing privileges. Moved by the same script that moves a grant in or out of
+        :attr:`expiries`, so the two always agree."""
+        return f"{self._p}:live:by-resource"
+
+    @property
     def pending_deadlines(self) -> str:
         """Sorted set: PENDING ids scored by request_expires_at."""
         return f"{self._p}:pending"

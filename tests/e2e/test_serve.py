@@ -200,6 +200,18 @@ class Slack:
         return message
 
 
+async def scrape(stack: Stack, sample: str) -> float:
+    """One sample's value from the process's /metrics (0 when absent)."""
+    async with aiohttp.ClientSession() as http, http.get(f"{stack.bot_url}/metrics") as r:
+        assert r.status == 200
+        text = await r.text()
+    for line in text.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name == sample:
+            return float(value)
+    return 0.0
+
+
 async def test_health_and_readiness(stack: Stack) -> None:
     """/healthz answers; /readyz reports Redis, policy and Slack (auth.test) all ok."""
     async with aiohttp.ClientSession() as http:
@@ -249,6 +261,7 @@ async def test_bad_signatures_are_refused(slack: Slack, delivery: Delivery) -> N
 async def test_request_approve_credential_and_revoke(slack: Slack, stack: Stack) -> None:
     """The whole path through the real process: ack within 3 s, approval copies, a click
     that approves, a real Redis credential by DM only, Revoke now, every copy updated."""
+    standing = await scrape(stack, 'grantbot_active_grants{resource="cache"}')
     resp = await slack.driver.slash_command(
         ALICE, "request cache read 30m e2e check", channel_id="C0GENERAL", channel_name="general"
     )
@@ -280,6 +293,8 @@ async def test_request_approve_credential_and_revoke(slack: Slack, stack: Stack)
     )
     assert target.ping()
     target.close()
+    # The standing privilege shows on /metrics while it lasts, and goes when it ends.
+    assert await scrape(stack, 'grantbot_active_grants{resource="cache"}') == standing + 1
 
     await slack.driver.block_action(ALICE, ids.REVOKE, message=dm, channel_id="D0ALICE")
 
@@ -287,6 +302,7 @@ async def test_request_approve_credential_and_revoke(slack: Slack, stack: Stack)
         return (await slack.store.get(grant.id)).status is Status.REVOKED
 
     await slack.eventually(revoked)
+    assert await scrape(stack, 'grantbot_active_grants{resource="cache"}') == standing
 
     async def copies_updated() -> bool:
         copy_now = await slack.copy_in(grant.id, "C0ACCESS")

@@ -9,7 +9,7 @@ import pytest
 from bot.domain.ids import is_grant_id
 from bot.domain.model import Actor, ActorKind, Event, Status
 from bot.errors import NotAuthorized, NotFound, TransitionError
-from bot.store.grants import GrantStore
+from bot.store.grants import GrantStore, TransitionRequest
 from tests.factories import NOW, POLICY_V, make_grant
 
 REQ = Actor(kind=ActorKind.REQUESTER, id="U0REQUEST")
@@ -126,6 +126,52 @@ async def test_indexes_follow_the_lifecycle(store: GrantStore) -> None:
     assert [x.id for x in await store.list_grants(user="U0REQUEST")] == [g.id]
     assert [x.id for x in await store.list_grants(status=Status.EXPIRED)] == [g.id]
     assert await store.list_grants(status=Status.ACTIVE) == []
+
+
+async def test_live_counts_by_resource_follow_grants_in_and_out_of_live_states(
+    store: GrantStore,
+) -> None:
+    """The standing-privilege count per resource rises when a grant is issued, stays through
+    REVOKE_FAILED, and falls when it ends, whether one at a time or in a bulk commit."""
+    ids = {}
+    for resource in ("orders-db", "orders-db", "cache"):
+        g = await store.create(make_grant(resource=resource), actor=REQ, policy_version=POLICY_V)
+        await store.transition(
+            g.id, Event.APPROVE, actor=approver(1), now=NOW + 1, policy_version=POLICY_V
+        )
+        assert await store.live_by_resource() == ids_count(ids)
+        await store.transition(
+            g.id, Event.ISSUE, actor=Actor.system(), now=NOW + 2, policy_version=POLICY_V
+        )
+        ids[g.id] = resource
+    assert await store.live_by_resource() == {"orders-db": 2, "cache": 1}
+
+    first, second, third = ids
+    await store.transition(
+        first, Event.REVOKE_FAIL, actor=Actor.system(), now=NOW + 3, policy_version=POLICY_V
+    )
+    assert await store.live_by_resource() == {"orders-db": 2, "cache": 1}
+    await store.transition(
+        first, Event.EXPIRE, actor=Actor.system(), now=NOW + 9999, policy_version=POLICY_V
+    )
+    assert await store.live_by_resource() == {"orders-db": 1, "cache": 1}
+    results = await store.transition_many(
+        [
+            TransitionRequest(grant_id=gid, event=Event.EXPIRE, actor=Actor.system())
+            for gid in (second, third)
+        ],
+        now=NOW + 9999,
+        policy_version=POLICY_V,
+    )
+    assert all(not isinstance(r, Exception) for r in results)
+    assert await store.live_by_resource() == {}
+
+
+def ids_count(ids: dict[str, str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for resource in ids.values():
+        counts[resource] = counts.get(resource, 0) + 1
+    return counts
 
 
 async def test_ids_are_short_typeable_and_unique_under_concurrency(store: GrantStore) -> None:

@@ -2,7 +2,7 @@
 -- KEYS[1] grant hash, KEYS[2] audit stream, KEYS[3] audit head, KEYS[4..] index keys.
 -- ARGV[1] expected version ("0" = must not exist yet), ARGV[2] grant JSON, ARGV[3] status,
 -- ARGV[4] audit body (canonical JSON), ARGV[5] ops: JSON list of [op, key_index, args...]
--- with op one of sadd, srem, zadd, zrem (key_index counts from 1 over KEYS).
+-- with op one of sadd, srem, zadd, zrem, hincrby (key_index counts from 1 over KEYS).
 -- Returns {"ok", new_version, audit_id} | {"conflict", current_version}.
 local current = redis.call("HGET", KEYS[1], "v")
 local expected = tonumber(ARGV[1])
@@ -17,6 +17,7 @@ for _, op in ipairs(cjson.decode(ARGV[5])) do
   elseif name == "srem" then redis.call("SREM", key, op[3])
   elseif name == "zadd" then redis.call("ZADD", key, op[3], op[4])
   elseif name == "zrem" then redis.call("ZREM", key, op[3])
+  elseif name == "hincrby" then redis.call("HINCRBY", key, op[3], op[4])
   else return redis.error_reply("unknown index op " .. tostring(name)) end
 end
 local id = audit_append(KEYS[2], KEYS[3], ARGV[4])

@@ -65,6 +65,7 @@ for _, item in ipairs(items) do
     elseif name == "srem" then redis.call("SREM", key, op[3])
     elseif name == "zadd" then redis.call("ZADD", key, op[3], op[4])
     elseif name == "zrem" then redis.call("ZREM", key, op[3])
+    elseif name == "hincrby" then redis.call("HINCRBY", key, op[3], op[4])
     else return redis.error_reply("unknown index op " .. tostring(name)) end
   end
   seq = seq + 1
