@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Self
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import aiohttp
 from multidict import CIMultiDict
@@ -288,6 +288,18 @@ class Payloads:
         return json.dumps(envelope).encode()
 
 
+def socket_envelope(request: SlackRequest) -> tuple[str, JSON]:
+    """An HTTP delivery's Socket Mode equivalent: (envelope type, payload). Over Socket Mode
+    Slack sends the same fields, as JSON: a slash command's form fields, an interaction's
+    ``payload``, an event callback whole."""
+    if request.content_type == JSON_CONTENT_TYPE:
+        return "events_api", json.loads(request.body)
+    fields = dict(parse_qsl(request.body.decode()))
+    if "payload" in fields:
+        return "interactive", json.loads(fields["payload"])
+    return "slash_commands", dict(fields)
+
+
 # --- The driver -----------------------------------------------------------------------------
 class SlackDriver:
     """Sends signed Slack requests to ``events_url`` and reports the bot's answers.
@@ -309,7 +321,14 @@ class SlackDriver:
         bot_user_id: str = "U0GRANTBOT",
         timeout_s: float = 10.0,
         clock: Callable[[], float] = time.time,
+        socket_mode: bool = False,
     ) -> None:
+        """``socket_mode``: deliver through the emulator's Socket Mode connection to the bot
+        (``emulator_url`` required) instead of posting to ``events_url``; the same methods,
+        the same payloads, wrapped in Socket Mode envelopes (and unsigned, as there)."""
+        if socket_mode and emulator_url is None:
+            raise ValueError("socket_mode needs emulator_url")
+        self.socket_mode = socket_mode
         self.events_url = events_url
         self.payloads = Payloads(team_id, team_domain, api_app_id, bot_user_id, clock=clock)
         self.signer = RequestSigner(signing_secret)
@@ -588,7 +607,9 @@ class SlackDriver:
         return await self.send(request.body, request.content_type, delivery=delivery)
 
     async def post(self, request: SlackRequest) -> DriverResponse:
-        """Post ``request`` as is and time the answer."""
+        """Post ``request`` as is and time the answer (or, in Socket Mode, deliver it)."""
+        if self.socket_mode:
+            return await self._deliver_over_socket(request)
         started = time.perf_counter()
         async with self._http().post(
             self.events_url, data=request.body, headers=dict(request.headers)
@@ -600,3 +621,23 @@ class SlackDriver:
                 body = json.loads(text)
             headers = CIMultiDict(resp.headers)
             return DriverResponse(resp.status, headers, body, text, latency_s, request)
+
+    async def _deliver_over_socket(self, request: SlackRequest) -> DriverResponse:
+        """The request's payload in its Socket Mode envelope. The answer's status is 200 when
+        the bot acked within Slack's 3 s (504 when not); its body is the ack's ``payload``."""
+        envelope_type, payload = socket_envelope(request)
+        control = self._emulator()
+        assert control is not None  # checked in __init__
+        started = time.perf_counter()
+        answer = await control.socket_deliver(
+            envelope_type,
+            payload,
+            accepts_response_payload=envelope_type == "slash_commands"
+            or payload.get("type") == "view_submission",
+        )
+        latency_s = time.perf_counter() - started
+        ack = answer.get("ack") or {}
+        body = ack.get("payload") if isinstance(ack, dict) else None
+        text = json.dumps(body) if body is not None else ""
+        status = 200 if answer.get("acked") else 504
+        return DriverResponse(status, CIMultiDict(), body or "", text, latency_s, request)

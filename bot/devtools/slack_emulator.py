@@ -41,6 +41,8 @@ from typing import Any, Self, TypeVar, overload
 import aiohttp
 from aiohttp import web
 
+from bot.devtools.socket_mode import DEFAULT_APP_TOKEN, NoConnection, SocketModeHub
+
 JSON = dict[str, Any]
 T = TypeVar("T")
 
@@ -82,6 +84,7 @@ API_PREFIX = "/api/"
 CONTROL_PREFIX = "/_emulator"
 RESPONSE_URL_PATH = f"{CONTROL_PREFIX}/response/"
 RESPONSE_URL_METHOD = "response_url"  # the `method` of a recorded response_url post
+APPS_CONNECTIONS_OPEN = "apps.connections.open"
 
 _TEXT_TYPES = ("plain_text", "mrkdwn")
 _KNOWN_BLOCK_TYPES = frozenset(
@@ -1065,6 +1068,7 @@ class SlackEmulator:
         usergroups: Mapping[str, Sequence[str]] | None = None,
         channels: Sequence[FakeChannel] | None = None,
         bot_token: str = DEFAULT_BOT_TOKEN,
+        app_token: str = DEFAULT_APP_TOKEN,
         team_id: str = DEFAULT_TEAM_ID,
         team_domain: str = "grantbot-demo",
         bot_user_id: str = "U0GRANTBOT",
@@ -1084,6 +1088,7 @@ class SlackEmulator:
         self.workspace = Workspace(directory, identity, clock)
         self.faults = FaultInjector()
         self.bot_token = bot_token
+        self.socket_mode = SocketModeHub(app_token=app_token, app_id=app_id)
         self._clock = clock
         self._host, self._port = host, port
         self._calls: list[Call] = []
@@ -1100,6 +1105,8 @@ class SlackEmulator:
         app.router.add_post(f"{CONTROL_PREFIX}/triggers", self._handle_issue_trigger)
         app.router.add_post(f"{CONTROL_PREFIX}/response_urls", self._handle_issue_response_url)
         app.router.add_post(f"{CONTROL_PREFIX}/faults", self._handle_faults)
+        app.router.add_post(f"{CONTROL_PREFIX}/socket-mode/deliver", self._handle_socket_deliver)
+        self.socket_mode.register(app)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port)
@@ -1109,6 +1116,7 @@ class SlackEmulator:
 
     async def stop(self) -> None:
         if self._runner is not None:
+            await self.socket_mode.close()
             await self._runner.cleanup()
             self._runner = None
 
@@ -1274,6 +1282,9 @@ class SlackEmulator:
         return answer.to_response()
 
     def _answer_api(self, method: str, args: JSON, token: str | None) -> _Answer:
+        if method == APPS_CONNECTIONS_OPEN:  # the one method that takes the app-level token
+            body, status = self.socket_mode.open_connection(token=token, base_url=self.base_url)
+            return _Answer(body, status)
         handler = self.workspace.methods.get(method)
         try:
             if handler is None:
@@ -1330,6 +1341,32 @@ class SlackEmulator:
             is_ephemeral=bool(body.get("is_ephemeral")),
         )
         return web.json_response({"response_url": url})
+
+    async def _handle_socket_deliver(self, request: web.Request) -> web.Response:
+        """Slack's side of one Socket Mode delivery: ``{"type", "payload",
+        "accepts_response_payload"?}`` -> ``{"envelope_id", "acked", "ack", "latency_s"}``."""
+        body = await _control_body(request)
+        payload = body.get("payload")
+        if not isinstance(payload, dict):
+            raise web.HTTPBadRequest(text="payload must be a JSON object")
+        try:
+            delivered = await self.socket_mode.deliver(
+                str(body.get("type")),
+                payload,
+                accepts_response_payload=bool(body.get("accepts_response_payload", False)),
+            )
+        except ValueError as e:
+            raise web.HTTPBadRequest(text=str(e)) from e
+        except NoConnection as e:
+            raise web.HTTPConflict(text=str(e)) from e
+        return web.json_response(
+            {
+                "envelope_id": delivered.envelope_id,
+                "acked": delivered.acked,
+                "ack": delivered.ack,
+                "latency_s": delivered.latency_s,
+            }
+        )
 
     async def _handle_faults(self, request: web.Request) -> web.Response:
         body = await _control_body(request)
@@ -1464,6 +1501,18 @@ class EmulatorControl:
     async def inject_fault(self, method: str, fault: Fault) -> None:
         await self._post("faults", {"method": method, **asdict(fault), "kind": fault.kind.value})
 
+    async def socket_deliver(
+        self, envelope_type: str, payload: JSON, *, accepts_response_payload: bool = False
+    ) -> JSON:
+        """Deliver one Socket Mode envelope to the connected app; its ack (see
+        :meth:`SocketModeHub.deliver`)."""
+        body = {
+            "type": envelope_type,
+            "payload": payload,
+            "accepts_response_payload": accepts_response_payload,
+        }
+        return await self._post("socket-mode/deliver", body)
+
 
 # --- Standalone -----------------------------------------------------------------------------
 async def _serve(emulator: SlackEmulator) -> None:
@@ -1475,6 +1524,7 @@ async def _serve(emulator: SlackEmulator) -> None:
         print(f"SLACK_API_URL={emulator.api_url}", flush=True)
         print(f"SLACK_EMULATOR_URL={emulator.base_url}", flush=True)
         print(f"SLACK_BOT_TOKEN={emulator.bot_token}", flush=True)
+        print(f"SLACK_APP_TOKEN={emulator.socket_mode.app_token}", flush=True)
         await stop.wait()
 
 
@@ -1483,6 +1533,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--bot-token", default=DEFAULT_BOT_TOKEN)
+    parser.add_argument("--app-token", default=DEFAULT_APP_TOKEN, help="for Socket Mode")
     parser.add_argument("--team-id", default=DEFAULT_TEAM_ID)
     parser.add_argument(
         "--directory", help="JSON file: {users: [...], usergroups: {...}, channels: [...]}"
@@ -1497,6 +1548,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         usergroups=data.get("usergroups"),
         channels=[FakeChannel(**c) for c in data["channels"]] if "channels" in data else None,
         bot_token=opts.bot_token,
+        app_token=opts.app_token,
         team_id=opts.team_id,
         host=opts.host,
         port=opts.port,
