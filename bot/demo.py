@@ -238,7 +238,7 @@ async def _story(
     password = rendered.split("*password*: `", 1)[1].split("`", 1)[0]
     login = grant.credential_ref or ""
     elsewhere = [c for c in emulator.calls() if password in json.dumps(c.args)]
-    n.say(f"user {login}, password {password[:4]}… (shown in full only in Alice's DM)")
+    n.say(f"user {login}, a {len(password)}-character password (shown only in Alice's DM)")
     n.say(
         f"The password is in {len(elsewhere)} of {len(emulator.calls())} Slack API calls "
         f"grantbot made: {elsewhere[0].method} to {elsewhere[0].args['channel']}."

@@ -19,6 +19,7 @@ async def test_the_demo_runs_to_the_end_and_narrates_each_step() -> None:
         "/access request cache read 2s",
         "3 copies",
         "Bob clicks Approve",
+        "-character password (shown only in Alice's DM)",
         "The password is in 1 of",
         "chat.postMessage to U0ALICE",
         "AUTH ok",
