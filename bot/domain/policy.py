@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from types import MappingProxyType
 from typing import Any, Final
@@ -62,6 +62,9 @@ class Policy(Strict):
     resources: dict[ResourceName, ResourceSpec]
     #: Channel names (without #) matching this (re.search) count as incident channels.
     incident_channels: Regex | None = None
+    #: Where an incident channel's id is read from: searched in the channel topic, then in
+    #: its name; the first group (or the whole match) is the id. Unset: the channel name.
+    incident_id: Regex | None = None
     oncall: dict[Name, OnCallSource] = Field(default_factory=dict)
 
     def rule(self, resource: str, role: str | None = None) -> RoleRule:
@@ -90,6 +93,26 @@ class Policy(Strict):
         """True when ``channel_name`` (without #) matches ``incident_channels``."""
         pattern = self.incident_channels
         return pattern is not None and re.search(pattern, channel_name.lstrip("#")) is not None
+
+    def incident_of(self, channel_name: str, *, topic: str = "") -> str | None:
+        """The incident id of channel ``channel_name`` (without #) whose topic is ``topic``,
+        or None when it is not an incident channel.
+
+        ``incident_id`` is searched in the topic, then in the name; its first group (or the
+        whole match) is the id. Without ``incident_id``, or when neither matches, the id is
+        the channel name, so a request is always tied to some incident name.
+        """
+        name = channel_name.lstrip("#")
+        if not self.is_incident_channel(name):
+            return None
+        if self.incident_id is not None:
+            for text in (topic, name):
+                m = re.search(self.incident_id, text)
+                if m is not None:
+                    found = m.group(1) if m.re.groups else m.group(0)
+                    if found:
+                        return found
+        return name
 
 
 # --- resolved rules ------------------------------------------------------------------------
@@ -218,6 +241,33 @@ class RoleRule:
             holds(tier.approvers) or (tier.oncall is not None and tier.oncall in on_call_schedules)
             for tier in self.escalation[:tiers_reached]
         )
+
+    def members_of(
+        self, block: Approvers | None, *, today: date, usergroups: Mapping[str, frozenset[str]]
+    ) -> set[str]:
+        """Slack user ids ``block`` names directly, through groups (members active on
+        ``today``) and through user groups (expanded with ``usergroups``; unknown = empty)."""
+        if block is None:
+            return set()
+        found: set[str] = set(block.users)
+        for ug in block.usergroups:
+            found |= usergroups.get(ug, frozenset())
+        for name in block.groups:
+            group = self.groups.get(name)
+            for member in group.members if group else ():
+                if not member.active(today):
+                    continue
+                if member.id.startswith("S"):
+                    found |= usergroups.get(member.id, frozenset())
+                else:
+                    found.add(member.id)
+        return found
+
+    def tiers_reached(self, *, asked_at: float, now: float) -> int:
+        """How many escalation tiers a request asked at ``asked_at`` has reached at ``now``:
+        a tier is reached once ``after`` has passed without a decision. Tiers come in
+        increasing order of ``after`` (the policy check insists), so this is a prefix."""
+        return sum(1 for tier in self.escalation if asked_at + tier.after <= now)
 
 
 def _resolve(policy: Policy, resource: str, role: str | None) -> tuple[RoleRule, dict[str, Loc]]:
@@ -577,6 +627,58 @@ def match_auto_approve(
         reason = ", ".join(reasons) or f"any request up to {format_duration(auto.max_duration)}"
         return AutoApproveMatch(rule=auto, index=index, reason=reason)
     return None
+
+
+def auto_approve_blocker(
+    rule: RoleRule,
+    *,
+    duration_s: int,
+    on_call_schedules: frozenset[str],
+    unavailable: Mapping[str, str],
+    in_incident: bool,
+    grants_today: int,
+) -> str | None:
+    """Why no auto_approve rule matched when one would have but for something outside the
+    requester's control, for telling them and the thread; None when the request simply does
+    not qualify (or did match).
+
+    ``unavailable`` maps schedules whose source could not be asked to the reason. A rule that
+    would match if those schedules had listed the requester is blocked by them (never
+    open: they did not); one that would match but for ``per_user_per_day`` is blocked by
+    the limit. The first such rule, in order, gives the reason.
+    """
+    if match_auto_approve(
+        rule,
+        duration_s=duration_s,
+        on_call_schedules=on_call_schedules,
+        in_incident=in_incident,
+        grants_today=grants_today,
+    ):
+        return None
+    hoped = on_call_schedules | frozenset(unavailable)
+    for index, auto in enumerate(rule.auto_approve):
+        would = match_auto_approve(
+            _only(rule, index),
+            duration_s=duration_s,
+            on_call_schedules=hoped,
+            in_incident=in_incident,
+            grants_today=0,
+        )
+        if would is None:
+            continue
+        if auto.on_call is not None and auto.on_call in unavailable:
+            return f"on-call schedule {auto.on_call}: {unavailable[auto.on_call]}"
+        if auto.per_user_per_day is not None and grants_today >= auto.per_user_per_day:
+            return (
+                f"the limit of {auto.per_user_per_day} auto-approved {rule.name} grant"
+                f"{'s' if auto.per_user_per_day != 1 else ''} per person per day is reached"
+            )
+    return None
+
+
+def _only(rule: RoleRule, index: int) -> RoleRule:
+    """``rule`` with only its ``index``-th auto_approve rule (to test one at a time)."""
+    return replace(rule, auto_approve=(rule.auto_approve[index],))
 
 
 # --- `grantbot policy check` ---------------------------------------------------------------
