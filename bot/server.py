@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import signal
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -34,6 +35,8 @@ from bot.config import Settings
 from bot.domain.model import Grant
 from bot.errors import ConfigError
 from bot.notify import Notifier
+from bot.oncall.lookup import DEFAULT_TIMEOUT_S as DEFAULT_ONCALL_TIMEOUT_S
+from bot.oncall.lookup import PolicyOnCallLookup, slack_lookup_by_email
 from bot.policy_holder import PolicyHolder
 from bot.redis_runtime import redis_url_for
 from bot.revocation import Revoker
@@ -52,14 +55,17 @@ from bot.web import Readiness, build_web_app
 
 log = logging.getLogger(__name__)
 
-#: How often pending requests past their request_timeout are lapsed.
+#: How often pending requests past their request_timeout are lapsed, and those past an
+#: escalation tier's ``after`` escalated.
 TIMEOUT_SWEEP_INTERVAL_S: Final = 5.0
 #: How long shutdown waits for acked work (issuing, DMs) before cancelling it.
 SHUTDOWN_DRAIN_S: Final = 10.0
 #: How often a failed auth.test is retried (readiness).
 SLACK_RECHECK_INTERVAL_S: Final = 15.0
-#: Connections kept to the Slack API (or the emulator).
+#: Connections kept to the Slack API (or the emulator), shared with the on-call sources.
 SLACK_CONNECTIONS: Final = 100
+#: The longest a request waits for PagerDuty or Opsgenie before it falls back to approvers.
+ONCALL_TIMEOUT_S: Final = DEFAULT_ONCALL_TIMEOUT_S
 
 
 @dataclass(slots=True, kw_only=True)
@@ -105,7 +111,8 @@ async def _keep_checking_slack(bot: Bot, *, interval_s: float) -> None:
 
 
 async def _sweep_timeouts(service: GrantService, *, interval_s: float) -> None:
-    """Lapse pending requests past their deadline, forever (safe on every replica)."""
+    """Lapse pending requests past their deadline and escalate those past a tier's
+    ``after``, forever (safe on every replica: both are claimed atomically in Redis)."""
     while True:
         try:
             lapsed = await service.time_out_due()
@@ -113,6 +120,12 @@ async def _sweep_timeouts(service: GrantService, *, interval_s: float) -> None:
                 log.info("lapsed %d pending request(s)", len(lapsed))
         except Exception:
             log.exception("timing out pending requests failed; will retry")
+        try:
+            escalated = await service.escalate_due()
+            if escalated:
+                log.info("escalated %d pending request(s)", len(escalated))
+        except Exception:
+            log.exception("escalating pending requests failed; will retry")
         await asyncio.sleep(interval_s)
 
 
@@ -174,11 +187,15 @@ async def assemble(
     environ: Mapping[str, str] | None = None,
     http_events: bool = True,
     install_reload_triggers: bool = True,
+    oncall_timeout_s: float = ONCALL_TIMEOUT_S,
 ) -> AsyncIterator[Bot]:
     """Build the whole bot on ``redis_url``; take it apart on exit (see module docstring).
 
     Raises PolicyError when the policy file is invalid (naming every issue) before anything
-    is started. ``http_events`` False leaves /slack/events out (Socket Mode).
+    is started. ``http_events`` False leaves /slack/events out (Socket Mode). The on-call
+    lookup follows the policy's ``oncall:`` schedules (tokens from ``environ``), gives each
+    remote source ``oncall_timeout_s`` and maps emails to Slack users with
+    users.lookupByEmail.
     """
     policy = PolicyHolder.load(settings.policy_path)
     redis = connect(redis_url, max_connections=256)
@@ -192,8 +209,20 @@ async def assemble(
         store = GrantStore(redis, keys=Keys(prefix=settings.redis_prefix))
         client = build_client(token=bot_token, base_url=settings.slack_api_url, session=session)
         directory = SlackDirectory(client)
+        oncall = PolicyOnCallLookup(
+            policy,
+            env=environ if environ is not None else os.environ,
+            lookup_slack_user_by_email=slack_lookup_by_email(client),
+            http=session,
+            timeout_s=oncall_timeout_s,
+        )
         service = GrantService(
-            store=store, policy=policy, usergroups=directory, clock=clock, environ=environ
+            store=store,
+            policy=policy,
+            usergroups=directory,
+            oncall=oncall,
+            clock=clock,
+            environ=environ,
         )
         notifier = SlackNotifier(
             client=client, store=store, policy=policy, directory=directory, clock=clock

@@ -15,14 +15,26 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, runtime_checkable
 
+from bot import metrics
+from bot.auto_approval_quota import AutoApprovalQuota
+from bot.domain.duration import format_duration
 from bot.domain.ids import new_grant_id
 from bot.domain.model import LIVE, Actor, ActorKind, Event, Grant, Origin, Status
-from bot.domain.policy import RequestDecision, RoleRule, evaluate_request, match_auto_approve
+from bot.domain.policy import (
+    RequestDecision,
+    RoleRule,
+    auto_approve_blocker,
+    evaluate_request,
+    match_auto_approve,
+)
+from bot.domain.policy_schema import EscalationTier
 from bot.envrefs import resolve as resolve_env_refs
 from bot.errors import NotAuthorized, NotFound, PolicyDenied, ProviderError, TransitionError
+from bot.escalation import EscalationLedger
 from bot.notify import Notifier, NullNotifier
+from bot.oncall.base import OnCallResult, OnCallUnavailable
 from bot.policy_holder import PolicyHolder
 from bot.providers.base import Credential, GrantContext, Provider
 from bot.providers.registry import build_provider
@@ -41,9 +53,33 @@ class UsergroupDirectory(Protocol):
 
 
 class OnCallLookup(Protocol):
-    async def schedules_for(self, user: str, *, now: float) -> frozenset[str]:
-        """Names of the policy's on-call schedules ``user`` is on call for now. Fails closed:
-        a source that is down contributes nothing."""
+    """Who is on call (bot.oncall.PolicyOnCallLookup in the running bot). Fails closed: a
+    source that is down or slow makes nobody on call, and says why."""
+
+    async def check(
+        self, user: str, *, now: float, schedules: Iterable[str] | None = None
+    ) -> OnCallResult:
+        """The ``schedules`` (None: all) ``user`` is on call for, and why any could not be
+        asked. Never raises for a source's failure."""
+        ...
+
+    async def members(self, schedule: str, *, now: float) -> frozenset[str]:
+        """Who is on call for ``schedule``; OnCallUnavailable (with the reason) when its
+        source cannot say."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class EscalationNotifier(Protocol):
+    """A notifier that can also ask an escalation tier (the Slack notifier can)."""
+
+    async def escalated(
+        self, grant: Grant, *, tier: int, users: Iterable[str], channel: str | None
+    ) -> None:
+        """``grant`` reached escalation tier ``tier`` (1-based): post the approval request to
+        ``users`` and ``channel``, keeping the copies current like the first ones."""
         ...
 
 
@@ -65,15 +101,45 @@ class NoUsergroups:
 
 
 class NobodyOnCall:
-    async def schedules_for(self, user: str, *, now: float) -> frozenset[str]:
-        return frozenset()
+    """No on-call sources: nobody is on call, and no schedule can be asked."""
+
+    async def check(
+        self, user: str, *, now: float, schedules: Iterable[str] | None = None
+    ) -> OnCallResult:
+        return OnCallResult(
+            failures={name: "no on-call sources are configured" for name in schedules or ()}
+        )
+
+    async def members(self, schedule: str, *, now: float) -> frozenset[str]:
+        raise OnCallUnavailable("no on-call sources are configured")
+
+    async def aclose(self) -> None:
+        return None
 
 
 @dataclass(frozen=True, slots=True)
 class RequestResult:
+    """A filed request. ``note`` says why an auto_approve rule that would have applied
+    could not (a source down, the day's limit reached), for the requester and the thread."""
+
     grant: Grant
     rule: RoleRule
     credential: Credential | None = None  # set when auto-approved and issued
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AutoApproval:
+    """The auto-approval verdict on a new request: ``reason`` when approved, else maybe a
+    ``note`` saying what stood in the way."""
+
+    reason: str | None = None
+    note: str | None = None
+
+
+#: Audit events that record no grant state change.
+ESCALATED: Final = "ESCALATED"
+AUTO_APPROVE_UNAVAILABLE: Final = "AUTO_APPROVE_UNAVAILABLE"
 
 
 def usergroups_of(rule: RoleRule) -> set[str]:
@@ -91,6 +157,16 @@ def usergroups_of(rule: RoleRule) -> set[str]:
 
 def _today(now: float) -> date:
     return datetime.fromtimestamp(now, tz=UTC).date()
+
+
+def _incident_details(grant: Grant) -> dict[str, Any]:
+    """The incident a request belongs to, for its audit entries (empty outside one)."""
+    origin = grant.origin
+    if origin.incident is None:
+        return {}
+    found = {"incident": origin.incident, "channel": origin.channel}
+    found["channel_name"] = origin.channel_name
+    return {k: v for k, v in found.items() if v is not None}
 
 
 class GrantService:
@@ -119,6 +195,8 @@ class GrantService:
         self.clock = clock
         self._environ = environ if environ is not None else os.environ
         self._providers: dict[tuple[str, str], Provider] = {}
+        self.quota = AutoApprovalQuota(store.redis, keys=store.keys)
+        self.escalations = EscalationLedger(store.redis, keys=store.keys)
 
     # -- providers (also the scheduler's ProviderResolver) -------------------------------
 
@@ -149,6 +227,11 @@ class GrantService:
         return self.provider_for(grant.resource), ctx
 
     async def aclose(self) -> None:
+        """Close providers and the on-call lookup (its HTTP session, fetches in flight)."""
+        try:
+            await self.oncall.aclose()
+        except Exception:
+            log.exception("closing the on-call lookup failed")
         for provider in self._providers.values():
             try:
                 await provider.aclose()
@@ -178,15 +261,19 @@ class GrantService:
         now = self.clock()
         loaded = self.policy.current
         tickets = list(tickets)
-        decision = await self.check_request(
-            user=user,
-            resource=resource,
-            role=role,
-            duration_s=duration_s,
-            reason=reason,
-            tickets=tickets,
-            now=now,
-        )
+        try:
+            decision = await self.check_request(
+                user=user,
+                resource=resource,
+                role=role,
+                duration_s=duration_s,
+                reason=reason,
+                tickets=tickets,
+                now=now,
+            )
+        except PolicyDenied:
+            metrics.record_request("refused")
+            raise
         rule = decision.rule
         grant = Grant(
             id=new_grant_id(),
@@ -208,21 +295,13 @@ class GrantService:
         grant = await self.store.create(
             grant, actor=Actor(kind=ActorKind.REQUESTER, id=user), policy_version=loaded.version
         )
-        auto = await self._auto_approve_reason(grant, rule, now=now)
-        if auto is not None:
-            outcome = await self.store.transition(
-                grant.id,
-                Event.AUTO_APPROVE,
-                actor=Actor.system("auto-approve"),
-                now=now,
-                policy_version=loaded.version,
-                reason=auto,
-            )
-            await self._safe(self.notifier.decided(outcome.grant))
-            active, credential = await self.activate(outcome.grant)
+        auto = await self._auto_approval(grant, rule, now=now)
+        if auto.reason is not None:
+            approved = await self._auto_approve(grant, reason=auto.reason, now=now)
+            active, credential = await self.activate(approved)
             return RequestResult(grant=active, rule=rule, credential=credential)
         await self._safe(self.notifier.request_created(grant))
-        return RequestResult(grant=grant, rule=rule)
+        return RequestResult(grant=grant, rule=rule, note=auto.note)
 
     async def check_request(
         self,
@@ -284,15 +363,19 @@ class GrantService:
         now = self.clock()
         loaded = self.policy.current
         tickets = list(tickets)
-        decision = await self.check_request(
-            user=user,
-            resource=parent.resource,
-            role=parent.role,
-            duration_s=duration_s,
-            reason=reason,
-            tickets=tickets,
-            now=now,
-        )
+        try:
+            decision = await self.check_request(
+                user=user,
+                resource=parent.resource,
+                role=parent.role,
+                duration_s=duration_s,
+                reason=reason,
+                tickets=tickets,
+                now=now,
+            )
+        except PolicyDenied:
+            metrics.record_request("refused")
+            raise
         rule = decision.rule
         extension = Grant(
             id=new_grant_id(),
@@ -318,21 +401,13 @@ class GrantService:
             actor=Actor(kind=ActorKind.REQUESTER, id=user),
             policy_version=loaded.version,
         )
-        auto = await self._auto_approve_reason(extension, rule, now=now)
-        if auto is not None:
-            outcome = await self.store.transition(
-                extension.id,
-                Event.AUTO_APPROVE,
-                actor=Actor.system("auto-approve"),
-                now=now,
-                policy_version=loaded.version,
-                reason=auto,
-            )
-            await self._safe(self.notifier.decided(outcome.grant))
-            closed = await self._apply_extension(outcome.grant)
+        auto = await self._auto_approval(extension, rule, now=now)
+        if auto.reason is not None:
+            approved = await self._auto_approve(extension, reason=auto.reason, now=now)
+            closed = await self._apply_extension(approved)
             return RequestResult(grant=closed, rule=rule)
         await self._safe(self.notifier.request_created(extension))
-        return RequestResult(grant=extension, rule=rule)
+        return RequestResult(grant=extension, rule=rule, note=auto.note)
 
     async def _apply_extension(self, extension: Grant) -> Grant:
         """Move the parent's expiry by the approved extension, re-issue the credential so the
@@ -398,42 +473,106 @@ class GrantService:
             return
         await self._safe(self.notifier.credential_issued(grant, credential))
 
-    async def _auto_approve_reason(self, grant: Grant, rule: RoleRule, *, now: float) -> str | None:
+    async def _auto_approval(self, grant: Grant, rule: RoleRule, *, now: float) -> AutoApproval:
+        """Whether an auto_approve rule approves ``grant`` now, and if not whether something
+        outside the requester's control stood in the way (then audited, and returned as the
+        note to tell them). Never open: an on-call source that cannot answer makes nobody on
+        call. A per-day slot is taken atomically only when a rule matches."""
         if not rule.auto_approve:
-            return None
-        schedules = await self.oncall.schedules_for(grant.requester, now=now)
-        day = _today(now).isoformat()
-        counter = self.store.keys.counter(
-            f"auto:{grant.requester}:{grant.resource}:{grant.role}:{day}"
+            return AutoApproval()
+        schedules = [a.on_call for a in rule.auto_approve if a.on_call is not None]
+        oncall = (
+            await self.oncall.check(grant.requester, now=now, schedules=schedules)
+            if schedules
+            else OnCallResult()
         )
-        used = int(await self.store.redis.get(counter) or 0)
+        who = {"user": grant.requester, "resource": grant.resource, "role": grant.role}
+        used = await self.quota.used(**who, now=now)
+        in_incident = grant.origin.incident is not None
         match = match_auto_approve(
             rule,
             duration_s=grant.duration_s,
-            on_call_schedules=schedules,
-            in_incident=grant.origin.incident is not None,
+            on_call_schedules=oncall.schedules,
+            in_incident=in_incident,
             grants_today=used,
         )
-        if match is None:
-            return None
-        if match.rule.per_user_per_day is not None:
-            await self.store.redis.incr(counter)
-            await self.store.redis.expire(counter, 2 * 86_400)
-        where = f", in #{grant.origin.channel_name}" if grant.origin.channel_name else ""
-        return f"auto-approved: <@{grant.requester}> {match.reason}{where}"
+        limit = match.rule.per_user_per_day if match is not None else None
+        if limit is not None and not await self.quota.take(**who, now=now, limit=limit):
+            match, used = None, max(used, limit)  # the last slot went to a concurrent request
+        if match is not None:
+            parts = [f"on call for {match.rule.on_call}"] if match.rule.on_call else []
+            if in_incident:
+                parts.append(f"in #{grant.origin.channel_name or grant.origin.incident}")
+            elif not parts:
+                parts.append(match.reason)
+            return AutoApproval(reason=f"auto-approved: {grant.requester} {', '.join(parts)}")
+        blocker = auto_approve_blocker(
+            rule,
+            duration_s=grant.duration_s,
+            on_call_schedules=oncall.schedules,
+            unavailable=oncall.failures,
+            in_incident=in_incident,
+            grants_today=used,
+        )
+        if blocker is None:
+            return AutoApproval()
+        note = f"auto-approval not possible: {blocker}; asked the approvers"
+        await self.store.audit.append(
+            AUTO_APPROVE_UNAVAILABLE,
+            actor="auto-approve",
+            at=now,
+            grant_id=grant.id,
+            reason=note,
+            policy_version=self.policy.version,
+            details=_incident_details(grant),
+        )
+        return AutoApproval(note=note)
+
+    async def _auto_approve(self, grant: Grant, *, reason: str, now: float) -> Grant:
+        """PENDING -> APPROVED by the policy, audited with ``reason`` and the incident."""
+        outcome = await self.store.transition(
+            grant.id,
+            Event.AUTO_APPROVE,
+            actor=Actor.system("auto-approve"),
+            now=now,
+            policy_version=self.policy.version,
+            reason=reason,
+            details=_incident_details(grant),
+        )
+        metrics.record_request("auto_approved")
+        metrics.record_auto_approval(grant.resource)
+        await self._safe(self.notifier.decided(outcome.grant))
+        return outcome.grant
 
     # -- deciding ------------------------------------------------------------------------
 
     async def require_approver(self, grant: Grant, user: str) -> RoleRule:
-        """The rule, when the current policy makes ``user`` an approver; else NotAuthorized."""
+        """The rule, when the current policy makes ``user`` an approver of ``grant`` now;
+        else NotAuthorized.
+
+        Approvers are the rule's own, plus those of every escalation tier the request has
+        reached (``after`` passed since it was filed): the tier's approvers and whoever is on
+        call for its ``oncall`` schedule (an on-call source that cannot answer makes nobody
+        on call).
+        """
         try:
             rule = self.policy.current.policy.rule(grant.resource, grant.role)
         except PolicyDenied as e:
             raise NotAuthorized(f"{grant.resource} {grant.role} is no longer in the policy") from e
+        now = self.clock()
         members = await self._usergroups_for(rule)
-        if not rule.is_approver(user, today=_today(self.clock()), usergroups=members):
-            raise NotAuthorized(f"you are not an approver for {rule.name}")
-        return rule
+        reached = rule.tiers_reached(asked_at=grant.created_at, now=now)
+        check: dict[str, Any] = {"today": _today(now), "usergroups": members}
+        if rule.is_approver(user, **check, tiers_reached=reached):
+            return rule
+        schedules = [t.oncall for t in rule.escalation[:reached] if t.oncall is not None]
+        if schedules:
+            on_call = await self.oncall.check(user, now=now, schedules=schedules)
+            if rule.is_approver(
+                user, **check, tiers_reached=reached, on_call_schedules=on_call.schedules
+            ):
+                return rule
+        raise NotAuthorized(f"you are not an approver for {rule.name}")
 
     async def approve(self, grant_id: str, *, user: str) -> Grant:
         """Record ``user``'s approval; the N-th distinct approval approves and issues."""
@@ -446,9 +585,11 @@ class GrantService:
             now=self.clock(),
             policy_version=self.policy.version,
         )
+        metrics.record_decision("approve")
         if outcome.grant.status is not Status.APPROVED:
             await self._safe(self.notifier.approval_recorded(outcome.grant))
             return outcome.grant
+        metrics.record_request("approved")
         await self._safe(self.notifier.decided(outcome.grant))
         if outcome.grant.kind == "extension":
             return await self._apply_extension(outcome.grant)
@@ -466,6 +607,8 @@ class GrantService:
             policy_version=self.policy.version,
             reason=reason,
         )
+        metrics.record_decision("deny")
+        metrics.record_request("denied")
         await self._safe(self.notifier.decided(outcome.grant))
         return outcome.grant
 
@@ -478,6 +621,7 @@ class GrantService:
             policy_version=self.policy.version,
             reason=reason,
         )
+        metrics.record_request("cancelled")
         await self._safe(self.notifier.ended(outcome.grant))
         return outcome.grant
 
@@ -522,6 +666,10 @@ class GrantService:
         )
         if self.scheduler is not None:
             await self.scheduler.schedule(grant.id, expires_at)
+        metrics.observe_time_to_credential(
+            (outcome.grant.activated_at or now) - grant.created_at,
+            auto=grant.auto_approved is not None,
+        )
         await self._safe(self.notifier.credential_issued(outcome.grant, credential))
         return outcome.grant, credential
 
@@ -560,6 +708,7 @@ class GrantService:
                 policy_version=self.policy.version,
                 reason=reason,
             )
+            metrics.record_request("cancelled")
             await self._safe(self.notifier.ended(outcome.grant))
             return outcome.grant
         return await self._require_revoker().revoke(grant_id, actor=actor, reason=reason)
@@ -595,8 +744,67 @@ class GrantService:
                 log.debug("not timing out %s: %s", grant_id, e)
                 continue
             lapsed.append(outcome.grant)
+            metrics.record_request("timed_out")
             await self._safe(self.notifier.ended(outcome.grant))
         return lapsed
+
+    async def escalate_due(self) -> list[tuple[Grant, int]]:
+        """Ask the next escalation tier of every PENDING request that reached one: (grant,
+        tier) for each tier asked now (1-based). Safe on every replica: each tier of each
+        request is claimed once in Redis (the first replica to claim it asks)."""
+        now = self.clock()
+        asked: list[tuple[Grant, int]] = []
+        policy = self.policy.current.policy
+        for grant in await self.store.in_status(Status.PENDING):
+            try:
+                rule = policy.rule(grant.resource, grant.role)
+            except PolicyDenied:
+                continue  # no longer in the policy: it will lapse; nobody new to ask
+            reached = rule.tiers_reached(asked_at=grant.created_at, now=now)
+            for index in range(reached):
+                if not await self.escalations.claim(grant.id, tier=index + 1, now=now):
+                    continue
+                await self._escalate(grant, rule, rule.escalation[index], tier=index + 1, now=now)
+                asked.append((grant, index + 1))
+        return asked
+
+    async def _escalate(
+        self, grant: Grant, rule: RoleRule, spec: EscalationTier, *, tier: int, now: float
+    ) -> None:
+        """Audit that ``grant`` reached tier ``tier`` and ask its approvers and whoever is on
+        call for its schedule (a source that cannot say is audited with its reason)."""
+        members = await self._usergroups_for(rule)
+        users = rule.members_of(spec.approvers, today=_today(now), usergroups=members)
+        details: dict[str, Any] = {"tier": tier, "after_s": spec.after}
+        if spec.oncall is not None:
+            details["oncall"] = spec.oncall
+            try:
+                on_call = await self.oncall.members(spec.oncall, now=now)
+            except OnCallUnavailable as e:
+                details["oncall_error"] = str(e)
+            else:
+                details["on_call"] = sorted(on_call)
+                users |= on_call
+        if not grant.allow_self_approval:
+            users.discard(grant.requester)
+        channel = spec.approvers.channel if spec.approvers is not None else None
+        details["asked"] = sorted(users)
+        if channel is not None:
+            details["channel"] = channel
+        await self.store.audit.append(
+            ESCALATED,
+            actor="escalation",
+            at=now,
+            grant_id=grant.id,
+            reason=f"no decision within {format_duration(spec.after)}",
+            policy_version=self.policy.version,
+            details={**details, **_incident_details(grant)},
+        )
+        log.info("%s escalated to tier %d", grant.id, tier, extra={"grant_id": grant.id})
+        if isinstance(self.notifier, EscalationNotifier):
+            await self._safe(
+                self.notifier.escalated(grant, tier=tier, users=sorted(users), channel=channel)
+            )
 
     # -- RevocationListener: the revoker reports here ------------------------------------
 

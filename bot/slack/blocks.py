@@ -275,15 +275,20 @@ def outcome_text(grant: Grant, *, now: float) -> str:
     why = f": {escape(truncate(grant.end_reason, 300))}" if grant.end_reason else ""
     if s is Status.PENDING:
         return f"Waiting for approval: {approvals_text(grant)}"
+    # An auto-approval names no person: its recorded reason says who and why.
+    approved = (
+        f"Approved ({escape(truncate(grant.auto_approved, 300))})"
+        if grant.auto_approved
+        else f"Approved by {by}"
+    )
     if s is Status.APPROVED:
         if grant.kind == "extension":
-            return f"Extension approved by {by}"
-        return f"Approved by {by}; issuing the credential…"
+            return f"Extension {approved[0].lower()}{approved[1:]}"
+        return f"{approved}; issuing the credential…"
     if s is Status.ACTIVE:
         left = format_duration(grant.remaining_s(now))
         until = when(grant.expires_at) if grant.expires_at is not None else "unknown"
-        via = f" ({escape(truncate(grant.auto_approved, 300))})" if grant.auto_approved else ""
-        return f"Approved by {by}{via}. Active until {until} ({left} left)"
+        return f"{approved}. Active until {until} ({left} left)"
     if s is Status.DENIED:
         return f"Denied by {by}{why}"
     if s is Status.CANCELLED:
@@ -484,6 +489,31 @@ def requester_notice(grant: Grant, *, now: float) -> Message:
     )
 
 
+def thread_outcome(grant: Grant, *, now: float) -> Message:
+    """What the thread (or incident channel) a request was asked in hears when it is
+    decided or ends. Public: names the requester, never a credential."""
+    line = outcome_text(grant, now=now)
+    emoji = STATUS_EMOJI.get(grant.status, "")
+    noun = "extension" if grant.kind == "extension" else "request"
+    text = f"{emoji} {user(grant.requester)}'s {noun} for {what(grant)} (`{grant.id}`): {line}."
+    return Message(text=_text_fallback(text.strip()), blocks=[_section(text.strip())])
+
+
+def thread_request(grant: Grant, rule: RoleRule, *, now: float, note: str | None) -> Message:
+    """The announcement of a new request in the thread or incident channel it was asked
+    in, so the responders see it: who asked for what and why, who was asked, and ``note``
+    (why it could not be auto-approved) when there is one."""
+    asked = escape(describe(rule.approvers))
+    text = (
+        f":inbox_tray: {user(grant.requester)} asked for {what(grant)} for "
+        f"{format_duration(grant.duration_s)} (`{grant.id}`): {reason_text(grant)}\n"
+        f"Waiting for approval by {asked}."
+    )
+    if note:
+        text += f"\n:information_source: {escape(truncate(note, 500))}"
+    return Message(text=_text_fallback(text), blocks=[_section(text)])
+
+
 def extended_notice(grant: Grant, *, now: float) -> Message:
     """A DM: the grant's expiry moved later."""
     until = when(grant.expires_at) if grant.expires_at is not None else "unknown"
@@ -494,8 +524,11 @@ def extended_notice(grant: Grant, *, now: float) -> Message:
     return Message(text=_text_fallback(text), blocks=[_section(text)])
 
 
-def request_confirmation(grant: Grant, rule: RoleRule, *, now: float) -> Message:
-    """The requester's ephemeral confirmation: the request id and who was asked."""
+def request_confirmation(
+    grant: Grant, rule: RoleRule, *, now: float, note: str | None = None
+) -> Message:
+    """The requester's ephemeral confirmation: the request id and who was asked, and
+    ``note`` (why it could not be auto-approved) when there is one."""
     asked = escape(describe(rule.approvers))
     if rule.approvers is not None and rule.approvers.channel:
         asked += f", posted in {channel(rule.approvers.channel)}"
@@ -520,6 +553,8 @@ def request_confirmation(grant: Grant, rule: RoleRule, *, now: float) -> Message
             outcome_text(grant, now=now)
             + (". Your credential is in your DMs." if grant.status is Status.ACTIVE else ".")
         )
+    if note:
+        text += f"\n:information_source: {escape(truncate(note, 500))}"
     return Message(text=_text_fallback(text), blocks=[_section(text)])
 
 

@@ -19,6 +19,8 @@ from typing import Any, Final
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot import metrics
+
 log = logging.getLogger(__name__)
 
 DEFAULT_TTL_S: Final = 300.0
@@ -26,6 +28,14 @@ DEFAULT_TTL_S: Final = 300.0
 DEFAULT_INFO_TTL_S: Final = 3600.0
 #: Bounds on the caches so a flood of unknown ids cannot grow memory without limit.
 MAX_CACHED: Final = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelInfo:
+    """What grantbot reads of a channel: its name (without #) and its topic's text."""
+
+    name: str
+    topic: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +107,7 @@ class SlackDirectory:
             resp = await self._client.usergroups_users_list(usergroup=usergroup)
             members = frozenset(str(u) for u in resp.get("users") or [])
         except (TimeoutError, SlackApiError, SlackClientError, OSError) as e:
+            metrics.record_slack_api_error("usergroups.users.list", e)
             stale = self._groups.stale(usergroup)
             log.warning(
                 "usergroups.users.list failed for %s (%s); %s",
@@ -145,19 +156,34 @@ class SlackDirectory:
 
     async def channel_name(self, channel_id: str) -> str | None:
         """The channel's name (without #), or None for DMs and unknown channels."""
+        info = await self.channel_info(channel_id)
+        return info.name if info is not None else None
+
+    async def channel_info(self, channel_id: str) -> ChannelInfo | None:
+        """conversations.info's name and topic of a channel (scopes channels:read,
+        groups:read), or None for DMs, unknown channels and when Slack cannot answer (not
+        cached then, so the next request asks again)."""
         key = f"channel:{channel_id}"
         entry = self._info.fresh(key)
         if entry is not None:
-            cached: str | None = entry.value
+            cached: ChannelInfo | None = entry.value
             return cached
         try:
             resp = await self._client.conversations_info(channel=channel_id)
         except (TimeoutError, SlackApiError, SlackClientError, OSError) as e:
+            metrics.record_slack_api_error("conversations.info", e)
             log.warning("conversations.info failed for %s: %s", channel_id, _describe(e))
             return None
-        info = resp.get("channel") or {}
-        name = info.get("name") if isinstance(info, dict) else None
-        result = str(name) if name else None
+        raw = resp.get("channel") or {}
+        info = raw if isinstance(raw, dict) else {}
+        name = info.get("name")
+        topic = info.get("topic")
+        topic_text = topic.get("value") if isinstance(topic, dict) else None
+        result = (
+            ChannelInfo(name=str(name), topic=str(topic_text or ""))
+            if name and not info.get("is_im")
+            else None
+        )
         self._info.put(key, result)
         return result
 

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Final
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot import metrics
 from bot.domain.model import LIVE, Grant, Status
 from bot.domain.policy import RoleRule
 from bot.errors import GrantbotError
@@ -48,6 +49,9 @@ NOTIFY_FAILED: Final = "NOTIFY_FAILED"
 APPROVER_COPY: Final = "approver"
 CREDENTIAL_DM: Final = "credential"
 CLOSED_DM: Final = "closed"  # a credential DM already rewritten without its secret
+#: The message in an incident channel that a request's later news is threaded under (for a
+#: request asked there without a thread, e.g. by /access).
+ORIGIN_ROOT: Final = "origin"
 #: How long message refs are kept after their last change: longer than any grant lives.
 REFS_TTL_S: Final = 30 * 86_400
 #: At most this many approvers are DMed individually per request; a big user group is
@@ -113,6 +117,11 @@ class SlackNotifier:
 
     async def request_created(self, grant: Grant) -> None:
         """Post the approval request to each approver by DM and to the approval channel."""
+        await self._post_to_approvers(grant)
+
+    async def _post_to_approvers(self, grant: Grant) -> None:
+        """The approvers' copies of ``grant`` as it is now (Approve/Deny while PENDING; the
+        outcome, with Revoke now once ACTIVE, after an auto-approval)."""
         try:
             rule = self.policy.current.policy.rule(grant.resource, grant.role)
         except GrantbotError as e:
@@ -138,7 +147,7 @@ class SlackNotifier:
         if not channels:
             await self._report(grant.id, "approvers", "the policy names nobody to ask")
             return
-        message = blocks.approval_request(grant, now=self.clock())
+        message = blocks.approver_copy(grant, now=self.clock())
         posted = await asyncio.gather(*(self._post(grant.id, c, message) for c in channels))
         await self._remember_all(
             grant.id, {ref: APPROVER_COPY for ref in posted if ref is not None}
@@ -155,10 +164,43 @@ class SlackNotifier:
         await self.refresh(grant.id)
 
     async def decided(self, grant: Grant) -> None:
+        """Update the copies; a denial goes to the requester and the origin thread; an
+        auto-approval goes to the approvers for review (their copy gets Revoke now once the
+        grant is ACTIVE)."""
+        if grant.status is Status.APPROVED and grant.auto_approved:
+            await self._post_to_approvers(grant)
+            return
         await self.refresh(grant.id)
         if grant.status is Status.DENIED:
             await self._tell_requester(grant)
+            await self._tell_origin_thread(grant)
         # APPROVED: the credential DM (or the failure notice) follows from the service.
+
+    async def escalated(
+        self, grant: Grant, *, tier: int, users: Iterable[str], channel: str | None
+    ) -> None:
+        """A request reached escalation tier ``tier``: its approvers (and on-call people)
+        get the approval request too, remembered so every copy is kept current."""
+        targets = [u for u in users][: self.max_approver_dms]
+        if channel:
+            targets.append(channel)
+        if not targets:
+            await self._report(grant.id, "escalation", f"tier {tier} names nobody to ask")
+            return
+        try:
+            fresh = await self.store.get(grant.id)
+        except GrantbotError as e:
+            log.warning("cannot escalate %s: %s", grant.id, e)
+            return
+        if fresh.status is not Status.PENDING:
+            return  # decided meanwhile: nobody new to ask
+        message = blocks.approver_copy(fresh, now=self.clock())
+        posted = await asyncio.gather(*(self._post(grant.id, c, message) for c in targets))
+        await self._remember_all(
+            grant.id, {ref: APPROVER_COPY for ref in posted if ref is not None}
+        )
+        if (await self.store.get(grant.id)).version != fresh.version:
+            await self.refresh(grant.id)
 
     async def credential_issued(self, grant: Grant, credential: Credential) -> None:
         """The credential to the requester's DM only; then the approvers' copies."""
@@ -173,13 +215,15 @@ class SlackNotifier:
     async def issue_failed(self, grant: Grant) -> None:
         await self.refresh(grant.id)
         await self._tell_requester(grant)
+        await self._tell_origin_thread(grant)
 
     async def ended(self, grant: Grant) -> None:
         await self.refresh(grant.id)
         applied_extension = grant.kind == "extension" and grant.status is Status.EXPIRED
         if not applied_extension and grant.ended_by != grant.requester:
             await self._tell_requester(grant)
-        await self._tell_origin_thread(grant)
+        if not applied_extension:
+            await self._tell_origin_thread(grant)
 
     async def revoke_failed(self, grant: Grant) -> None:
         log.warning("%s: revocation failed (%s); approvers' copies updated", grant.id, "retrying")
@@ -249,15 +293,26 @@ class SlackNotifier:
     # -- Slack calls ---------------------------------------------------------------------
 
     async def _post(
-        self, grant_id: str, channel: str, message: blocks.Message, *, kind: str | None = None
+        self,
+        grant_id: str,
+        channel: str,
+        message: blocks.Message,
+        *,
+        kind: str | None = None,
+        thread_ts: str | None = None,
     ) -> tuple[str, str] | None:
-        """chat.postMessage; remember it under ``kind`` (if given). (channel id, ts) or None
-        when Slack refused (reported)."""
+        """chat.postMessage (in ``thread_ts`` if given); remember it under ``kind`` (if
+        given). (channel id, ts) or None when Slack refused (reported)."""
         try:
             resp = await self.client.chat_postMessage(
-                channel=channel, unfurl_links=False, unfurl_media=False, **message.as_kwargs()
+                channel=channel,
+                thread_ts=thread_ts,
+                unfurl_links=False,
+                unfurl_media=False,
+                **message.as_kwargs(),
             )
         except _SLACK_ERRORS as e:
+            metrics.record_slack_api_error("chat.postMessage", e)
             await self._report(grant_id, "chat.postMessage", _describe(e), channel=channel)
             return None
         ref = (str(resp.get("channel") or channel), str(resp.get("ts")))
@@ -280,9 +335,11 @@ class SlackNotifier:
             if e.response.get("error") == "message_not_found":  # deleted in Slack: forget it
                 await self._forget(grant_id, channel, ts)
                 return
+            metrics.record_slack_api_error("chat.update", e)
             await self._report(grant_id, "chat.update", _describe(e), channel=channel)
             return
         except _SLACK_ERRORS as e:
+            metrics.record_slack_api_error("chat.update", e)
             await self._report(grant_id, "chat.update", _describe(e), channel=channel)
             return
         if then_kind is not None:
@@ -295,17 +352,35 @@ class SlackNotifier:
         await self._dm(grant.id, grant.requester, blocks.requester_notice(grant, now=self.clock()))
 
     async def _tell_origin_thread(self, grant: Grant) -> None:
-        """A request made by mention in a thread hears its outcome there (never a secret)."""
+        """A request made by mention, or from an incident channel, hears its outcome where
+        it was asked (never a secret): in its thread, or under the message that announced
+        it in the channel; failing both, as a new message that later news threads under."""
         origin = grant.origin
-        if origin.surface != "mention" or not origin.channel or not origin.thread_ts:
+        channel = origin.channel
+        if not channel or channel.startswith("D"):
             return
-        message = blocks.requester_notice(grant, now=self.clock())
+        if origin.surface != "mention" and origin.incident is None:
+            return
+        thread_ts = origin.thread_ts or await self._origin_root(grant.id)
+        message = blocks.thread_outcome(grant, now=self.clock())
+        await self._post(
+            grant.id,
+            channel,
+            message,
+            thread_ts=thread_ts,
+            kind=ORIGIN_ROOT if thread_ts is None else None,
+        )
+
+    async def _origin_root(self, grant_id: str) -> str | None:
+        """The ts of the message announcing ``grant_id`` in its incident channel, if any."""
         try:
-            await self.client.chat_postMessage(
-                channel=origin.channel, thread_ts=origin.thread_ts, **message.as_kwargs()
+            refs: dict[str, str] = await aw(
+                self.store.redis.hgetall(self.store.keys.slack_messages(grant_id))
             )
-        except _SLACK_ERRORS as e:
-            await self._report(grant.id, "chat.postMessage", _describe(e), channel=origin.channel)
+        except Exception as e:  # Redis down: post unthreaded rather than not at all
+            log.warning("cannot read messages of %s: %s", grant_id, type(e).__name__)
+            return None
+        return next((f.partition(" ")[2] for f, k in refs.items() if k == ORIGIN_ROOT), None)
 
     # -- bookkeeping ---------------------------------------------------------------------
 
@@ -319,6 +394,11 @@ class SlackNotifier:
 
     def _today(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), tz=UTC)
+
+    async def remember_origin_root(self, grant_id: str, channel: str, ts: str) -> None:
+        """``channel``/``ts`` announced ``grant_id`` where it was asked: later news about it
+        is threaded under that message."""
+        await self._remember_all(grant_id, {(channel, ts): ORIGIN_ROOT})
 
     async def _remember_all(self, grant_id: str, refs: Mapping[tuple[str, str], str]) -> None:
         """Store message refs (channel, ts) -> kind in one round trip."""

@@ -16,6 +16,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from bot import metrics
 from bot.errors import GrantbotError, StoreUnavailable
 from bot.slack import blocks
 from bot.slack.retry import API_LOGGER, retry_handlers
@@ -76,6 +77,7 @@ class Reply:
                 return
             await self.client.chat_postMessage(channel=self.user, **message.as_kwargs())
         except _SLACK_ERRORS as e:
+            metrics.record_slack_api_error("reply", e)
             code = e.response.get("error") if isinstance(e, SlackApiError) else type(e).__name__
             log.warning("could not answer %s: %s", self.user, code)
 

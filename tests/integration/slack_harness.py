@@ -22,7 +22,7 @@ from bot.config import Settings
 from bot.devtools.slack_driver import SlackDriver
 from bot.devtools.slack_emulator import Message, SlackEmulator
 from bot.domain.model import Grant
-from bot.server import Bot, assemble, check_slack
+from bot.server import ONCALL_TIMEOUT_S, Bot, assemble, check_slack
 
 POLICY_FILE = Path(__file__).parent.parent / "fixtures" / "slack_policy.yaml"
 SIGNING_SECRET = "test-signing-secret-0123456789abcdef"
@@ -124,8 +124,10 @@ async def running_bot(
     clock: Callable[[], float] | None = None,
     environ: Mapping[str, str] | None = None,
     policy: Path = POLICY_FILE,
+    oncall_timeout_s: float = ONCALL_TIMEOUT_S,
 ) -> AsyncIterator[SlackHarness]:
-    """Emulator + the assembled bot on a free local port + a driver; all closed on exit."""
+    """Emulator + the assembled bot on a free local port + a driver; all closed on exit.
+    ``oncall_timeout_s`` bounds each PagerDuty / Opsgenie lookup (as in serve)."""
     async with SlackEmulator() as emulator:
         settings = settings_for(emulator, prefix=prefix, policy=policy)
         env = {**os.environ, **(environ or {})}
@@ -137,6 +139,7 @@ async def running_bot(
             clock=clock or FakeClock(time.time()),
             environ=env,
             install_reload_triggers=False,
+            oncall_timeout_s=oncall_timeout_s,
         ) as bot:
             await check_slack(bot)
             runner = web.AppRunner(bot.web_app, access_log=None, shutdown_timeout=1.0)

@@ -13,6 +13,7 @@ from typing import Final
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot import metrics
 from bot.domain.grammar import (
     Command,
     ExtendGrant,
@@ -26,10 +27,12 @@ from bot.domain.grammar import (
     SshKeyAdd,
     SshKeyShow,
 )
-from bot.domain.model import Origin
+from bot.domain.model import Origin, Status
 from bot.errors import GrantbotError
+from bot.service import RequestResult
 from bot.slack import blocks
 from bot.slack.context import SlackDeps
+from bot.slack.notifier import SlackNotifier
 from bot.slack.reply import Reply
 
 log = logging.getLogger(__name__)
@@ -39,7 +42,7 @@ _UNNAMED: Final = frozenset({"directmessage", "privategroup", "mpdm"})
 NO_FORM_HERE: Final = "Type `/access` on its own to open the request form."
 
 
-def origin_for(
+async def origin_for(
     deps: SlackDeps,
     *,
     surface: str,
@@ -47,12 +50,16 @@ def origin_for(
     channel_name: str | None,
     thread_ts: str | None = None,
 ) -> Origin:
-    """Where a request comes from; an incident when the policy's incident_channels matches
-    the channel's name."""
+    """Where a request comes from. It is from an incident when the policy's
+    incident_channels matches the channel's name; the incident id is then read from the
+    channel's topic or name (policy ``incident_id``), the topic through conversations.info
+    (cached). Slack failing to answer leaves the topic empty, never the incident unnoticed."""
+    policy = deps.service.policy.current.policy
     name = channel_name if channel_name and channel_name not in _UNNAMED else None
     incident = None
-    if name is not None and deps.service.policy.current.policy.is_incident_channel(name):
-        incident = name
+    if name is not None and policy.is_incident_channel(name):
+        info = await deps.directory.channel_info(channel) if channel else None
+        incident = policy.incident_of(name, topic=info.topic if info is not None else "")
     return Origin(
         channel=channel,
         channel_name=name,
@@ -101,7 +108,10 @@ async def run_command(
                     tickets=command.tickets,
                     origin=origin,
                 )
-                message = blocks.request_confirmation(result.grant, result.rule, now=now())
+                await announce_request(deps, client, result, origin)
+                message = blocks.request_confirmation(
+                    result.grant, result.rule, now=now(), note=result.note
+                )
             case ExtendGrant():
                 result = await service.request_extension(
                     command.grant_id,
@@ -111,7 +121,9 @@ async def run_command(
                     tickets=command.tickets,
                     origin=origin,
                 )
-                message = blocks.request_confirmation(result.grant, result.rule, now=now())
+                message = blocks.request_confirmation(
+                    result.grant, result.rule, now=now(), note=result.note
+                )
             case RevokeGrant():
                 grant = await service.revoke(
                     command.grant_id, user=user, reason=command.reason or None
@@ -137,6 +149,38 @@ async def run_command(
         return
     if message is not None:
         await reply.send(message)
+
+
+async def announce_request(
+    deps: SlackDeps, client: AsyncWebClient, result: RequestResult, origin: Origin
+) -> bool:
+    """Post a new PENDING request where it was asked, so the people there see it: in the
+    mention's thread, or in an incident channel (its later news is threaded under that
+    message). A request already decided (auto-approved) is announced by the notifier with
+    its outcome instead. True when posted; a Slack failure is logged and counted."""
+    grant = result.grant
+    channel = origin.channel
+    asked_in_thread = origin.surface == "mention" and origin.thread_ts is not None
+    if not channel or channel.startswith("D") or grant.status is not Status.PENDING:
+        return False
+    if not asked_in_thread and origin.incident is None:
+        return False
+    message = blocks.thread_request(grant, result.rule, now=deps.clock(), note=result.note)
+    try:
+        resp = await client.chat_postMessage(
+            channel=channel, thread_ts=origin.thread_ts, **message.as_kwargs()
+        )
+    except (SlackApiError, SlackClientError, OSError, TimeoutError) as e:
+        metrics.record_slack_api_error("chat.postMessage", e)
+        code = e.response.get("error") if isinstance(e, SlackApiError) else type(e).__name__
+        log.warning("could not announce %s in %s: %s", grant.id, channel, code)
+        return False
+    notifier = deps.service.notifier
+    if origin.thread_ts is None and isinstance(notifier, SlackNotifier):
+        await notifier.remember_origin_root(
+            grant.id, str(resp.get("channel") or channel), resp["ts"]
+        )
+    return True
 
 
 async def open_request_form(

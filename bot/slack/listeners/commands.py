@@ -36,7 +36,7 @@ async def handle(deps: SlackDeps, client: AsyncWebClient, body: dict[str, Any]) 
     except Exception as e:  # UsageError, with the grammar's specific message
         await reply.error(e)
         return
-    origin = origin_for(
+    origin = await origin_for(
         deps, surface="command", channel=channel, channel_name=body.get("channel_name")
     )
     await run_command(

@@ -17,7 +17,7 @@ from bot.domain.grammar import RequestAccess, parse_command
 from bot.domain.model import Origin
 from bot.slack import blocks
 from bot.slack.context import SlackDeps
-from bot.slack.listeners._shared import origin_for, publish_home, run_command
+from bot.slack.listeners._shared import announce_request, origin_for, publish_home, run_command
 from bot.slack.reply import Reply
 
 #: A leading mention of the bot (``<@U0GRANTBOT>`` or ``<@U0GRANTBOT|grantbot>``).
@@ -59,7 +59,7 @@ async def on_mention(deps: SlackDeps, client: AsyncWebClient, event: dict[str, A
         await private.error(e)
         return
     channel_name = await deps.directory.channel_name(channel) if channel else None
-    origin = origin_for(
+    origin = await origin_for(
         deps, surface="mention", channel=channel, channel_name=channel_name, thread_ts=thread_ts
     )
     if isinstance(command, RequestAccess) and channel:
@@ -91,13 +91,12 @@ async def _request_in_thread(
     except Exception as e:
         await private.error(e)
         return
-    message = blocks.request_confirmation(result.grant, result.rule, now=deps.clock())
-    if origin.channel is None:
-        await private.send(message)
+    # A pending request is announced in the thread (with why it was not auto-approved, if
+    # something stood in the way); a decided one was told there by the notifier with its
+    # outcome. Either way the requester hears privately when the thread did not.
+    if await announce_request(deps, client, result, origin):
         return
-    try:
-        await client.chat_postMessage(
-            channel=origin.channel, thread_ts=origin.thread_ts, **message.as_kwargs()
-        )
-    except Exception:  # the thread is a courtesy; the requester still hears privately
-        await private.send(message)
+    message = blocks.request_confirmation(
+        result.grant, result.rule, now=deps.clock(), note=result.note
+    )
+    await private.send(message)

@@ -21,7 +21,7 @@ from bot.errors import GrantbotError, PolicyDenied
 from bot.slack import blocks, ids
 from bot.slack.context import SlackDeps
 from bot.slack.forms import RequestInput, parse_deny_form, parse_request_form, policy_error_field
-from bot.slack.listeners._shared import origin_for
+from bot.slack.listeners._shared import announce_request, origin_for
 from bot.slack.reply import Reply, error_reply
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,9 @@ async def file_request(
 ) -> None:
     """File the request and confirm privately where the form was opened (else by DM)."""
     reply = Reply(client=client, user=user, channel=form.channel)
-    origin = origin_for(deps, surface="modal", channel=form.channel, channel_name=form.channel_name)
+    origin = await origin_for(
+        deps, surface="modal", channel=form.channel, channel_name=form.channel_name
+    )
     try:
         result = await deps.service.request_access(
             user=user,
@@ -118,7 +120,10 @@ async def file_request(
     except Exception as e:
         await reply.error(e)
         return
-    await reply.send(blocks.request_confirmation(result.grant, result.rule, now=deps.clock()))
+    await announce_request(deps, client, result, origin)
+    await reply.send(
+        blocks.request_confirmation(result.grant, result.rule, now=deps.clock(), note=result.note)
+    )
 
 
 async def deny(
