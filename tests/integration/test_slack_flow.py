@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 
 from bot.devtools.slack_driver import plain_text_value, static_select_value
 from bot.domain.model import Status
+from bot.metrics import REGISTRY
 from bot.slack import ids
 from bot.slack.notifier import NOTIFY_FAILED
 from bot.store.keys import Keys
@@ -480,3 +481,14 @@ async def test_an_undeliverable_credential_is_reported_and_the_grant_stands(
         f["details"] == {"method": "chat.postMessage", "error": "internal_error", "channel": ALICE}
         for f in failed
     )
+
+
+async def test_slack_calls_failing_after_retries_are_counted(slack: SlackHarness) -> None:
+    """A chat.postMessage that still fails after the client's retries moves
+    grantbot_slack_api_errors_total for that method and Slack's error code."""
+    labels = {"method": "chat.postMessage", "error": "internal_error"}
+    before = REGISTRY.get_sample_value("grantbot_slack_api_errors_total", labels) or 0.0
+    slack.emulator.faults.server_error("chat.postMessage", times=100, status=500)
+    await slack.command(ALICE, "request sandbox play 20m reading")
+    after = REGISTRY.get_sample_value("grantbot_slack_api_errors_total", labels) or 0.0
+    assert after >= before + 3  # two approvers' DMs and the approval channel
