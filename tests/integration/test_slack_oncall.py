@@ -257,8 +257,8 @@ async def test_a_command_in_an_incident_channel_is_announced_and_its_outcomes_th
     slack: SlackHarness,
 ) -> None:
     """/access in #inc-4242 (no topic: the id is the channel name): the request is posted in
-    the channel for the responders, and its approval, then another request's time-out, are
-    posted in the threads under those posts."""
+    the channel for the responders, and its approval, a denial and a time-out are posted in
+    the threads under those posts."""
     clock = slack.bot.service.clock
     assert isinstance(clock, FakeClock)
     await slack.command(ALICE, "request orders-db read 30m INC-4242 reading", channel=INC_4242)
@@ -276,6 +276,15 @@ async def test_a_command_in_an_incident_channel_is_announced_and_its_outcomes_th
     await slack.command(ALICE, "request orders-db read 30m INC-4242 again", channel=INC_4242)
     second = next(g for g in await slack.grants_of(ALICE) if g.status is Status.PENDING)
     second_root = next(m for m in slack.emulator.messages(INC_4242) if second.id in m.text)
+    await slack.command(ALICE, "request orders-db read 30m INC-4242 third", channel=INC_4242)
+    third = next(
+        g for g in await slack.grants_of(ALICE) if g.status is Status.PENDING and g != second
+    )
+    third_root = next(m for m in slack.emulator.messages(INC_4242) if third.id in m.text)
+    await slack.bot.service.deny(third.id, user=BOB, reason="use the replica")
+    [denied] = slack.emulator.thread(INC_4242, third_root.ts)
+    assert "Denied by <@U0BOB>: use the replica" in denied.text
+
     clock.advance(61 * 60)
     await slack.bot.service.time_out_due()
     [lapsed] = slack.emulator.thread(INC_4242, second_root.ts)
