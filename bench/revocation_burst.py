@@ -2,14 +2,16 @@
 
 One command: ``.venv/bin/python -m bench.revocation_burst`` (about 2 minutes). Same systems
 and output shape as bench/revocation_lag.py; writes bench/results/revocation_burst.json.
-Targets: all revoked within 2 s of the first expiry, none before its expiry.
+Targets: each grant revoked within 2 s of its expiry (``max_lag_ms`` <= 2000), none before
+its expiry; ``time_to_revoke_all_s`` (first expiry to last revocation) is also reported and
+judged against 2 s.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from bench.revocation_common import TARGET_BURST_ALL_S, run_bench
+from bench.revocation_common import TARGET_BURST_ALL_S, TARGET_BURST_MAX_LAG_MS, run_bench
 
 LEAD_S = 4.0  # seconds from seeding to the burst
 
@@ -39,7 +41,10 @@ def main() -> None:
         offsets=offsets,
         timeout_s=LEAD_S + 120,
         targets={
-            "all_revoked_within_2s": ("time_to_revoke_all_s", TARGET_BURST_ALL_S),
+            # The issue's target: each grant revoked within 2 s of its own expiry.
+            "each_revoked_within_2s_of_expiry": ("max_lag_ms", TARGET_BURST_MAX_LAG_MS),
+            # Stricter, kept for comparison: from the first expiry to the last revocation.
+            "all_revoked_within_2s_of_first_expiry": ("time_to_revoke_all_s", TARGET_BURST_ALL_S),
             "none_early": ("early_revocations", 0),
         },
     )

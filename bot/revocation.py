@@ -35,14 +35,14 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, cast
 
 from bot import metrics
 from bot.domain import lifecycle
 from bot.domain.duration import format_duration
 from bot.domain.model import Actor, ActorKind, Event, Grant, Status
 from bot.errors import GrantbotError, StoreUnavailable, TransitionError
-from bot.providers.base import GrantContext, Provider
+from bot.providers.base import BulkRevoker, GrantContext, Provider
 from bot.scheduler import RevocationJobs
 from bot.store.connection import aw, translate_errors, unavailable_as_store_error
 from bot.store.grants import GrantStore, TransitionRequest
@@ -720,48 +720,100 @@ class Revoker:
         return sem
 
     async def _revoke_all(self, grants: list[Grant]) -> dict[str, str | None]:
-        """Revoke each grant at its target: per target, up to ``max_concurrency_per_target``
-        workers (a few tasks per batch, not one per grant), also bounded across batches."""
+        """Revoke each grant at its target. A provider with ``revoke_many`` (BulkRevoker)
+        gets all of a target's grants in one call; for the others, per target, up to
+        ``max_concurrency_per_target`` workers (a few tasks per batch, not one per grant).
+        Either way a target's slots are shared by every batch in flight."""
         errors: dict[str, str | None] = {}
         if len(grants) == 1:
             async with self._target(grants[0].resource):
                 errors[grants[0].id] = await self._revoke_at_target(grants[0])
             return errors
-        by_target: dict[str, deque[Grant]] = {}
+        by_target: dict[str, deque[tuple[Grant, Provider, GrantContext]]] = {}
+        bulk: dict[tuple[str, int], tuple[BulkRevoker, list[tuple[Grant, GrantContext]]]] = {}
         for grant in grants:
-            by_target.setdefault(grant.resource, deque()).append(grant)
+            try:
+                provider, ctx = self.resolver.resolve(grant)
+            except Exception as e:
+                errors[grant.id] = self._failure(grant.resource, grant.id, e)
+                continue
+            if _bulk_capable(type(provider)):
+                bulk_provider = cast(BulkRevoker, provider)
+                key = (grant.resource, id(provider))
+                _, group = bulk.setdefault(key, (bulk_provider, []))
+                group.append((grant, ctx))
+            else:
+                by_target.setdefault(grant.resource, deque()).append((grant, provider, ctx))
 
-        async def worker(resource: str, queue: deque[Grant]) -> None:
+        async def worker(resource: str, queue: deque[tuple[Grant, Provider, GrantContext]]) -> None:
             async with self._target(resource):  # one slot per worker, not per grant
                 while queue:
-                    grant = queue.popleft()
-                    errors[grant.id] = await self._revoke_at_target(grant)
+                    grant, provider, ctx = queue.popleft()
+                    errors[grant.id] = await self._revoke_one(grant, provider, ctx)
 
         workers = [
             worker(resource, queue)
             for resource, queue in by_target.items()
             for _ in range(min(self._max_per_target, len(queue)))
         ]
-        await asyncio.gather(*workers)
+        bulk_calls = [
+            self._revoke_many_at_target(resource, provider, group, errors)
+            for (resource, _), (provider, group) in bulk.items()
+        ]
+        await asyncio.gather(*workers, *bulk_calls)
         return errors
+
+    async def _revoke_many_at_target(
+        self,
+        resource: str,
+        provider: BulkRevoker,
+        group: list[tuple[Grant, GrantContext]],
+        errors: dict[str, str | None],
+    ) -> None:
+        """One ``revoke_many`` call for ``group`` (all at ``resource``), in one slot of the
+        target's limit; records each grant's outcome in ``errors``."""
+        try:
+            async with self._target(resource):
+                async with asyncio.timeout(self._revoke_timeout_s):
+                    failures = await provider.revoke_many([ctx for _, ctx in group])
+        except Exception as e:
+            message = self._failure(resource, f"{len(group)} grant(s)", e)
+            for grant, _ in group:
+                errors[grant.id] = message
+            return
+        for grant, _ in group:
+            error = failures.get(grant.id)
+            errors[grant.id] = None if error is None else self._failure(resource, grant.id, error)
 
     async def _revoke_at_target(self, grant: Grant) -> str | None:
         """Take ``grant``'s access away; None on success, else a one-line reason. The caller
         holds a slot of the target's concurrency limit."""
         try:
             provider, ctx = self.resolver.resolve(grant)
+        except Exception as e:
+            return self._failure(grant.resource, grant.id, e)
+        return await self._revoke_one(grant, provider, ctx)
+
+    async def _revoke_one(self, grant: Grant, provider: Provider, ctx: GrantContext) -> str | None:
+        """``provider.revoke(ctx)`` within the revoke timeout; None or the reason it failed."""
+        try:
             async with asyncio.timeout(self._revoke_timeout_s):
                 await provider.revoke(ctx)
-        except TimeoutError:
-            return f"revoking at {grant.resource} timed out after {self._revoke_timeout_s:g}s"
-        except GrantbotError as e:
-            return str(e) or type(e).__name__
         except Exception as e:
-            # Not one of ours: its text may quote anything (a URL with a password), so only
-            # the type goes into the grant and the audit log; the log has the traceback.
-            log.exception("revoking %s at %s raised", grant.id, grant.resource)
-            return f"unexpected {type(e).__name__} from the {grant.resource} provider"
+            return self._failure(grant.resource, grant.id, e)
         return None
+
+    def _failure(self, resource: str, what: str, e: BaseException) -> str:
+        """The one-line reason stored on a grant whose revocation at ``resource`` raised
+        ``e`` (``what``: the grant or grants, for the log)."""
+        if isinstance(e, TimeoutError):
+            return f"revoking at {resource} timed out after {self._revoke_timeout_s:g}s"
+        if isinstance(e, GrantbotError):
+            return str(e) or type(e).__name__
+        # Not one of ours: its text may quote anything (a URL with a password), so only the
+        # type goes into the grant and the audit log; the log has the traceback.
+        log.error("revoking %s at %s raised", what, resource, exc_info=e)
+        return f"unexpected {type(e).__name__} from the {resource} provider"
 
     async def _check_live(self, grant: Grant) -> bool | None:
         """Whether access still looks live at the target; None when that cannot be told."""
@@ -803,6 +855,13 @@ class Revoker:
 def _ended_counter(event: Event) -> Any:
     """The revocations counter's child for ``event`` (looked up once, not per grant)."""
     return metrics.REVOCATIONS.labels(event=event.value)
+
+
+@cache
+def _bulk_capable(provider_type: type) -> bool:
+    """Whether providers of this class have ``revoke_many`` (:class:`BulkRevoker`). Asked of
+    the class, once: a runtime Protocol check per grant would cost more than the grant."""
+    return callable(getattr(provider_type, "revoke_many", None))
 
 
 def _status(grants: dict[str, Grant], grant_id: str) -> Status | None:

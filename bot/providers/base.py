@@ -22,7 +22,7 @@ Contracts every provider keeps:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
@@ -154,6 +154,27 @@ class Provider(Protocol):
 
     async def aclose(self) -> None:
         """Release connections and sessions held by this provider."""
+        ...
+
+
+@runtime_checkable
+class BulkRevoker(Protocol):
+    """Optional: a provider that can take many grants' access away in one go.
+
+    The revoker uses ``revoke_many`` when a provider has it (a burst of expiries then costs
+    a few round trips instead of several per grant); without it, it calls ``revoke`` once per
+    grant, a bounded number at a time per target. ``revoke_many`` keeps every contract of
+    ``revoke``: idempotent (already gone is success), open sessions ended, and it takes away
+    only the access of the grants it is given (overlapping grants of one user stay).
+
+    It returns the grants that failed, by grant id, each with its error
+    (:class:`~bot.errors.ProviderError`, :class:`~bot.errors.TargetUnavailable`); a grant
+    not in the result was revoked. When nothing could be done (the target is unreachable)
+    it may instead raise, and every grant it was given counts as failed with that error.
+    """
+
+    async def revoke_many(self, contexts: Sequence[GrantContext]) -> Mapping[str, Exception]:
+        """Revoke every grant in ``contexts``; the failures by grant id (see the class)."""
         ...
 
 

@@ -3,7 +3,10 @@
 Issue runs ``ACL SETUSER gb_... reset on >password <keys> <channels> <commands>`` (one atomic
 command; ``reset`` first, so a re-issue replaces the password and rules instead of adding to
 them). Revoke switches the user off, kills its connections (``CLIENT KILL USER``) and deletes
-it (``ACL DELUSER``).
+it (``ACL DELUSER``). Revoking many grants at once (:meth:`RedisACLProvider.revoke_many`, what
+the revoker uses for a batch of expiries) is ``ACL DELUSER`` with many names, pipelined: in
+Redis (6.0 and later) deleting a user also closes every connection authenticated as it, in the
+same command, so no new AUTH can slip in between.
 
 No target-side expiry: Redis ACL users have no expiry time. **The bot's revocation is what
 ends this access**. ACL users live in the server's memory: unless an operator runs ACL SAVE
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Final, Literal
@@ -48,6 +51,9 @@ _PATTERN: Final = r"[!-~]+"
 _COMMAND_RULE_RE: Final = re.compile(r"^[+-](@[a-z_]+|[a-z][a-z0-9_.-]*(\|[a-z0-9_.-]+)?)$")
 _KEY_RULE_RE: Final = re.compile(rf"^(%(R|W|RW))?~{_PATTERN}$")
 _CHANNEL_RULE_RE: Final = re.compile(rf"^&{_PATTERN}$")
+#: Names per ``ACL DELUSER`` in revoke_many: one command deletes this many users, keeping
+#: each command (and the time it holds the target's thread) bounded.
+DELUSER_CHUNK: Final = 500
 EXPIRY_NOTE: Final = (
     "Redis ACL users have no expiry of their own: grantbot deletes this one at {at}"
 )
@@ -238,6 +244,31 @@ class RedisACLProvider:
             ctx.grant_id,
             killed,
         )
+
+    async def revoke_many(self, contexts: Sequence[GrantContext]) -> Mapping[str, Exception]:
+        """Revoke every grant in ``contexts`` in one round trip (see BulkRevoker).
+
+        ``ACL DELUSER`` takes many names, skips those already gone (idempotent) and closes the
+        deleted users' connections itself; the grants' names are sent in chunks of
+        ``DELUSER_CHUNK`` in one pipeline. Each grant has its own user, so other grants of
+        the same person are untouched. Raises TargetUnavailable / ProviderError when the
+        target cannot be reached or refuses: then every grant given counts as failed (and,
+        since deleting is idempotent, a retry of them all is safe).
+        """
+        names = list(dict.fromkeys(login_name(ctx.grant_id) for ctx in contexts))
+        if not names:
+            return {}
+        async with _translated("revoke"):
+            pipe = self.client.pipeline(transaction=False)
+            for start in range(0, len(names), DELUSER_CHUNK):
+                pipe.execute_command("ACL", "DELUSER", *names[start : start + DELUSER_CHUNK])
+            deleted = sum(int(n) for n in await pipe.execute())
+        log.info(
+            "redis_acl: revoked %d grant(s): %d user(s) deleted, the rest already gone",
+            len(names),
+            deleted,
+        )
+        return {}
 
     async def check(self, ctx: GrantContext) -> bool:
         name = login_name(ctx.grant_id)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Final
@@ -95,13 +95,24 @@ class IndexPlan:
 def plan_indexes(keys: Keys, old: Grant | None, new: Grant) -> IndexPlan:
     """The index updates that take ``old`` (None when creating) to ``new``. Pure."""
     plan_keys: list[str] = []
-    ops: list[list[Any]] = []
+    positions: dict[str, int] = {}
 
     def key_index(name: str) -> int:
-        if name not in plan_keys:
+        pos = positions.get(name)
+        if pos is None:
             plan_keys.append(name)
-        return 3 + plan_keys.index(name) + 1
+            pos = positions[name] = 3 + len(plan_keys)  # after commit.lua's three fixed keys
+        return pos
 
+    return IndexPlan(keys=plan_keys, ops=_index_ops(keys, old, new, key_index))
+
+
+def _index_ops(
+    keys: Keys, old: Grant | None, new: Grant, key_index: Callable[[str], int]
+) -> list[list[Any]]:
+    """The index ops taking ``old`` to ``new``; ``key_index`` numbers each key they touch
+    (so the bulk path can number keys over a whole batch without renumbering)."""
+    ops: list[list[Any]] = []
     gid = new.id
     if old is None:
         ops.append(["zadd", key_index(keys.all_grants), new.created_at, gid])
@@ -126,11 +137,14 @@ def plan_indexes(keys: Keys, old: Grant | None, new: Grant) -> IndexPlan:
     if (new.status in _EXPIRING) != was_live:
         delta = -1 if was_live else 1
         ops.append(["hincrby", key_index(keys.live_by_resource), new.resource, delta])
-    return IndexPlan(keys=plan_keys, ops=ops)
+    return ops
+
+
+_COMPACT: Final = json.JSONEncoder(separators=(",", ":"))  # reused: see audit._CANONICAL
 
 
 def _ops_json(items: list[list[Any]]) -> str:
-    return json.dumps(items, separators=(",", ":"))
+    return _COMPACT.encode(items)
 
 
 class GrantStore:
@@ -370,9 +384,7 @@ class GrantStore:
 
         rows: list[_Encoded] = []
         for st in items:
-            plan = plan_indexes(self.keys, st.old, st.new)
-            # plan_indexes numbers its keys after commit.lua's three fixed ones; renumber.
-            ops = [[op[0], key_index(plan.keys[op[1] - 4]), *op[2:]] for op in plan.ops]
+            ops = _index_ops(self.keys, st.old, st.new, key_index)
             rows.append(
                 _Encoded(
                     head=f"{key_index(self.keys.grant(st.new.id))} {st.old.version} "
@@ -528,7 +540,9 @@ def _stage(
         )
     except (TransitionError, NotAuthorized) as e:
         return e
-    new = outcome.grant.model_copy(update={"version": old.version + 1})
+    # apply() returned a copy of its own: numbering it in place spares a second copy.
+    new = outcome.grant
+    new.version = old.version + 1
     body = _transition_body(req, old, outcome, now, policy_version)
     return _Staged(index=index, old=old, new=new, outcome=outcome, body=body)
 

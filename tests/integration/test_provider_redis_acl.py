@@ -15,8 +15,9 @@ import redis.asyncio
 
 from bot.devtools.redis_server import RedisServer
 from bot.errors import TargetUnavailable
-from bot.providers.base import Credential, GrantContext, Provider
+from bot.providers.base import BulkRevoker, Credential, GrantContext, Provider
 from bot.providers.naming import login_name
+from bot.providers.redis_acl import DELUSER_CHUNK
 from bot.providers.registry import build_provider
 from tests.integration.providers_fixtures import assert_secrets_not_logged, make_ctx
 
@@ -212,3 +213,107 @@ async def test_no_issued_password_reaches_any_log_record(
     assert len(secrets) == 4
     assert_secrets_not_logged(caplog, secrets)
     assert not any(s in repr(c) for c in creds for s in secrets)
+
+
+# -- revoke_many: the bulk path the revoker takes for a batch of expiries ------------------
+
+
+async def acl_users(server: RedisServer) -> set[str]:
+    client = redis.asyncio.Redis.from_url(server.url, decode_responses=True)
+    try:
+        return set(await client.acl_users())
+    finally:
+        await client.aclose()
+
+
+async def test_revoke_many_deletes_every_user_and_closes_their_connections(rd: Target) -> None:
+    """One revoke_many for three grants: each one's open connection is closed by the server,
+    its password no longer authenticates, and none is listed live; nothing is reported
+    failed."""
+    ctxs = [rd.ctx() for _ in range(3)]
+    creds = [await rd.provider.issue(ctx, now=time.time()) for ctx in ctxs]
+    conns = []
+    for cred in creds:
+        conn, reply = await rd.login(cred)
+        assert reply == "+OK"
+        conns.append(conn)
+    assert isinstance(rd.provider, BulkRevoker)
+    assert await rd.provider.revoke_many(ctxs) == {}
+    for conn in conns:
+        assert await asyncio.wait_for(conn.reader.read(), 5) == b""  # server closed it
+        await conn.close()
+    for cred in creds:
+        again, reply = await rd.login(cred)
+        await again.close()
+        assert reply.startswith("-WRONGPASS")
+    live = await rd.provider.live_grant_ids()
+    assert not live & {ctx.grant_id for ctx in ctxs}
+    assert not await acl_users(rd.server) & {cred.ref for cred in creds}
+
+
+async def test_revoke_many_leaves_other_grants_of_the_same_user(rd: Target) -> None:
+    """Revoking one of a user's two overlapping grants in bulk leaves the other one working
+    (its connection stays open and reads)."""
+    first, second = rd.ctx(user="U0SAME"), rd.ctx(user="U0SAME")
+    await rd.provider.issue(first, now=time.time())
+    cred2 = await rd.provider.issue(second, now=time.time())
+    conn, reply = await rd.login(cred2)
+    try:
+        assert reply == "+OK"
+        assert isinstance(rd.provider, BulkRevoker)
+        assert await rd.provider.revoke_many([first]) == {}
+        assert not (await conn.call("GET", "cache:x")).startswith("-")  # still connected
+    finally:
+        await conn.close()
+    assert await rd.provider.check(second)
+    assert not await rd.provider.check(first)
+
+
+async def test_revoke_many_is_idempotent(rd: Target) -> None:
+    """A second revoke_many of the same grants, grants never issued, a grant given twice and
+    an empty list all succeed."""
+    ctxs = [rd.ctx() for _ in range(2)]
+    for ctx in ctxs:
+        await rd.provider.issue(ctx, now=time.time())
+    assert isinstance(rd.provider, BulkRevoker)
+    assert await rd.provider.revoke_many([*ctxs, ctxs[0]]) == {}
+    assert await rd.provider.revoke_many([*ctxs, rd.ctx()]) == {}
+    assert await rd.provider.revoke_many([]) == {}
+    assert not any([await rd.provider.check(ctx) for ctx in ctxs])
+
+
+async def test_revoke_many_beyond_one_deluser_chunk_deletes_them_all(rd: Target) -> None:
+    """More grants than one ACL DELUSER carries: every user is deleted."""
+    n = DELUSER_CHUNK * 2 + 7
+    ctxs = [make_ctx(role_settings=ROLE) for _ in range(n)]
+    client = redis.asyncio.Redis.from_url(rd.server.url, decode_responses=True)
+    try:
+        async with client.pipeline(transaction=False) as pipe:
+            for ctx in ctxs:
+                pipe.execute_command("ACL", "SETUSER", login_name(ctx.grant_id), "on", "+ping")
+            await pipe.execute()
+        names = {login_name(ctx.grant_id) for ctx in ctxs}
+        assert names <= await acl_users(rd.server)
+        assert isinstance(rd.provider, BulkRevoker)
+        assert await rd.provider.revoke_many(ctxs) == {}
+        assert not names & await acl_users(rd.server)
+    finally:
+        await client.aclose()
+
+
+async def test_revoke_many_at_a_stopped_server_raises_target_unavailable() -> None:
+    """With the target down, revoke_many raises TargetUnavailable: every grant it was given
+    counts as failed (the revoker then records each one REVOKE_FAILED and retries it)."""
+    server = RedisServer(appendonly=False).start()
+    provider = build_provider({"type": "redis_acl", "url": server.url}, env={})
+    try:
+        ctxs = [make_ctx(role_settings=ROLE) for _ in range(3)]
+        for ctx in ctxs:
+            await provider.issue(ctx, now=time.time())
+        server.stop()
+        assert isinstance(provider, BulkRevoker)
+        with pytest.raises(TargetUnavailable):
+            await provider.revoke_many(ctxs)
+    finally:
+        server.stop()
+        await provider.aclose()

@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+import redis.asyncio
 
 from bot import metrics
 from bot.devtools.redis_server import RedisServer
@@ -23,6 +24,7 @@ from bot.store.grants import GrantStore
 from tests.factories import POLICY_V, make_grant
 
 LEASE_TTL_S = 1.0
+BATCH_GRANTS = 40
 
 
 @pytest.fixture
@@ -231,6 +233,125 @@ async def test_after_the_window_it_gives_up_loudly_and_an_operator_force_closes(
     assert "unreachable" in entry["details"]["final_revoke"]  # type: ignore[index]
     assert await revoker.abandoned_ids() == []
     assert listener.ended_grants[-1].id == grant.id
+    await store.audit.verify()
+
+
+async def acl_call_counts(target: RedisServer) -> dict[str, int]:
+    """Calls per ACL subcommand the target has served since its stats were reset."""
+    client = redis.asyncio.Redis.from_url(target.url, decode_responses=True)
+    try:
+        stats = await client.info("commandstats")
+    finally:
+        await client.aclose()
+    return {name: int(row["calls"]) for name, row in stats.items() if name.startswith("cmdstat_")}
+
+
+async def test_a_batch_of_expiries_is_revoked_with_a_few_bulk_deletes(
+    store: GrantStore,
+    acl: RedisACLProvider,
+    target: RedisServer,
+    running: tuple[Revoker, RevocationScheduler, RecordingListener],
+) -> None:
+    """Grants expiring together are revoked in bulk: every one ends EXPIRED with its audit
+    entry and its ACL user is gone, for far fewer ACL DELUSER calls than grants and no
+    per-grant look-ups at the target."""
+    _, scheduler, listener = running
+    expires_at = time.time() + 0.5
+    grants = [await issued(store, acl, expires_at=expires_at) for _ in range(BATCH_GRANTS)]
+    await acl.client.execute_command("CONFIG", "RESETSTAT")
+    await scheduler.schedule_many([(g.id, expires_at) for g in grants])
+
+    async def all_ended() -> bool:
+        return all(g.status is Status.EXPIRED for g in await store.get_many(g.id for g in grants))
+
+    await wait_for(all_ended, timeout_s=10, what="the batch to end")
+    assert not [g.id for g in grants if await user_exists(acl, g.id)]
+    calls = await acl_call_counts(target)
+    assert 1 <= calls.get("cmdstat_acl|deluser", 0) < BATCH_GRANTS // 4
+    assert "cmdstat_client|kill" not in calls and "cmdstat_acl|setuser" not in calls
+    for grant in grants:
+        events = [d["event"] for d in await audit_of(store, grant.id)]
+        assert events == ["REQUEST", "EXPIRE"]
+    assert {g.id for g in grants} <= set(listener.ended)
+    await store.audit.verify()
+
+
+async def test_a_batch_at_a_hung_target_fails_each_grant_and_retries_it(
+    store: GrantStore,
+    acl: RedisACLProvider,
+    target: RedisServer,
+    running: tuple[Revoker, RevocationScheduler, RecordingListener],
+) -> None:
+    """A bulk revocation that times out leaves every grant of the batch REVOKE_FAILED, each
+    with its own REVOKE_FAIL entry, the listener told and a retry scheduled; once the target
+    answers, the retries delete every user and each grant ends EXPIRED."""
+    revoker, scheduler, listener = running
+    expires_at = time.time() + 0.3
+    grants = [await issued(store, acl, expires_at=expires_at) for _ in range(5)]
+    ids = [g.id for g in grants]
+    pause(target)
+    await scheduler.schedule_many([(gid, expires_at) for gid in ids])
+
+    async def all_failed() -> bool:
+        return all(g.revoke_attempts >= 1 for g in await store.get_many(ids))
+
+    await wait_for(all_failed, timeout_s=10, what="every grant of the batch to fail")
+    for grant in await store.get_many(ids):
+        assert grant.status is Status.REVOKE_FAILED
+        assert "timed out" in (grant.last_error or "")
+    assert set(ids) <= {g.id for g in listener.failed}
+    resume(target)
+
+    async def all_ended() -> bool:
+        return all(g.status is Status.EXPIRED for g in await store.get_many(ids))
+
+    await wait_for(all_ended, timeout_s=10, what="the retries to succeed")
+    assert not [gid for gid in ids if await user_exists(acl, gid)]
+    assert await revoker.retry_states(ids) == {}
+    for gid in ids:
+        events = [d["event"] for d in await audit_of(store, gid)]
+        assert events[0] == "REQUEST" and events[-1] == "EXPIRE"
+        assert set(events[1:-1]) == {"REVOKE_FAIL"}
+    await store.audit.verify()
+
+
+async def test_a_grant_without_a_provider_fails_alone_in_its_batch(
+    store: GrantStore, acl: RedisACLProvider
+) -> None:
+    """In one batch, a grant whose resource has no provider goes REVOKE_FAILED (its error
+    says why, without the exception's text) while the grants at the ACL target end."""
+    expires_at = time.time() - 1
+    good = [await issued(store, acl, expires_at=expires_at) for _ in range(3)]
+    now = time.time()
+    orphan = await store.create(
+        make_grant(
+            status=Status.ACTIVE,
+            created_at=now - 60,
+            updated_at=now - 60,
+            activated_at=now - 60,
+            expires_at=expires_at,
+            resource="gone-db",
+        ),
+        actor=Actor.system(),
+        policy_version=POLICY_V,
+    )
+    listener = RecordingListener()
+    revoker = Revoker(
+        store,
+        resolver=StaticResolver({"cache": acl}, role_settings=ACL_ROLE_SETTINGS),
+        listener=listener,
+        policy_version=lambda: POLICY_V,
+    )
+    try:
+        ended = await revoker.expire_grants([g.id for g in good] + [orphan.id])
+    finally:
+        await revoker.aclose()
+    assert ended == len(good)
+    assert all(g.status is Status.EXPIRED for g in await store.get_many(g.id for g in good))
+    assert not [g.id for g in good if await user_exists(acl, g.id)]
+    failed = await store.get(orphan.id)
+    assert failed.status is Status.REVOKE_FAILED
+    assert failed.last_error == "unexpected LookupError from the gone-db provider"
     await store.audit.verify()
 
 
