@@ -31,7 +31,14 @@ from bot.domain.policy import (
 )
 from bot.domain.policy_schema import EscalationTier
 from bot.envrefs import resolve as resolve_env_refs
-from bot.errors import NotAuthorized, NotFound, PolicyDenied, ProviderError, TransitionError
+from bot.errors import (
+    GrantbotError,
+    NotAuthorized,
+    NotFound,
+    PolicyDenied,
+    ProviderError,
+    TransitionError,
+)
 from bot.escalation import EscalationLedger
 from bot.notify import Notifier, NullNotifier
 from bot.oncall.base import OnCallResult, OnCallUnavailable
@@ -517,13 +524,12 @@ class GrantService:
         if blocker is None:
             return AutoApproval()
         note = f"auto-approval not possible: {blocker}; asked the approvers"
-        await self.store.audit.append(
+        await self._audit_note(
             AUTO_APPROVE_UNAVAILABLE,
             actor="auto-approve",
             at=now,
             grant_id=grant.id,
             reason=note,
-            policy_version=self.policy.version,
             details=_incident_details(grant),
         )
         return AutoApproval(note=note)
@@ -791,13 +797,12 @@ class GrantService:
         details["asked"] = sorted(users)
         if channel is not None:
             details["channel"] = channel
-        await self.store.audit.append(
+        await self._audit_note(
             ESCALATED,
             actor="escalation",
             at=now,
             grant_id=grant.id,
             reason=f"no decision within {format_duration(spec.after)}",
-            policy_version=self.policy.version,
             details={**details, **_incident_details(grant)},
         )
         log.info("%s escalated to tier %d", grant.id, tier, extra={"grant_id": grant.id})
@@ -862,6 +867,31 @@ class GrantService:
         ]
 
     # -- helpers -------------------------------------------------------------------------
+
+    async def _audit_note(
+        self,
+        event: str,
+        *,
+        actor: str,
+        at: float,
+        grant_id: str,
+        reason: str,
+        details: Mapping[str, Any],
+    ) -> None:
+        """Audit something that changes no grant state. A failure is logged, not raised:
+        the request (already stored) must still reach its approvers."""
+        try:
+            await self.store.audit.append(
+                event,
+                actor=actor,
+                at=at,
+                grant_id=grant_id,
+                reason=reason,
+                policy_version=self.policy.version,
+                details=details,
+            )
+        except GrantbotError as e:
+            log.warning("could not audit %s for %s: %s", event, grant_id, e)
 
     @staticmethod
     async def _safe(call: Any) -> None:
