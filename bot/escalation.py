@@ -1,9 +1,11 @@
 """Which escalation tiers of a pending request have been asked, shared by every replica.
 
-The service's sweep finds requests past a tier's ``after``; the first replica to claim the
-tier (``HSETNX``) posts to its approvers and audits it, so each tier is asked once however
-many replicas sweep. The key lives under the store's ``{prefix}`` hash tag, like every key
-in :mod:`bot.store.keys`.
+The service's sweep finds requests past a tier's ``after``. Asking a tier is claimed in two
+steps so that each tier is asked once however many replicas sweep, and is still asked if the
+replica that claimed it dies before posting: :meth:`EscalationLedger.claim` marks the tier
+``asking`` (a short lease); :meth:`EscalationLedger.done` marks it asked once its messages are
+out. A lease that lapsed without ``done`` may be claimed again by the next sweep. The key is
+:meth:`bot.store.keys.Keys.escalations`.
 """
 
 from __future__ import annotations
@@ -17,31 +19,52 @@ from bot.store.keys import Keys
 
 #: Kept well past any request_timeout; the hash is useless once the request is decided.
 ESCALATION_TTL_S: Final = 7 * 86_400
+#: How long a claimed tier waits for its claimer's ``done`` before another sweep may ask it.
+ASKING_LEASE_S: Final = 60.0
+_ASKING: Final = "asking:"
 
-
-def escalation_key(keys: Keys, grant_id: str) -> str:
-    """Hash: tier number (1-based) -> epoch seconds it was asked, for one request."""
-    return "{" + keys.prefix + "}" + f":escalation:{grant_id}"
+# KEYS[1] the request's escalation hash; ARGV: tier, now, lease seconds, ttl seconds.
+# Claims the tier when it is unclaimed or its "asking" lease has lapsed.
+_CLAIM_LUA: Final = """
+local current = redis.call("HGET", KEYS[1], ARGV[1])
+if current then
+  if string.sub(current, 1, 7) ~= "asking:" then return 0 end
+  if tonumber(string.sub(current, 8)) + tonumber(ARGV[3]) > tonumber(ARGV[2]) then return 0 end
+end
+redis.call("HSET", KEYS[1], ARGV[1], "asking:" .. ARGV[2])
+redis.call("EXPIRE", KEYS[1], ARGV[4])
+return 1
+"""
 
 
 class EscalationLedger:
     """Claims (request, tier) pairs. Raises StoreUnavailable when Redis is unreachable."""
 
-    def __init__(self, redis: aioredis.Redis, *, keys: Keys) -> None:
+    def __init__(
+        self, redis: aioredis.Redis, *, keys: Keys, lease_s: float = ASKING_LEASE_S
+    ) -> None:
         self.redis = redis
         self.keys = keys
+        self.lease_s = lease_s
+        self._claim = redis.register_script(_CLAIM_LUA)
 
     async def claim(self, grant_id: str, *, tier: int, now: float) -> bool:
-        """True for the one caller that first claims ``tier`` of ``grant_id``."""
-        key = escalation_key(self.keys, grant_id)
-        async with unavailable_as_store_error(), self.redis.pipeline(transaction=True) as pipe:
-            pipe.hsetnx(key, str(tier), repr(now))
-            pipe.expire(key, ESCALATION_TTL_S)
-            claimed, _ = await pipe.execute()
+        """True for the one caller that may ask ``tier`` of ``grant_id`` now: nobody has, and
+        nobody is asking (or whoever claimed it did not report :meth:`done` within the lease)."""
+        async with unavailable_as_store_error():
+            claimed = await self._claim(
+                keys=[self.keys.escalations(grant_id)],
+                args=[str(tier), repr(now), repr(self.lease_s), ESCALATION_TTL_S],
+            )
         return bool(claimed)
 
-    async def asked(self, grant_id: str) -> dict[int, float]:
-        """Tiers asked so far and when."""
+    async def done(self, grant_id: str, *, tier: int, now: float) -> None:
+        """``tier`` of ``grant_id`` was asked (its messages are out): never ask it again."""
         async with unavailable_as_store_error():
-            raw: dict[str, str] = await aw(self.redis.hgetall(escalation_key(self.keys, grant_id)))
-        return {int(k): float(v) for k, v in raw.items()}
+            await aw(self.redis.hset(self.keys.escalations(grant_id), str(tier), repr(now)))
+
+    async def asked(self, grant_id: str) -> dict[int, float]:
+        """Tiers asked so far and when (those still being asked are left out)."""
+        async with unavailable_as_store_error():
+            raw: dict[str, str] = await aw(self.redis.hgetall(self.keys.escalations(grant_id)))
+        return {int(k): float(v) for k, v in raw.items() if not v.startswith(_ASKING)}

@@ -7,6 +7,7 @@ decision. The service calls it after the state change is committed and logs fail
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Protocol
 
 from bot.domain.model import Grant
@@ -40,6 +41,12 @@ class Notifier(Protocol):
     async def extended(self, grant: Grant) -> None:
         """ACTIVE grant's expiry moved later."""
 
+    async def escalated(
+        self, grant: Grant, *, tier: int, users: Iterable[str], channel: str | None
+    ) -> None:
+        """PENDING ``grant`` reached escalation tier ``tier`` (1-based): ask ``users`` and
+        ``channel`` too, keeping their copies current like the first ones."""
+
 
 class NullNotifier:
     """Tells no one. For the CLI and for tests of the flow without Slack."""
@@ -66,4 +73,9 @@ class NullNotifier:
         return None
 
     async def extended(self, grant: Grant) -> None:
+        return None
+
+    async def escalated(
+        self, grant: Grant, *, tier: int, users: Iterable[str], channel: str | None
+    ) -> None:
         return None

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, Final, Protocol, runtime_checkable
+from typing import Any, Final, Protocol
 
 from bot import metrics
 from bot.auto_approval_quota import AutoApprovalQuota
@@ -76,18 +76,6 @@ class OnCallLookup(Protocol):
         ...
 
     async def aclose(self) -> None: ...
-
-
-@runtime_checkable
-class EscalationNotifier(Protocol):
-    """A notifier that can also ask an escalation tier (the Slack notifier can)."""
-
-    async def escalated(
-        self, grant: Grant, *, tier: int, users: Iterable[str], channel: str | None
-    ) -> None:
-        """``grant`` reached escalation tier ``tier`` (1-based): post the approval request to
-        ``users`` and ``channel``, keeping the copies current like the first ones."""
-        ...
 
 
 class Scheduler(Protocol):
@@ -771,6 +759,7 @@ class GrantService:
                 if not await self.escalations.claim(grant.id, tier=index + 1, now=now):
                     continue
                 await self._escalate(grant, rule, rule.escalation[index], tier=index + 1, now=now)
+                await self.escalations.done(grant.id, tier=index + 1, now=now)
                 asked.append((grant, index + 1))
         return asked
 
@@ -806,10 +795,9 @@ class GrantService:
             details={**details, **_incident_details(grant)},
         )
         log.info("%s escalated to tier %d", grant.id, tier, extra={"grant_id": grant.id})
-        if isinstance(self.notifier, EscalationNotifier):
-            await self._safe(
-                self.notifier.escalated(grant, tier=tier, users=sorted(users), channel=channel)
-            )
+        await self._safe(
+            self.notifier.escalated(grant, tier=tier, users=sorted(users), channel=channel)
+        )
 
     # -- RevocationListener: the revoker reports here ------------------------------------
 

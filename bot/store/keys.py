@@ -110,6 +110,11 @@ class Keys:
         event that is to end the grant, who asked and why). Deleted when the grant ends."""
         return f"{self._p}:revoke:retries"
 
+    def escalations(self, grant_id: str) -> str:
+        """Hash with TTL: a pending request's escalation tier (1-based) -> when it was asked;
+        each tier is claimed once (HSETNX), whichever replica sweeps first."""
+        return f"{self._p}:escalation:{grant_id}"
+
     def counter(self, name: str) -> str:
         """String: a counter (e.g. auto-approvals per user per day)."""
         return f"{self._p}:count:{name}"
