@@ -36,6 +36,7 @@ from bot.domain.policy_schema import (
 )
 from bot.envrefs import resolve
 from bot.errors import ConfigError
+from bot.metrics import record_slack_api_error
 from bot.oncall.base import (
     Clock,
     HttpClient,
@@ -469,6 +470,7 @@ def slack_lookup_by_email(client: AsyncWebClient) -> SlackUserByEmail:
             error = e.response.get("error")
             if error == SLACK_USERS_NOT_FOUND:
                 return None
+            record_slack_api_error("users.lookupByEmail", e)
             # Slack's error codes (missing_scope, ratelimited, ...) are safe and say what to fix.
             code = error if isinstance(error, str) and _SLACK_ERROR_RE.fullmatch(error) else None
             raise OnCallUnavailable(

@@ -11,6 +11,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from prometheus_client import REGISTRY
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.devtools.pagerduty_emulator import (
@@ -358,3 +359,36 @@ async def test_the_fake_checks_auth_and_accept_like_pagerduty(pd: PagerDutyEmula
         assert entry["user"]["type"] == "user_reference" and "email" not in entry["user"]
         assert entry["schedule"]["id"] == "PSCHED1" and entry["escalation_level"] == 1
         assert entry["start"] == "2026-03-02T11:00:00Z"
+
+
+async def test_a_slack_error_mapping_emails_fails_closed_and_is_counted(
+    pd: PagerDutyEmulator, slack: SlackEmulator
+) -> None:
+    """Slack refusing users.lookupByEmail (here a revoked bot token) means nobody is on call
+    for that schedule, the reason names Slack's error, and the Slack API error metric counts
+    it."""
+    sample = {"method": "users.lookupByEmail", "error": "invalid_auth"}
+    before = REGISTRY.get_sample_value("grantbot_slack_api_errors_total", sample) or 0.0
+    spec = {
+        "type": "pagerduty",
+        "token": "${" + TOKEN_ENV + "}",
+        "base_url": pd.url,
+        "schedule_id": "PSCHED1",
+    }
+    lookup = build_oncall_lookup(
+        Policy.model_validate({"resources": {}, "oncall": {"primary": spec}}),
+        env={TOKEN_ENV: TOKEN},
+        lookup_slack_user_by_email=slack_lookup_by_email(
+            AsyncWebClient(token="xoxb-revoked", base_url=slack.api_url)
+        ),
+        ttl_s=60.0,
+        timeout_s=2.0,
+        failure_ttl_s=0.0,
+    )
+    try:
+        result = await lookup.check("U0CAROL", now=NOW)
+    finally:
+        await lookup.aclose()
+    assert result.schedules == frozenset()
+    assert "invalid_auth" in result.failures["primary"]
+    assert REGISTRY.get_sample_value("grantbot_slack_api_errors_total", sample) == before + 1
