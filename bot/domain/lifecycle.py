@@ -138,7 +138,11 @@ def apply(
     if target is None:
         raise _refuse_decided(grant, event)
 
-    g = grant.model_copy(deep=True)
+    # A shallow copy with fresh lists: nested models (Origin, Approval, Actor) are frozen, so
+    # only the two lists could be shared mutably. A deep copy cost ~30% of a bulk commit.
+    g = grant.model_copy(
+        update={"approvals": list(grant.approvals), "tickets": list(grant.tickets)}
+    )
     g.updated_at = now
     details: dict[str, Any] = {}
 

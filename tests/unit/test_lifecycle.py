@@ -67,10 +67,13 @@ def test_every_state_against_every_event(status: Status, event: Event) -> None:
             lifecycle.apply(grant, event, actor=ACTOR_FOR[event], now=NOW + 1, **kwargs)
         assert grant.status is status  # the input is never mutated
     else:
+        before = grant.model_dump()
         outcome = lifecycle.apply(grant, event, actor=ACTOR_FOR[event], now=NOW + 1, **kwargs)
         assert outcome.grant.status.value == expected
         assert outcome.from_status is status
-        assert grant.status is status
+        assert grant.model_dump() == before  # the input is never mutated, nor will it be:
+        assert outcome.grant.approvals is not grant.approvals  # no mutable list is shared
+        assert outcome.grant.tickets is not grant.tickets
 
 
 def test_table_has_no_transitions_beyond_spec() -> None:
