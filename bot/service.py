@@ -545,9 +545,9 @@ class GrantService:
         else NotAuthorized.
 
         Approvers are the rule's own, plus those of every escalation tier the request has
-        reached (``after`` passed since it was filed): the tier's approvers and whoever is on
-        call for its ``oncall`` schedule (an on-call source that cannot answer makes nobody
-        on call).
+        reached (``escalate_after`` passed since it was filed): the tier's approvers and
+        whoever is on call for its ``oncall`` schedule (an on-call source that cannot answer
+        makes nobody on call).
         """
         try:
             rule = self.policy.current.policy.rule(grant.resource, grant.role)
@@ -770,7 +770,7 @@ class GrantService:
         call for its schedule (a source that cannot say is audited with its reason)."""
         members = await self._usergroups_for(rule)
         users = rule.members_of(spec.approvers, today=_today(now), usergroups=members)
-        details: dict[str, Any] = {"tier": tier, "after_s": spec.after}
+        details: dict[str, Any] = {"tier": tier, "escalate_after_s": spec.escalate_after}
         if spec.oncall is not None:
             details["oncall"] = spec.oncall
             try:
@@ -791,7 +791,7 @@ class GrantService:
             actor="escalation",
             at=now,
             grant_id=grant.id,
-            reason=f"no decision within {format_duration(spec.after)}",
+            reason=f"no decision within {format_duration(spec.escalate_after)}",
             details={**details, **_incident_details(grant)},
         )
         log.info("%s escalated to tier %d", grant.id, tier, extra={"grant_id": grant.id})

@@ -265,9 +265,9 @@ class RoleRule:
 
     def tiers_reached(self, *, asked_at: float, now: float) -> int:
         """How many escalation tiers a request asked at ``asked_at`` has reached at ``now``:
-        a tier is reached once ``after`` has passed without a decision. Tiers come in
-        increasing order of ``after`` (the policy check insists), so this is a prefix."""
-        return sum(1 for tier in self.escalation if asked_at + tier.after <= now)
+        a tier is reached once ``escalate_after`` has passed without a decision. Tiers come in
+        increasing order of ``escalate_after`` (the policy check insists), so this is a prefix."""
+        return sum(1 for tier in self.escalation if asked_at + tier.escalate_after <= now)
 
 
 def _resolve(policy: Policy, resource: str, role: str | None) -> tuple[RoleRule, dict[str, Loc]]:
@@ -365,15 +365,16 @@ def _check_block(policy: Policy, loc: Loc, limits: Limits) -> list[Finding]:
         at: Loc = (*loc, "escalation", i)
         groups_of(tier.approvers, (*at, "approvers"))
         schedule(tier.oncall, (*at, "oncall"))
-        if tier.after <= previous_after:
+        if tier.escalate_after <= previous_after:
             found.append(
                 Finding(
-                    (*at, "after"),
-                    f"escalation tiers must come in increasing order of after; "
-                    f"{format_duration(tier.after)} follows {format_duration(previous_after)}",
+                    (*at, "escalate_after"),
+                    "escalation tiers must come in increasing order of escalate_after; "
+                    f"{format_duration(tier.escalate_after)} follows "
+                    f"{format_duration(previous_after)}",
                 )
             )
-        previous_after = tier.after
+        previous_after = tier.escalate_after
         if tier.oncall is None and tier.approvers is not None and not tier.approvers.has_principals:
             found.append(
                 Finding(

@@ -261,9 +261,10 @@ class AutoApproveRule(Strict):
 
 
 class EscalationTier(Strict):
-    """After ``after`` without a decision, also ask ``approvers`` and/or the on-call person."""
+    """After ``escalate_after`` without a decision, also ask ``approvers`` and/or the
+    on-call person."""
 
-    after: Duration
+    escalate_after: Duration
     approvers: Approvers | None = None
     oncall: Name | None = None
 

@@ -73,9 +73,9 @@ resources:
         auto_approve:
           - {on_call: primary, incident: true, max_duration: 1h, per_user_per_day: 2}
         escalation:
-          - after: 10m
+          - escalate_after: 10m
             approvers: {users: [U0ERIN]}
-          - after: 20m
+          - escalate_after: 20m
             oncall: dba
 """
 

@@ -54,7 +54,7 @@ def test_unknown_group_in_requesters_approvers_and_escalation() -> None:
         "      write:\n",
         "      write:\n"
         "        approvers: {groups: [sre-typo]}\n"
-        "        escalation: [{after: 15m, approvers: {groups: [managers]}}]\n",
+        "        escalation: [{escalate_after: 15m, approvers: {groups: [managers]}}]\n",
     )
     assert errors(text) == [
         'policies.yaml:7 defaults.requesters.groups[1]: unknown group "dba"; groups: sre',
@@ -71,7 +71,7 @@ def test_unknown_oncall_schedule_in_auto_approve_and_escalation() -> None:
         "        max_duration: 4h\n",
         "        max_duration: 4h\n"
         "        auto_approve: [{on_call: secondary, max_duration: 1h}]\n"
-        "        escalation: [{after: 10m, oncall: primry}]\n",
+        "        escalation: [{escalate_after: 10m, oncall: primry}]\n",
     )
     assert errors(text) == [
         "policies.yaml:16 resources.orders-db.roles.read.auto_approve[0].on_call: "
@@ -110,7 +110,7 @@ def test_approvals_required_above_listed_approvers() -> None:
     "approvers",
     [
         "{groups: [sre], usergroups: [S0614TZR7]}",
-        "{users: [U024BE7LH]}\n        escalation: [{after: 5m, oncall: primary}]",
+        "{users: [U024BE7LH]}\n        escalation: [{escalate_after: 5m, oncall: primary}]",
     ],
 )
 def test_approvals_required_is_not_checked_when_approver_count_is_unknown(approvers: str) -> None:
@@ -163,12 +163,12 @@ def test_escalation_tiers_must_increase() -> None:
     """Escalation tiers fire in order, so each `after` must exceed the previous one."""
     text = BASE.replace(
         "  max_duration: 1h\n",
-        "  max_duration: 1h\n  escalation:\n    - {after: 30m, oncall: primary}\n"
-        "    - {after: 15m, approvers: {users: [U024BE7LH]}}\n",
+        "  max_duration: 1h\n  escalation:\n    - {escalate_after: 30m, oncall: primary}\n"
+        "    - {escalate_after: 15m, approvers: {users: [U024BE7LH]}}\n",
     )
     assert errors(text) == [
-        "policies.yaml:12 defaults.escalation[1].after: escalation tiers must come in increasing "
-        "order of after; 15m follows 30m"
+        "policies.yaml:12 defaults.escalation[1].escalate_after: escalation tiers must come in "
+        "increasing order of escalate_after; 15m follows 30m"
     ]
 
 

@@ -29,8 +29,8 @@ resources:
         auto_approve:
           - {on_call: primary, incident: true, max_duration: 1h, per_user_per_day: 2}
         escalation:
-          - {after: 10m, approvers: {users: [U0BOSS], groups: [sre]}}
-          - {after: 30m, oncall: primary}
+          - {escalate_after: 10m, approvers: {users: [U0BOSS], groups: [sre]}}
+          - {escalate_after: 30m, oncall: primary}
 """
 DOWN = {"primary": "PagerDuty did not answer within 2.5 s"}
 

@@ -55,8 +55,8 @@ resources:
         approvers: {groups: [dba, sre]}
         provider: {grant_roles: [orders_write]}
         escalation:
-          - {after: 10m, approvers: {users: [U0BOSS]}}
-          - {after: 30m, oncall: primary}
+          - {escalate_after: 10m, approvers: {users: [U0BOSS]}}
+          - {escalate_after: 30m, oncall: primary}
   cache:
     provider: {type: redis_acl, url: "${CACHE_URL}"}
     requesters: {everyone: true}
