@@ -256,19 +256,15 @@ class GrantService:
         now = self.clock()
         loaded = self.policy.current
         tickets = list(tickets)
-        try:
-            decision = await self.check_request(
-                user=user,
-                resource=resource,
-                role=role,
-                duration_s=duration_s,
-                reason=reason,
-                tickets=tickets,
-                now=now,
-            )
-        except PolicyDenied:
-            metrics.record_request("refused")
-            raise
+        decision = await self._judge(
+            user=user,
+            resource=resource,
+            role=role,
+            duration_s=duration_s,
+            reason=reason,
+            tickets=tickets,
+            now=now,
+        )
         rule = decision.rule
         grant = Grant(
             id=new_grant_id(),
@@ -297,6 +293,14 @@ class GrantService:
             return RequestResult(grant=active, rule=rule, credential=credential)
         await self._safe(self.notifier.request_created(grant))
         return RequestResult(grant=grant, rule=rule, note=auto.note)
+
+    async def _judge(self, **request: Any) -> RequestDecision:
+        """:meth:`check_request`, counting a refusal in the requests metric."""
+        try:
+            return await self.check_request(**request)
+        except PolicyDenied:
+            metrics.record_request("refused")
+            raise
 
     async def check_request(
         self,
@@ -358,19 +362,15 @@ class GrantService:
         now = self.clock()
         loaded = self.policy.current
         tickets = list(tickets)
-        try:
-            decision = await self.check_request(
-                user=user,
-                resource=parent.resource,
-                role=parent.role,
-                duration_s=duration_s,
-                reason=reason,
-                tickets=tickets,
-                now=now,
-            )
-        except PolicyDenied:
-            metrics.record_request("refused")
-            raise
+        decision = await self._judge(
+            user=user,
+            resource=parent.resource,
+            role=parent.role,
+            duration_s=duration_s,
+            reason=reason,
+            tickets=tickets,
+            now=now,
+        )
         rule = decision.rule
         extension = Grant(
             id=new_grant_id(),
