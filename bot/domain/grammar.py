@@ -638,6 +638,13 @@ def _public_key(text: str, args: Sequence[_Token]) -> str:
     return f"{key_type} {body} {comment}" if comment else f"{key_type} {body}"
 
 
+def parse_public_key(text: str) -> str:
+    """An OpenSSH public key pasted on its own (the request form's field), checked exactly as
+    ``/access ssh-key add`` checks it; UsageError, quoting none of the text, otherwise. The
+    caller rejects private keys first (:func:`contains_private_key`)."""
+    return _public_key(text, _tokenize(text))
+
+
 _HANDLERS: Final[Mapping[str, _Handler]] = MappingProxyType(
     {
         "request": _request,

@@ -26,6 +26,7 @@ from bot.domain.duration import format_duration
 from bot.domain.grammar import MAX_REASON_CHARS, USAGE
 from bot.domain.model import Grant, Status
 from bot.domain.policy import RoleRule, describe
+from bot.providers.ssh_cert import SSHCertProvider
 from bot.slack import ids
 
 if TYPE_CHECKING:
@@ -69,6 +70,10 @@ TEXT_INPUT_MAX: Final = 3000
 
 #: The longest ticket field we accept in the form (several references, comma separated).
 TICKETS_INPUT_MAX: Final = 200
+#: An OpenSSH public key line: RSA 4096 is ~750 characters; room for a long comment.
+SSH_KEY_INPUT_MAX: Final = 3000
+#: The provider type whose roles need the requester's SSH public key.
+SSH_CERT_PROVIDER: Final = SSHCertProvider.type
 #: The longest deny reason; the same bound as a request's reason.
 DENY_REASON_MAX: Final = MAX_REASON_CHARS
 
@@ -764,6 +769,27 @@ def request_form(rules: Sequence[RoleRule], *, private_metadata: str = "") -> di
             },
         },
     ]
+    if any(rule.provider_type == SSH_CERT_PROVIDER for rule in rules[:OPTIONS_MAX]):
+        blocks.append(
+            {
+                "type": "input",
+                "block_id": ids.FORM_SSH_KEY_BLOCK,
+                "optional": True,
+                "label": _plain("SSH public key", limit=2000),
+                "hint": _plain(
+                    "For SSH roles: the one line of your .pub file, never the private key. It "
+                    "is kept as your key, as /access ssh-key add does; leave it empty to use "
+                    "the key you registered.",
+                    limit=2000,
+                ),
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": ids.FORM_SSH_KEY_ACTION,
+                    "max_length": SSH_KEY_INPUT_MAX,
+                    "placeholder": _plain("ssh-ed25519 AAAA... you@laptop", limit=PLACEHOLDER_MAX),
+                },
+            }
+        )
     if len(rules) > OPTIONS_MAX:
         blocks.append(
             _context(

@@ -22,6 +22,7 @@ from bot.domain.grammar import (
     contains_private_key,
     extract_tickets,
     normalize_reason,
+    parse_public_key,
 )
 from bot.domain.policy import RoleRule
 from bot.errors import UsageError
@@ -48,6 +49,7 @@ class RequestInput:
     tickets: tuple[str, ...]
     channel: str | None
     channel_name: str | None
+    ssh_public_key: str | None = None  # pasted in the form: to be registered before filing
 
 
 def _value(values: Mapping[str, Any], block_id: str, action_id: str) -> Any:
@@ -140,6 +142,16 @@ def parse_request_form(
             )
         tickets = tuple(dict.fromkeys([*(w for w in words if w), *extract_tickets(reason)]))
 
+    ssh_public_key = None
+    raw_key = _text(values, ids.FORM_SSH_KEY_BLOCK, ids.FORM_SSH_KEY_ACTION).strip()
+    if raw_key and contains_private_key(raw_key):
+        errors[ids.FORM_SSH_KEY_BLOCK] = _PRIVATE_KEY_ERROR
+    elif raw_key:
+        try:
+            ssh_public_key = parse_public_key(raw_key)
+        except UsageError as e:
+            errors[ids.FORM_SSH_KEY_BLOCK] = _short(str(e).split(" Usage:", 1)[0])
+
     if errors:
         return errors
     channel, channel_name = parse_metadata(private_metadata)
@@ -151,6 +163,7 @@ def parse_request_form(
         tickets=tickets,
         channel=channel,
         channel_name=channel_name,
+        ssh_public_key=ssh_public_key,
     )
 
 

@@ -40,6 +40,8 @@ FORM_REASON_BLOCK: Final = "reason"
 FORM_REASON_ACTION: Final = "reason.input"
 FORM_TICKETS_BLOCK: Final = "tickets"
 FORM_TICKETS_ACTION: Final = "tickets.input"
+FORM_SSH_KEY_BLOCK: Final = "ssh_key"  # shown only when an SSH certificate role is offered
+FORM_SSH_KEY_ACTION: Final = "ssh_key.input"
 
 #: Separates resource and role in a form option value ("orders-db/read"); neither name can
 #: contain it (policy names match ``[a-z0-9][a-z0-9_-]*``).

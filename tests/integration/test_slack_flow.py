@@ -212,6 +212,39 @@ async def test_form_submission_files_the_request(slack: SlackHarness) -> None:
     assert {slack.emulator.dm_channel(BOB), slack.emulator.dm_channel(CAROL)} <= dm_channels
 
 
+async def test_a_public_key_pasted_in_the_form_is_registered_before_the_request(
+    slack: SlackHarness,
+) -> None:
+    """The form's SSH key field does what /access ssh-key add does (audited), then files the
+    request; a private key pasted there is refused on the field and nothing is stored."""
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJaVFrSN9E/q2jqbzFkoc3JTxhHLgOjMAJo09WklceKv"
+    await slack.command(ALICE, "")
+    [form] = slack.emulator.views(ALICE)
+
+    def values(pasted: str) -> dict[str, object]:
+        return {
+            ids.FORM_TARGET_BLOCK: {ids.FORM_TARGET_ACTION: static_select_value("sandbox/play")},
+            ids.FORM_DURATION_BLOCK: {ids.FORM_DURATION_ACTION: plain_text_value("10m")},
+            ids.FORM_REASON_BLOCK: {ids.FORM_REASON_ACTION: plain_text_value("ssh debugging")},
+            ids.FORM_SSH_KEY_BLOCK: {ids.FORM_SSH_KEY_ACTION: plain_text_value(pasted)},
+        }
+
+    private = "-----BEGIN OPENSSH " + "PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n"
+    refused = await slack.driver.view_submission(ALICE, form.as_slack(), values=values(private))
+    assert set(refused.json["errors"]) == {ids.FORM_SSH_KEY_BLOCK}
+    await slack.settle()
+    assert await slack.bot.service.ssh_key(ALICE) is None and await slack.grants_of(ALICE) == []
+
+    resp = await slack.driver.view_submission(ALICE, form.as_slack(), values=values(key))
+    await slack.settle()
+    assert resp.status == 200 and resp.text == ""
+    assert await slack.bot.service.ssh_key(ALICE) == key
+    grant = await slack.only_grant_of(ALICE)
+    assert grant.reason == "ssh debugging"
+    events = [e.data["event"] async for e in slack.bot.store.audit.entries()]
+    assert "SSH_KEY_SET" in events
+
+
 async def test_policy_refusal_and_usage_errors_are_specific(slack: SlackHarness) -> None:
     """A policy refusal names the rule and the limit; a usage error gives the grammar's
     message; neither files anything."""

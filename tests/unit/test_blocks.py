@@ -6,6 +6,7 @@ same limits, worded as Slack words them), including for hostile and over-long da
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -226,6 +227,20 @@ def test_request_form_offers_only_the_given_rules() -> None:
         ids.FORM_REASON_BLOCK,
         ids.FORM_TICKETS_BLOCK,
     ]
+
+
+def test_request_form_asks_for_an_ssh_key_only_when_an_ssh_role_is_offered() -> None:
+    """An SSH certificate role among the options adds an optional public-key field; the
+    form without one has no such field."""
+    ssh = dataclasses.replace(_rule("lab", "play"), provider_type="ssh_cert")
+    view = blocks.request_form([_rule("sandbox", "play"), ssh])
+    _view_ok(view, "modal")
+    [field] = [b for b in view["blocks"] if b.get("block_id") == ids.FORM_SSH_KEY_BLOCK]
+    assert field["optional"] is True
+    assert field["element"]["action_id"] == ids.FORM_SSH_KEY_ACTION
+    assert "never the private key" in field["hint"]["text"]
+    plain = blocks.request_form([_rule("sandbox", "play")])
+    assert ids.FORM_SSH_KEY_BLOCK not in [b.get("block_id") for b in plain["blocks"]]
 
 
 def test_request_form_with_nothing_requestable_says_so() -> None:

@@ -127,3 +127,36 @@ def test_delivery_tokens() -> None:
     assert delivery_token({}, "a=1") == delivery_token({}, "a=1")
     assert delivery_token({}, "a=1") != delivery_token({}, "a=2")
     assert delivery_token({"x": 1}, "").startswith("body:")
+
+
+ED25519 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJaVFrSN9E/q2jqbzFkoc3JTxhHLgOjMAJo09WklceKv"
+
+
+def _with_key(key: str) -> dict[str, Any]:
+    values = _values()
+    values[ids.FORM_SSH_KEY_BLOCK] = {ids.FORM_SSH_KEY_ACTION: {"value": key}}
+    return values
+
+
+def test_a_pasted_public_key_is_checked_like_ssh_key_add() -> None:
+    """A good public key (its comment kept) comes through; an empty field means none."""
+    parsed = parse_request_form(_with_key(f"  {ED25519} alice@laptop "), private_metadata="")
+    assert isinstance(parsed, RequestInput)
+    assert parsed.ssh_public_key == f"{ED25519} alice@laptop"
+    empty = parse_request_form(_with_key("   "), private_metadata="")
+    assert isinstance(empty, RequestInput) and empty.ssh_public_key is None
+
+
+def test_a_bad_or_private_key_is_refused_on_its_field_without_echoing_it() -> None:
+    """Junk, a truncated key and a private key each get an error on the key's field alone,
+    and no error repeats what was pasted."""
+    private = "-----BEGIN OPENSSH " + "PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAE\n"
+    for pasted in ("hello there", "ssh-ed25519 AAAAC3NzaC1lZDI1", private):
+        errors = parse_request_form(_with_key(pasted), private_metadata="")
+        assert isinstance(errors, dict) and set(errors) == {ids.FORM_SSH_KEY_BLOCK}, pasted
+        message = errors[ids.FORM_SSH_KEY_BLOCK]
+        assert len(message) <= 150 and pasted.split()[-1] not in message
+    assert (
+        "private key"
+        in parse_request_form(_with_key(private), private_metadata="")[ids.FORM_SSH_KEY_BLOCK]
+    )

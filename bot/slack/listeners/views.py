@@ -108,6 +108,8 @@ async def file_request(
         deps, surface="modal", channel=form.channel, channel_name=form.channel_name
     )
     try:
+        if form.ssh_public_key is not None:
+            await deps.service.set_ssh_key(user, form.ssh_public_key)
         result = await deps.service.request_access(
             user=user,
             resource=form.resource,
