@@ -140,6 +140,10 @@ async def test_revocation_retries_with_backoff_until_the_target_is_back(
     failing = await store.get(grant.id)
     assert failing.status is Status.REVOKE_FAILED
     assert "timed out" in (failing.last_error or "")
+    # The listener hears after the store commit, off the revocation path: wait for it.
+    await wait_for(
+        lambda: asyncio.sleep(0, len(listener.failed) >= 2), timeout_s=5, what="two notices"
+    )
     assert [g.id for g in listener.failed][:2] == [grant.id, grant.id]
     assert failures("cache") - before >= 2
     fails = [d for d in await audit_of(store, grant.id) if d["event"] == "REVOKE_FAIL"]
