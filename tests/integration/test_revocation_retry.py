@@ -224,7 +224,13 @@ async def test_after_the_window_it_gives_up_loudly_and_an_operator_force_closes(
     assert (await audit_of(store, grant.id))[-1]["event"] == ABANDONED_EVENT
     assert metrics.REVOKE_ABANDONED.labels(resource="cache")._value.get() == abandoned_before + 1
     assert any("GAVE UP" in r.getMessage() for r in caplog.records)
-    assert listener.failed[-1].last_error == stuck.last_error
+    await wait_for(  # the listener hears off the revocation path, after the commit
+        lambda: asyncio.sleep(
+            0, bool(listener.failed) and listener.failed[-1].last_error == stuck.last_error
+        ),
+        timeout_s=5,
+        what="the give-up notice",
+    )
     report = await scheduler.reconcile()
     assert grant.id in report.abandoned and grant.id not in report.retries_restored
     assert metrics.REVOKE_FAILED_ABANDONED._value.get() >= 1
@@ -276,7 +282,11 @@ async def test_a_batch_of_expiries_is_revoked_with_a_few_bulk_deletes(
     for grant in grants:
         events = [d["event"] for d in await audit_of(store, grant.id)]
         assert events == ["REQUEST", "EXPIRE"]
-    assert {g.id for g in grants} <= set(listener.ended)
+    await wait_for(
+        lambda: asyncio.sleep(0, {g.id for g in grants} <= set(listener.ended)),
+        timeout_s=5,
+        what="every end notice",
+    )
     await store.audit.verify()
 
 
@@ -303,7 +313,11 @@ async def test_a_batch_at_a_hung_target_fails_each_grant_and_retries_it(
     for grant in await store.get_many(ids):
         assert grant.status is Status.REVOKE_FAILED
         assert "timed out" in (grant.last_error or "")
-    assert set(ids) <= {g.id for g in listener.failed}
+    await wait_for(
+        lambda: asyncio.sleep(0, set(ids) <= {g.id for g in listener.failed}),
+        timeout_s=5,
+        what="every failure notice",
+    )
     resume(target)
 
     async def all_ended() -> bool:
