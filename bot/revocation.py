@@ -41,7 +41,7 @@ from bot import metrics
 from bot.domain import lifecycle
 from bot.domain.duration import format_duration
 from bot.domain.model import Actor, ActorKind, Event, Grant, Status
-from bot.errors import GrantbotError, StoreUnavailable, TransitionError
+from bot.errors import ConcurrencyError, GrantbotError, StoreUnavailable, TransitionError
 from bot.providers.base import BulkRevoker, GrantContext, Provider
 from bot.scheduler import RevocationJobs
 from bot.store.connection import aw, translate_errors, unavailable_as_store_error
@@ -86,6 +86,11 @@ class RevocationListener(Protocol):
     async def on_ended(self, grant: Grant) -> None: ...
 
     async def on_revoke_failed(self, grant: Grant) -> None: ...
+
+    async def on_access_removed(self, grant: Grant) -> None:
+        """``grant`` is live (it was extended while its access was being taken away), but its
+        access is gone at the target: issue it again."""
+        ...
 
 
 # -- retry timing (pure) ------------------------------------------------------------------
@@ -213,6 +218,12 @@ class _Batcher:
         """True while ``grant_id`` is queued or in a batch in flight."""
         return grant_id in self._futures
 
+    async def settled(self, grant_ids: Iterable[str]) -> None:
+        """Return once none of ``grant_ids`` is queued or in flight."""
+        futures = [f for gid in grant_ids if (f := self._futures.get(gid)) is not None]
+        if futures:
+            await asyncio.wait(futures)
+
     async def _drain(self) -> None:
         # One loop turn first: every job APScheduler submitted in this wakeup joins the batch.
         await asyncio.sleep(0)
@@ -328,6 +339,9 @@ class Revoker:
         self._batcher = _Batcher(self._handle, batch_size=batch_size, max_batches=max_batches)
         self._notifications: set[asyncio.Task[None]] = set()
         self._claimed: dict[str, float] = {}  # grant id -> monotonic time its job was taken
+        #: Grants revoked at their target whose end could not be stored because the grant
+        #: changed meanwhile (an extension): judged again; if live, their access is restored.
+        self._revoked_while_changing: set[str] = set()
 
     # -- entry points ------------------------------------------------------------------
 
@@ -510,14 +524,19 @@ class Revoker:
         states = await self.retry_states(failing)
         endings: list[_Ending] = []
         rearm: list[tuple[str, float]] = []
+        restore: list[Grant] = []
         for work in batch:
             grant = grants.get(work.grant_id)
+            revoked_while_changing = work.grant_id in self._revoked_while_changing
+            self._revoked_while_changing.discard(work.grant_id)
             if grant is None or grant.expires_at is None:
                 continue
             if grant.status is Status.ACTIVE:
                 if grant.expires_at > now:
                     if work.retry:  # the job fired early: the grant was extended meanwhile
                         rearm.append((grant.id, grant.expires_at))
+                    if revoked_while_changing:
+                        restore.append(grant)  # live, but we took its access away
                     continue
                 endings.append(
                     _Ending(grant, Event.EXPIRE, SCHEDULER_ACTOR, None, None, not work.retry)
@@ -531,6 +550,13 @@ class Revoker:
                 )
         if rearm:
             await self.jobs.put_many(rearm)
+        for grant in restore:
+            log.warning(
+                "%s was extended while being revoked at its target; issuing it again", grant.id
+            )
+            self._start(
+                self._notify_now(self.listener.on_access_removed, grant), name="revocation-restore"
+            )
         if not endings:
             return {}
         return (await self._end(endings, inline=False)).handled
@@ -544,6 +570,7 @@ class Revoker:
         failed = [(e, err) for e in endings if (err := errors.get(e.grant.id)) is not None]
         handled: dict[str, str] = {}
         ended: list[Grant] = []
+        changed: list[str] = []
         if done:
             now = self.clock()
             results = await self.store.transition_many(
@@ -554,6 +581,7 @@ class Revoker:
                         actor=e.actor,
                         reason=e.reason,
                         details=_retry_details(e),
+                        expected_version=e.grant.version,
                     )
                     for e in done
                 ],
@@ -568,6 +596,11 @@ class Revoker:
                     _ended_counter(e.event).inc()
                     if e.event is Event.EXPIRE and e.grant.expires_at is not None:
                         metrics.REVOCATION_LAG.observe(max(0.0, now - e.grant.expires_at))
+                elif isinstance(result, ConcurrencyError):
+                    # Changed after we read it and revoked at the target (an extension, most
+                    # likely): our end no longer describes it. Judge it again from scratch.
+                    handled[e.grant.id] = Handled.SKIPPED
+                    changed.append(e.grant.id)
                 else:
                     handled[e.grant.id] = Handled.SKIPPED  # ended by someone else meanwhile
             ended_ids = {g.id for g in ended}
@@ -580,6 +613,9 @@ class Revoker:
                 ],
             )
         failed_grants = await self._record_failures(failed, handled) if failed else []
+        if changed:
+            self._revoked_while_changing.update(changed)
+            self._start(self._judge_again(changed), name="revocation-recheck")
         if not inline:
             log.info(
                 "revocation batch: %d ended, %d failed, %d skipped",
@@ -827,12 +863,28 @@ class Revoker:
 
     # -- telling the service -----------------------------------------------------------
 
+    def _start(self, work: Awaitable[None], *, name: str) -> None:
+        """Run ``work`` in the background, owned (drain waits for it)."""
+        task = asyncio.ensure_future(work)
+        task.set_name(name)
+        self._notifications.add(task)
+        task.add_done_callback(self._notifications.discard)
+
     def _notify_later(self, ended: list[Grant], failed: list[Grant]) -> None:
         if not ended and not failed:
             return
-        task = asyncio.create_task(self._notify_all(ended, failed), name="revocation-notify")
-        self._notifications.add(task)
-        task.add_done_callback(self._notifications.discard)
+        self._start(self._notify_all(ended, failed), name="revocation-notify")
+
+    async def _judge_again(self, grant_ids: list[str]) -> None:
+        """Grants whose end lost to a change after we revoked them at the target: once the
+        batch that handled them has settled, submit them again as a fired job would. Still
+        due: revoked again and ended. Extended: their job moves, and their access, which we
+        took away, is restored (see :meth:`_handle`)."""
+        await self._batcher.settled(grant_ids)
+        try:
+            await self._submit_all(grant_ids, retry=True)
+        except Exception:  # the reconciler will find them; never lose the task silently
+            log.exception("judging %d changed grant(s) again failed", len(grant_ids))
 
     async def _notify_all(self, ended: list[Grant], failed: list[Grant]) -> None:
         for grant in ended:

@@ -32,9 +32,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.config import Settings
-from bot.domain.model import Grant
 from bot.errors import ConfigError
-from bot.notify import Notifier
 from bot.oncall.lookup import DEFAULT_TIMEOUT_S as DEFAULT_ONCALL_TIMEOUT_S
 from bot.oncall.lookup import PolicyOnCallLookup, slack_lookup_by_email
 from bot.policy_holder import PolicyHolder
@@ -129,19 +127,6 @@ async def _sweep_timeouts(service: GrantService, *, interval_s: float) -> None:
         await asyncio.sleep(interval_s)
 
 
-class NotifierListener:
-    """The revoker's listener: ends and failed revocations go to the Slack notifier."""
-
-    def __init__(self, notifier: Notifier) -> None:
-        self.notifier = notifier
-
-    async def on_ended(self, grant: Grant) -> None:
-        await self.notifier.ended(grant)
-
-    async def on_revoke_failed(self, grant: Grant) -> None:
-        await self.notifier.revoke_failed(grant)
-
-
 @contextlib.asynccontextmanager
 async def _timekeeping(
     service: GrantService,
@@ -155,7 +140,7 @@ async def _timekeeping(
     revoker = Revoker(
         store,
         resolver=service,
-        listener=NotifierListener(service.notifier),
+        listener=service,
         policy_version=lambda: service.policy.version,
         clock=clock,
     )

@@ -32,6 +32,7 @@ from bot.domain.policy import (
 from bot.domain.policy_schema import EscalationTier
 from bot.envrefs import resolve as resolve_env_refs
 from bot.errors import (
+    ConcurrencyError,
     GrantbotError,
     NotAuthorized,
     NotFound,
@@ -405,17 +406,27 @@ class GrantService:
         return RequestResult(grant=extension, rule=rule, note=auto.note)
 
     async def _apply_extension(self, extension: Grant) -> Grant:
-        """Move the parent's expiry by the approved extension, re-issue the credential so the
-        target's own expiry follows, reschedule, and close the extension record (APPROVED ->
-        EXPIRED via EXTEND). A parent that ended meanwhile is left alone; the record is
-        closed saying so."""
+        """Move the parent's expiry by the approved extension and close the extension record
+        (APPROVED -> EXTEND -> EXPIRED). A parent that ended meanwhile is left alone; the
+        record is closed saying so.
+
+        The credential is issued again with the new expiry first (so a target-side lifetime,
+        VALID UNTIL or certificate validity, follows), and only then is EXTEND stored, pinned
+        to the version read before issuing. If the parent changed in between (revoked,
+        expired), EXTEND is not stored and what was just issued is taken away again, so a
+        revoke racing an extension can never leave access behind an ended grant. (The
+        revoker pins its end the same way, and restores access if EXTEND won instead.)
+        """
         now = self.clock()
         actor = Actor.system("extension")
         parent_id = extension.parent_id or ""
+        issued: tuple[Provider, GrantContext, Credential] | None = None
         try:
             parent = await self.store.get(parent_id)
-            if parent.expires_at is None:
-                raise TransitionError(f"{parent_id} has no expiry to extend")
+            if parent.expires_at is None or parent.status is not Status.ACTIVE:
+                raise TransitionError(f"{parent_id} is {parent.status.value.lower()}")
+            expires_at = parent.expires_at + extension.duration_s
+            issued = await self._issue_again(parent, expires_at=expires_at)
             outcome = await self.store.transition(
                 parent_id,
                 Event.EXTEND,
@@ -423,10 +434,13 @@ class GrantService:
                 now=now,
                 policy_version=self.policy.version,
                 reason=f"extension {extension.id} approved",
-                expires_at=parent.expires_at + extension.duration_s,
+                expires_at=expires_at,
                 details={"extension_id": extension.id},
+                expected_version=parent.version,
             )
-        except (TransitionError, NotFound) as e:
+        except (TransitionError, NotFound, ConcurrencyError) as e:
+            if issued is not None:
+                await self._take_back(parent_id, issued)
             closed = await self.store.transition(
                 extension.id,
                 Event.EXTEND,
@@ -438,9 +452,8 @@ class GrantService:
             await self._safe(self.notifier.ended(closed.grant))
             return closed.grant
         extended = outcome.grant
-        expires_at = extended.expires_at or now
         if self.scheduler is not None:
-            await self.scheduler.schedule(parent_id, expires_at)
+            await self.scheduler.schedule(parent_id, extended.expires_at or now)
         closed = await self.store.transition(
             extension.id,
             Event.EXTEND,
@@ -449,24 +462,60 @@ class GrantService:
             policy_version=self.policy.version,
             reason=f"applied to {parent_id}",
         )
+        if issued is not None:
+            await self._safe(self.notifier.credential_issued(extended, issued[2]))
         await self._safe(self.notifier.extended(extended))
         await self._safe(self.notifier.ended(closed.grant))
-        await self._reissue(extended)
         return closed.grant
 
-    async def _reissue(self, grant: Grant) -> None:
-        """Issue again with the grant's new expiry (providers' issue is idempotent per grant)
-        so a target-side lifetime (VALID UNTIL, certificate validity) follows an extension.
-        A failure leaves access ending at the old target-side expiry: logged, never raised."""
+    async def _issue_again(
+        self, grant: Grant, *, expires_at: float
+    ) -> tuple[Provider, GrantContext, Credential] | None:
+        """Issue ``grant``'s credential again ending at ``expires_at`` (providers' issue is
+        idempotent per grant). None when that fails: access then ends at the old target-side
+        expiry, which is logged, never raised."""
         ssh_key = await self.store.redis.get(self.store.keys.ssh_key(grant.requester))
         try:
-            provider, ctx = self.resolve(grant, ssh_public_key=ssh_key)
+            provider, ctx = self.resolve(
+                grant.model_copy(update={"expires_at": expires_at}), ssh_public_key=ssh_key
+            )
             credential = await provider.issue(ctx, now=self.clock())
         except Exception as e:
             message = str(e) if isinstance(e, ProviderError | PolicyDenied) else type(e).__name__
-            log.warning("re-issuing %s for its extension failed: %s", grant.id, message)
+            log.warning("issuing %s again failed: %s", grant.id, message)
+            return None
+        return provider, ctx, credential
+
+    async def _take_back(
+        self, grant_id: str, issued: tuple[Provider, GrantContext, Credential]
+    ) -> None:
+        """Revoke what :meth:`_issue_again` issued for a grant that ended meanwhile. If the
+        target refuses, the reconciler's orphan sweep finds the access later (logged)."""
+        provider, ctx, _ = issued
+        try:
+            await provider.revoke(ctx)
+        except Exception as e:
+            log.error(
+                "%s ended while being extended and its re-issued access could not be taken "
+                "back (%s); the reconciler will retry",
+                grant_id,
+                type(e).__name__,
+            )
+
+    async def _reissue(self, grant: Grant) -> None:
+        """Restore the access of a live grant that the revoker took away while it was being
+        extended; the requester gets the (new) credential. If the grant ends meanwhile, what
+        was issued is taken back."""
+        if grant.expires_at is None:
             return
-        await self._safe(self.notifier.credential_issued(grant, credential))
+        issued = await self._issue_again(grant, expires_at=grant.expires_at)
+        if issued is None:
+            return
+        current = await self.store.get(grant.id)
+        if current.status is not Status.ACTIVE:
+            await self._take_back(grant.id, issued)
+            return
+        await self._safe(self.notifier.credential_issued(current, issued[2]))
 
     async def _auto_approval(self, grant: Grant, rule: RoleRule, *, now: float) -> AutoApproval:
         """Whether an auto_approve rule approves ``grant`` now, and if not whether something
@@ -803,6 +852,9 @@ class GrantService:
 
     async def on_ended(self, grant: Grant) -> None:
         await self._safe(self.notifier.ended(grant))
+
+    async def on_access_removed(self, grant: Grant) -> None:
+        await self._reissue(grant)
 
     async def on_revoke_failed(self, grant: Grant) -> None:
         await self._safe(self.notifier.revoke_failed(grant))

@@ -89,6 +89,7 @@ class RecordingListener:
     ended: dict[str, float] = field(default_factory=dict)
     ended_grants: list[Grant] = field(default_factory=list)
     failed: list[Grant] = field(default_factory=list)
+    restored: list[Grant] = field(default_factory=list)  # on_access_removed: to issue again
     fail_with: BaseException | None = None  # raise this from every call (listener failures)
 
     async def on_ended(self, grant: Grant) -> None:
@@ -101,6 +102,9 @@ class RecordingListener:
         self.failed.append(grant)
         if self.fail_with is not None:
             raise self.fail_with
+
+    async def on_access_removed(self, grant: Grant) -> None:
+        self.restored.append(grant)
 
 
 def build_provider(kind: str, *, target: str | None) -> Provider:

@@ -53,6 +53,12 @@ class TransitionRequest:
     reason: str | None = None
     error: str | None = None
     details: Mapping[str, Any] | None = None
+    #: When set, the event applies only to this version of the grant: if it changed meanwhile
+    #: the result is a ConcurrencyError and nothing is written, instead of judging the event
+    #: again on the new state. The revoker pins the version it revoked at the target, so an
+    #: extension committed in between is never overwritten by an end the target no longer
+    #: reflects.
+    expected_version: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,14 +211,20 @@ class GrantStore:
         credential_ref: str | None = None,
         error: str | None = None,
         details: dict[str, Any] | None = None,
+        expected_version: int | None = None,
     ) -> lifecycle.Outcome:
         """Apply ``event`` with compare-and-set, retrying when a concurrent writer won.
 
-        Raises what :func:`lifecycle.apply` raises (NotAuthorized, TransitionError), NotFound,
-        StoreUnavailable, or ConcurrencyError after ``MAX_CAS_ATTEMPTS`` lost races.
+        With ``expected_version`` the event applies only to that version: if the grant moved
+        on, ConcurrencyError at once and nothing is written (see
+        :attr:`TransitionRequest.expected_version`). Raises what :func:`lifecycle.apply`
+        raises (NotAuthorized, TransitionError), NotFound, StoreUnavailable, or
+        ConcurrencyError after ``MAX_CAS_ATTEMPTS`` lost races.
         """
         for attempt in range(MAX_CAS_ATTEMPTS):
             current = await self.get(grant_id)
+            if expected_version is not None and current.version != expected_version:
+                raise ConcurrencyError(f"{grant_id} changed (version {current.version}) meanwhile")
             outcome = lifecycle.apply(
                 current,
                 event,
@@ -534,6 +546,8 @@ def _stage(
     old = known.get(req.grant_id)
     if old is None:
         return NotFound(f"no request or grant {req.grant_id}")
+    if req.expected_version is not None and old.version != req.expected_version:
+        return ConcurrencyError(f"{req.grant_id} changed (version {old.version}) meanwhile")
     try:
         outcome = lifecycle.apply(
             old, req.event, actor=req.actor, now=now, reason=req.reason, error=req.error

@@ -9,13 +9,13 @@ from collections.abc import Callable
 import pytest
 
 from bot.devtools.scheduler_worker import RecordingListener, StaticResolver
-from bot.domain.model import Actor, ActorKind, Grant, Status
-from bot.errors import NotAuthorized, NotFound, TransitionError
+from bot.domain.model import Actor, ActorKind, Event, Grant, Status
+from bot.errors import ConcurrencyError, NotAuthorized, NotFound, TransitionError
 from bot.providers.base import GrantContext
 from bot.providers.noop import NoopProvider
 from bot.revocation import Revoker
 from bot.scheduler import RevocationJobs
-from bot.store.grants import GrantStore
+from bot.store.grants import GrantStore, TransitionRequest
 from tests.factories import POLICY_V, make_grant
 
 REQUESTER = Actor(kind=ActorKind.REQUESTER, id="U0REQUEST")
@@ -242,3 +242,78 @@ async def test_revoke_racing_expiry_ends_once(
         events = await events_for(store, g.id)
         assert events.count("REVOKE") + events.count("EXPIRE") == 1
     await store.audit.verify()
+
+
+class GatedNoop(CountingNoop):
+    """Noop whose revoke waits at a gate: lets a test commit a change mid-revocation."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.at_target = asyncio.Event()
+        self.gate = asyncio.Event()
+
+    async def revoke(self, ctx: GrantContext) -> None:
+        await super().revoke(ctx)
+        self.at_target.set()
+        await self.gate.wait()
+
+
+async def test_an_extension_committed_mid_expiry_wins_and_the_access_is_restored(
+    store: GrantStore, listener: RecordingListener
+) -> None:
+    """The expiry revoked the grant at its target, then an extension was stored before the
+    expiry could be: the extension stands (the grant stays ACTIVE with its new expiry, no
+    EXPIRE is written), its job moves to the new expiry, and the listener is asked to issue
+    the access again, since the target no longer has it."""
+    gated = GatedNoop()
+    revoker = Revoker(
+        store,
+        resolver=StaticResolver(default=gated),
+        listener=listener,
+        policy_version=lambda: POLICY_V,
+    )
+    grant = await active(store, expires_at=time.time() - 0.1)
+    expiring = asyncio.ensure_future(revoker.run_job(grant.id))
+    await asyncio.wait_for(gated.at_target.wait(), timeout=5)
+    new_expiry = time.time() + 1800
+    await store.transition(
+        grant.id,
+        Event.EXTEND,
+        actor=Actor.system("extension"),
+        now=time.time(),
+        policy_version=POLICY_V,
+        expires_at=new_expiry,
+    )
+    gated.gate.set()
+    await asyncio.wait_for(expiring, timeout=5)
+    await revoker.drain(timeout_s=5)
+
+    stored = await store.get(grant.id)
+    assert stored.status is Status.ACTIVE and stored.expires_at == new_expiry
+    assert "EXPIRE" not in await events_for(store, grant.id)
+    assert [g.id for g in listener.restored] == [grant.id]
+    assert await revoker.jobs.run_time(grant.id) == new_expiry
+    await store.audit.verify()
+
+
+async def test_a_pinned_end_is_refused_when_the_grant_moved_on(store: GrantStore) -> None:
+    """transition_many with expected_version writes nothing for a grant whose version moved
+    and says so (ConcurrencyError); the same request unpinned would have been applied."""
+    grant = await active(store, expires_at=time.time() - 1)
+    await store.transition(
+        grant.id,
+        Event.EXTEND,
+        actor=Actor.system("extension"),
+        now=time.time(),
+        policy_version=POLICY_V,
+        expires_at=time.time() + 600,
+    )
+    request = TransitionRequest(
+        grant_id=grant.id,
+        event=Event.EXPIRE,
+        actor=Actor.system("scheduler"),
+        expected_version=grant.version,
+    )
+    [result] = await store.transition_many([request], now=time.time(), policy_version=POLICY_V)
+    assert isinstance(result, ConcurrencyError)
+    assert (await store.get(grant.id)).status is Status.ACTIVE

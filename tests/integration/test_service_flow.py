@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import AuthenticationError
 
 from bot.devtools.redis_server import RedisServer
-from bot.domain.model import Origin, Status
+from bot.domain.model import Actor, ActorKind, Event, Grant, Origin, Status
 from bot.errors import NotAuthorized, PolicyDenied, TransitionError
 from bot.logs import configure_logging
 from bot.policy_holder import PolicyHolder
@@ -352,3 +353,56 @@ async def test_cli_grants_revoke_one(
         and revoked["actor"] == "cli:ops"
         and revoked["reason"] == "incident over"
     )
+
+
+async def test_a_revoke_landing_while_an_extension_is_applied_leaves_no_access(
+    service: GrantService, cache_target: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The extension re-issues the credential (new expiry at the target) before storing
+    EXTEND; a revoke that lands in between wins: EXTEND is not stored, the re-issued ACL
+    user is taken back, the grant is REVOKED and the extension record says it was not
+    applied. No login is left at the target behind an ended grant."""
+    result = await service.request_access(
+        user="U0ALICE",
+        resource="cache",
+        role=None,
+        duration_s=600,
+        reason="debugging INC-8",
+        tickets=["INC-8"],
+        origin=Origin(surface="command"),
+    )
+    grant = await service.approve(result.grant.id, user="U0BOB")
+    assert grant.status is Status.ACTIVE
+
+    issue_again = service._issue_again
+
+    async def issue_inside_a_revoke(g: Grant, *, expires_at: float) -> Any:
+        # The revoke's two steps straddle the re-issue: access taken away at the target
+        # first, the re-issue creates the login again, then the revoke is stored.
+        provider, ctx = service.resolve(g)
+        await provider.revoke(ctx)
+        issued = await issue_again(g, expires_at=expires_at)
+        await service.store.transition(
+            g.id,
+            Event.REVOKE,
+            actor=Actor(kind=ActorKind.REQUESTER, id="U0ALICE"),
+            now=time.time(),
+            policy_version=service.policy.version,
+            reason="done after all",
+        )
+        return issued
+
+    monkeypatch.setattr(service, "_issue_again", issue_inside_a_revoke)
+    ext = await service.request_extension(
+        grant.id, user="U0ALICE", duration_s=600, reason="more time INC-8", tickets=["INC-8"]
+    )
+    closed = await service.approve(ext.grant.id, user="U0BOB")
+
+    assert (await service.store.get(grant.id)).status is Status.REVOKED
+    assert closed.end_reason is not None and closed.end_reason.startswith("not applied")
+    admin = aioredis.Redis.from_url(cache_target.url, decode_responses=True)
+    try:
+        users = await admin.acl_users()
+    finally:
+        await admin.aclose()
+    assert grant.credential_ref not in users
