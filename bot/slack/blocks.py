@@ -70,6 +70,11 @@ TEXT_INPUT_MAX: Final = 3000
 
 #: The longest ticket field we accept in the form (several references, comma separated).
 TICKETS_INPUT_MAX: Final = 200
+#: Longer credential values (or any with a line break) get a code block of their own.
+CREDENTIAL_INLINE_MAX: Final = 200
+#: One code block's share of a long credential value: a section's 3000 characters, less the
+#: label, the part note and the fences.
+CREDENTIAL_PART_MAX: Final = 2850
 #: An OpenSSH public key line: RSA 4096 is ~750 characters; room for a long comment.
 SSH_KEY_INPUT_MAX: Final = 3000
 #: The provider type whose roles need the requester's SSH public key.
@@ -430,14 +435,23 @@ def credential_dm(grant: Grant, credential: Credential, *, now: float) -> Messag
     """
     expires = credential.expires_at or grant.expires_at or now
     lines = []
+    long_values: list[Block] = []
     for f in credential.fields[:40]:
         value = f.value.replace("`", "ˋ")  # a backtick would end the code span
-        if "\n" in value:
-            # Multi-line values (certificates): a code block, still within the section limit.
-            lines.append(f"*{escape(f.label)}*\n```{truncate(value, 2800)}```")
-        else:
-            lines.append(f"*{escape(f.label)}*: `{truncate(value, 1000)}`")
-    body = "\n".join(lines) or "_(this target needs no credential: your access is live)_"
+        if "\n" not in value and len(value) <= CREDENTIAL_INLINE_MAX:
+            lines.append(f"*{escape(f.label)}*: `{value}`")
+            continue
+        # Certificates, keys, long DSNs: a code block each, never cut short (a truncated
+        # certificate is useless); past one section's room, in numbered parts.
+        parts = [
+            value[i : i + CREDENTIAL_PART_MAX] for i in range(0, len(value), CREDENTIAL_PART_MAX)
+        ]
+        for n, part in enumerate(parts, 1):
+            of = f" (part {n} of {len(parts)}: join them without spaces)" if len(parts) > 1 else ""
+            long_values.append(_section(f"*{escape(truncate(f.label, 60))}*{of}\n```{part}```"))
+    body = "\n".join(lines)
+    if not body and not long_values:
+        body = "_(this target needs no credential: your access is live)_"
     approved = (
         f"Auto-approved ({escape(truncate(grant.auto_approved, 200))})"
         if grant.auto_approved
@@ -450,6 +464,7 @@ def credential_dm(grant: Grant, credential: Credential, *, now: float) -> Messag
             f"({format_duration(max(0.0, expires - now))} from now)."
         ),
         *_chunked_sections(body),
+        *long_values,
         _context(
             f"Grant `{grant.id}` · Only you can see this. Do not share it; it stops working "
             "at expiry or when revoked."

@@ -358,3 +358,25 @@ def test_error_message_keeps_grantbots_own_mentions() -> None:
     """A refusal naming who decided keeps the mention clickable; other markup is escaped."""
     message = blocks.error_message("g-x was already approved by <@U0BOB>; <!here> nothing")
     assert "<@U0BOB>" in message.text and "&lt;!here&gt;" in message.text
+
+
+def test_a_long_certificate_reaches_the_dm_whole() -> None:
+    """A one-line SSH certificate of 2,000+ characters (an RSA CA's) is shown whole in a
+    code block, and a value too long for one section comes in numbered parts that join back
+    to it exactly: a credential is never cut short."""
+    cert = "ssh-rsa-cert-v01@openssh.com " + "A" * 2000 + " alice"
+    huge = "".join(chr(ord("a") + i % 26) for i in range(7000))
+    fields = (
+        CredentialField("user", "gb_g_abc", secret=False),
+        CredentialField("certificate", cert, secret=True),
+        CredentialField("blob", huge, secret=True),
+    )
+    dm = blocks.credential_dm(
+        _active(), Credential(ref="r", expires_at=NOW, fields=fields), now=NOW
+    )
+    _message_ok(dm)
+    texts = [b["text"]["text"] for b in dm.blocks if b["type"] == "section"]
+    assert any(f"```{cert}```" in t for t in texts)
+    parts = [t.split("```")[1] for t in texts if t.startswith("*blob*")]
+    assert len(parts) == 3 and "".join(parts) == huge
+    assert "part 1 of 3" in next(t for t in texts if t.startswith("*blob*"))
