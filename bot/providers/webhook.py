@@ -3,7 +3,12 @@
 Body (JSON, compact, keys sorted)::
 
     {"event": "grant"|"revoke", "grant_id", "user", "resource", "role", "expires_at",
-     "sent_at", "idempotency_key": "<event>:<grant_id>", "data": {...role settings data}}
+     "sent_at", "idempotency_key", "data": {...role settings data}}
+
+The idempotency key is ``grant:<grant_id>:<expires_at, whole seconds>`` for a grant and
+``revoke:<grant_id>`` for a revoke. An extended grant is sent again as a ``grant`` event with
+its later ``expires_at``, so under a new key: receivers that deduplicate on the key must
+apply it (access then lasts until the new expiry).
 
 Signed with HMAC-SHA256 over ``f"{timestamp}.{body}"`` using the shared ``secret``; headers
 ``X-Grantbot-Timestamp: <unix seconds>`` and ``X-Grantbot-Signature: v1=<hex>``. Receivers
@@ -146,7 +151,7 @@ class WebhookProvider:
             "role": ctx.role,
             "expires_at": ctx.expires_at,
             "sent_at": self.clock(),
-            "idempotency_key": f"{event}:{ctx.grant_id}",
+            "idempotency_key": _idempotency_key(event, ctx),
             "data": data,
         }
         return json.dumps(payload, sort_keys=True, separators=(",", ":"))
@@ -247,3 +252,10 @@ class WebhookProvider:
         if self._session is not None:
             session, self._session = self._session, None
             await session.close()
+
+
+def _idempotency_key(event: str, ctx: GrantContext) -> str:
+    """Same key for a retried delivery; a new one when an extension moves the expiry."""
+    if event == "revoke":
+        return f"revoke:{ctx.grant_id}"
+    return f"{event}:{ctx.grant_id}:{int(ctx.expires_at)}"

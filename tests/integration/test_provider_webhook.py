@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -98,7 +99,8 @@ async def test_grant_and_revoke_events_arrive_signed_with_the_grant(
         assert (event["resource"], event["role"]) == (ctx.resource, ctx.role)
         assert event["expires_at"] == ctx.expires_at
         assert event["data"] == {"team": "payments"}
-        assert event["idempotency_key"] == f"{name}:{ctx.grant_id}"
+    assert grant["idempotency_key"] == f"grant:{ctx.grant_id}:{int(ctx.expires_at)}"
+    assert revoke["idempotency_key"] == f"revoke:{ctx.grant_id}"
     assert cred.ref == ctx.grant_id
     assert not cred.secret_values()
     assert not await hook.check(ctx)
@@ -182,3 +184,18 @@ async def test_the_secret_never_reaches_a_log_record(
     assert SECRET not in caplog.text
     assert "v1=" not in caplog.text
     assert SECRET not in repr(hook.settings)
+
+
+async def test_an_extension_is_a_new_grant_event_under_a_new_key(
+    hook: WebhookProvider, receiver: Receiver
+) -> None:
+    """Issuing again with a later expiry (an extension) sends a grant event whose key differs
+    from the first, so a receiver deduplicating on the key still applies the new expiry."""
+    ctx = make_ctx(role_settings={"data": {}})
+    await hook.issue(ctx, now=time.time())
+    later = dataclasses.replace(ctx, expires_at=ctx.expires_at + 1800)
+    await hook.issue(later, now=time.time())
+    first, second = receiver.deliveries
+    assert (first["event"], second["event"]) == ("grant", "grant")
+    assert second["expires_at"] == later.expires_at
+    assert first["idempotency_key"] != second["idempotency_key"]
