@@ -157,7 +157,9 @@ async def cmd_revoke_all(args: argparse.Namespace, settings: Settings) -> int:
             user=args.user, operator=_operator(args), reason=args.reason
         )
     failed = [
-        g for g in results if g.status not in (Status.REVOKED, Status.EXPIRED, Status.CANCELLED)
+        g
+        for g in results
+        if g.status not in (Status.REVOKED, Status.EXPIRED, Status.CANCELLED, Status.FAILED)
     ]
     for g in results:
         print(f"{g.id}: {g.status.value} ({g.resource} {g.role})")

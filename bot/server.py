@@ -119,6 +119,12 @@ async def _sweep_timeouts(service: GrantService, *, interval_s: float) -> None:
         except Exception:
             log.exception("timing out pending requests failed; will retry")
         try:
+            stuck = await service.fail_stuck_approved()
+            if stuck:
+                log.warning("closed %d approved grant(s) whose issuing never finished", len(stuck))
+        except Exception:
+            log.exception("closing stuck approved grants failed; will retry")
+        try:
             escalated = await service.escalate_due()
             if escalated:
                 log.info("escalated %d pending request(s)", len(escalated))

@@ -9,6 +9,7 @@ an approver of the request's resource and role.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -49,6 +50,10 @@ from bot.providers.registry import build_provider
 from bot.store.grants import GrantStore
 
 log = logging.getLogger(__name__)
+
+#: An APPROVED grant not ACTIVE after this long lost its issuing (a crash, a Redis failure
+#: between issuing at the target and storing ACTIVE); issuing itself takes seconds.
+STUCK_APPROVED_S: Final = 300.0
 
 Clock = Callable[[], float]
 NO_USERGROUPS: Final[Mapping[str, frozenset[str]]] = {}
@@ -698,15 +703,22 @@ class GrantService:
             )
             await self._safe(self.notifier.issue_failed(outcome.grant))
             return outcome.grant, None
-        outcome = await self.store.transition(
-            grant.id,
-            Event.ISSUE,
-            actor=Actor.system("issuer"),
-            now=self.clock(),
-            policy_version=self.policy.version,
-            expires_at=expires_at,
-            credential_ref=credential.ref,
-        )
+        try:
+            outcome = await self.store.transition(
+                grant.id,
+                Event.ISSUE,
+                actor=Actor.system("issuer"),
+                now=self.clock(),
+                policy_version=self.policy.version,
+                expires_at=expires_at,
+                credential_ref=credential.ref,
+            )
+        except BaseException:
+            # Not stored ACTIVE, so nothing would ever revoke it: take it back now (the
+            # stuck-approved sweep finishes the job if the target refuses too).
+            with contextlib.suppress(Exception):
+                await provider.revoke(ctx)
+            raise
         if self.scheduler is not None:
             await self.scheduler.schedule(grant.id, expires_at)
         metrics.observe_time_to_credential(
@@ -760,14 +772,58 @@ class GrantService:
         return await self._require_revoker().force_close(grant_id, operator=operator, reason=reason)
 
     async def revoke_all(self, *, user: str, operator: str, reason: str) -> list[Grant]:
-        """Offboarding: end every pending request and live grant of ``user`` now, audited."""
+        """Offboarding: end every pending request and live grant of ``user`` now, audited.
+
+        One grant that cannot be ended (its target is down: REVOKE_FAILED, retried) never
+        stops the others; each is returned as it stands, so the caller sees what is left."""
         ended = []
         for grant in await self.store.open_for_user(user):
-            if grant.status is Status.PENDING or grant.status in LIVE:
-                ended.append(
-                    await self.revoke_as_operator(grant.id, operator=operator, reason=reason)
-                )
+            try:
+                if grant.status is Status.APPROVED:  # approved, its issuing not finished
+                    ended.append(await self._take_back_approved(grant, why=f"revoke-all: {reason}"))
+                elif grant.status is Status.PENDING or grant.status in LIVE:
+                    ended.append(
+                        await self.revoke_as_operator(grant.id, operator=operator, reason=reason)
+                    )
+            except GrantbotError as e:
+                log.warning("revoke-all: %s could not be ended: %s", grant.id, e)
+                ended.append(await self.store.get(grant.id))
         return ended
+
+    async def fail_stuck_approved(self) -> list[Grant]:
+        """APPROVED grants whose issuing never finished (the process died, or Redis failed
+        between issuing at the target and storing ACTIVE) for :data:`STUCK_APPROVED_S`: take
+        back whatever the target may hold and mark them FAILED. Safe on every replica."""
+        cutoff = self.clock() - STUCK_APPROVED_S
+        failed = []
+        for grant in await self.store.in_status(Status.APPROVED):
+            if grant.kind != "access" or (grant.approved_at or grant.updated_at) > cutoff:
+                continue
+            try:
+                failed.append(await self._take_back_approved(grant, why="issuing did not complete"))
+            except GrantbotError as e:
+                log.warning("could not close stuck approved grant %s: %s", grant.id, e)
+        return failed
+
+    async def _take_back_approved(self, grant: Grant, *, why: str) -> Grant:
+        """Revoke at the target whatever an unfinished issue may have created (idempotent:
+        nothing there is fine), then APPROVED -> FAILED, audited. Raises if the target
+        refuses (the grant stays APPROVED, to be tried again)."""
+        # An APPROVED grant has no expiry yet; revoking needs only its id at the target.
+        provider, ctx = self.resolve(
+            grant if grant.expires_at else grant.model_copy(update={"expires_at": self.clock()})
+        )
+        await provider.revoke(ctx)
+        outcome = await self.store.transition(
+            grant.id,
+            Event.ISSUE_FAIL,
+            actor=Actor.system("cleanup"),
+            now=self.clock(),
+            policy_version=self.policy.version,
+            error=f"{why}; any access it created was taken back",
+        )
+        await self._safe(self.notifier.issue_failed(outcome.grant))
+        return outcome.grant
 
     async def time_out_due(self) -> list[Grant]:
         """Lapse every PENDING request past its request_timeout (safe on every replica)."""

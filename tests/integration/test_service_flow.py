@@ -22,9 +22,11 @@ from bot.errors import NotAuthorized, PolicyDenied, TransitionError
 from bot.logs import configure_logging
 from bot.policy_holder import PolicyHolder
 from bot.providers.base import Credential
+from bot.providers.naming import login_name
 from bot.revocation import Revoker
 from bot.service import GrantService
 from bot.store.grants import GrantStore
+from tests.factories import POLICY_V, make_grant
 from tests.integration.providers_fixtures import MYSQL_ADMIN_DSN, PG_ADMIN_DSN
 from tests.integration.test_cli import grantbot
 
@@ -406,3 +408,56 @@ async def test_a_revoke_landing_while_an_extension_is_applied_leaves_no_access(
     finally:
         await admin.aclose()
     assert grant.credential_ref not in users
+
+
+async def test_an_approved_grant_whose_issuing_never_finished_is_taken_back(
+    service: GrantService, store: GrantStore, cache_target: RedisServer
+) -> None:
+    """A login was created at the target but ACTIVE was never stored (the process died in
+    between): after the grace period the sweep deletes the login and marks the grant FAILED,
+    audited; one still within the grace period is left to its issuer. revoke-all handles
+    such a grant too instead of stopping at it."""
+    long_ago = time.time() - 3600
+    stuck = await store.create(
+        make_grant(
+            requester="U0ALICE",
+            resource="cache",
+            provider="redis_acl",
+            status=Status.APPROVED,
+            approved_at=long_ago,
+            created_at=long_ago,
+            updated_at=long_ago,
+        ),
+        actor=Actor.system(),
+        policy_version=POLICY_V,
+    )
+    fresh = await store.create(
+        make_grant(
+            requester="U0ALICE",
+            resource="cache",
+            provider="redis_acl",
+            status=Status.APPROVED,
+            approved_at=time.time(),
+            updated_at=time.time(),
+        ),
+        actor=Actor.system(),
+        policy_version=POLICY_V,
+    )
+    for g in (stuck, fresh):
+        provider, ctx = service.resolve(g.model_copy(update={"expires_at": time.time() + 600}))
+        await provider.issue(ctx, now=time.time())
+
+    [closed] = await service.fail_stuck_approved()
+    assert closed.id == stuck.id and closed.status is Status.FAILED
+    assert "taken back" in (closed.last_error or "")
+    admin = aioredis.Redis.from_url(cache_target.url, decode_responses=True)
+    try:
+        users = await admin.acl_users()
+        assert login_name(stuck.id) not in users
+        assert login_name(fresh.id) in users
+        [ended] = await service.revoke_all(user="U0ALICE", operator="ops", reason="left")
+        assert ended.id == fresh.id and ended.status is Status.FAILED
+        assert login_name(fresh.id) not in await admin.acl_users()
+    finally:
+        await admin.aclose()
+    await store.audit.verify()
