@@ -3,6 +3,11 @@
 Policy changes only through the file. A reload (SIGHUP, or the file changing on disk) takes
 effect only when the new file passes the full check; the version change is audited. A bad
 file is logged with its errors and the old policy stays in force.
+
+A file that removes a resource or role which live grants still use is refused the same way:
+revoking a grant needs its rule (the provider and its settings), so such a change would
+leave those grants unrevocable. End them first (``grantbot grants revoke``), or wait until
+they expire, then remove the role.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Final
 
@@ -28,6 +33,8 @@ POLICY_REJECTED: Final = "POLICY_REJECTED"
 FILE_POLL_INTERVAL_S: Final = 2.0
 
 ClockFn = Callable[[], float]
+#: What live grants use now: {(resource, role): [grant ids]}.
+InUseFn = Callable[[], Awaitable[dict[tuple[str, str], list[str]]]]
 
 
 class PolicyHolder:
@@ -39,6 +46,8 @@ class PolicyHolder:
         self._stamp = self._file_stamp()
         self._watch: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[bool]] = set()
+        #: Set by the running bot: what live grants use, checked before a reload applies.
+        self.in_use: InUseFn | None = None
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> PolicyHolder:
@@ -65,11 +74,17 @@ class PolicyHolder:
         self._stamp = self._file_stamp()
         try:
             fresh = await asyncio.to_thread(load_policy, self.path)
+            if fresh.version != self.current.version:
+                errors = await self._still_used(fresh)
+            else:
+                errors = []
         except PolicyError as e:
+            errors = [str(i) for i in e.issues]
+        if errors:
             log.error(
                 "policy reload rejected; keeping version %s: %s",
                 self.current.version[:12],
-                "; ".join(str(i) for i in e.issues),
+                "; ".join(errors),
             )
             if audit is not None:
                 await audit.append(
@@ -77,7 +92,7 @@ class PolicyHolder:
                     actor=actor,
                     at=now,
                     policy_version=self.current.version,
-                    details={"errors": [str(i) for i in e.issues][:20], "path": str(self.path)},
+                    details={"errors": errors[:20], "path": str(self.path)},
                 )
             return False
         if fresh.version == self.current.version:
@@ -94,6 +109,20 @@ class PolicyHolder:
                 details={"from": previous.version, "path": str(self.path)},
             )
         return True
+
+    async def _still_used(self, fresh: LoadedPolicy) -> list[str]:
+        """One error per resource/role that ``fresh`` removes while live grants use it."""
+        if self.in_use is None:
+            return []
+        errors = []
+        for (resource, role), ids in sorted((await self.in_use()).items()):
+            if not fresh.policy.has_rule(resource, role):
+                shown = ", ".join(sorted(ids)[:5]) + (", ..." if len(ids) > 5 else "")
+                errors.append(
+                    f"{self.path.name}: removes {resource} {role}, which {len(ids)} live "
+                    f"grant(s) still use ({shown}); end them first or keep it until they expire"
+                )
+        return errors
 
     def changed_on_disk(self) -> bool:
         return self._file_stamp() != self._stamp

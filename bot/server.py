@@ -243,6 +243,7 @@ async def assemble(
             readiness=readiness,
             tasks=tasks,
         )
+        policy.in_use = store.live_rules  # a reload may not orphan live grants
         if install_reload_triggers:
             policy.install_reload_triggers(audit=store.audit, clock=clock)
         async with _timekeeping(service, store, redis_url=redis_url, clock=clock):

@@ -76,6 +76,11 @@ class Policy(Strict):
         """
         return _resolve(self, resource, role)[0]
 
+    def has_rule(self, resource: str, role: str) -> bool:
+        """True when ``resource`` exists and has ``role``."""
+        spec = self.resources.get(resource)
+        return spec is not None and role in spec.roles
+
     def requestable(
         self, user: str, *, today: date, usergroups: Mapping[str, frozenset[str]]
     ) -> list[tuple[str, str, RoleRule]]:

@@ -514,6 +514,15 @@ class GrantStore:
     async def in_status(self, status: Status) -> list[Grant]:
         return await self.get_many(await aw(self.redis.smembers(self.keys.by_status(status))))
 
+    async def live_rules(self) -> dict[tuple[str, str], list[str]]:
+        """(resource, role) -> ids of the live grants (APPROVED, ACTIVE, REVOKE_FAILED) on it:
+        what a policy change must not remove. Reads every live grant; for rare callers."""
+        used: dict[tuple[str, str], list[str]] = {}
+        for status in (Status.APPROVED, Status.ACTIVE, Status.REVOKE_FAILED):
+            for grant in await self.in_status(status):
+                used.setdefault((grant.resource, grant.role), []).append(grant.id)
+        return used
+
     @translate_errors
     async def live_by_resource(self) -> dict[str, int]:
         """Resource -> live grants (ACTIVE or REVOKE_FAILED) on it, the standing privileges;

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from bot.domain.model import Actor, Event, Status
 from bot.policy_holder import POLICY_REJECTED, POLICY_RELOADED, PolicyHolder
 from bot.store.grants import GrantStore
+from tests.factories import NOW, make_grant
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD = (ROOT / "policies.yaml").read_bytes()
@@ -88,3 +90,32 @@ async def test_sighup_and_file_change_trigger_reload(policy_file: Path, store: G
     finally:
         asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         await holder.aclose()
+
+
+async def test_a_change_removing_a_role_live_grants_use_is_refused(
+    policy_file: Path, store: GrantStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Revoking needs the grant's rule, so a file that drops a role an ACTIVE grant holds is
+    refused like an invalid one, naming the role and the grant; once that grant has ended
+    the same file is accepted."""
+    holder = PolicyHolder.load(policy_file)
+    holder.in_use = store.live_rules
+    old = holder.version
+    grant = await store.create(
+        make_grant(resource="sandbox", role="play", status=Status.ACTIVE, expires_at=NOW + 60),
+        actor=Actor.system(),
+        policy_version=old,
+    )
+    policy_file.write_bytes(GOOD.replace(b"      play:\n", b"      toy:\n", 1))
+    with caplog.at_level(logging.ERROR):
+        assert await holder.reload(audit=store.audit, now=1.0) is False
+    assert holder.version == old
+    assert f"removes sandbox play, which 1 live grant(s) still use ({grant.id})" in caplog.text
+    last = [e.data async for e in store.audit.entries()][-1]
+    assert last["event"] == POLICY_REJECTED
+
+    await store.transition(
+        grant.id, Event.REVOKE, actor=Actor.system(), now=NOW + 1, policy_version=old
+    )
+    assert await holder.reload(audit=store.audit, now=2.0) is True
+    assert holder.current.policy.has_rule("sandbox", "toy")
