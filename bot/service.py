@@ -260,7 +260,6 @@ class GrantService:
         """File a request. Raises PolicyDenied (naming the rule and what is allowed) and
         changes nothing when the policy refuses it. Auto-approves when a rule matches."""
         now = self.clock()
-        loaded = self.policy.current
         tickets = list(tickets)
         decision = await self._judge(
             user=user,
@@ -272,25 +271,8 @@ class GrantService:
             now=now,
         )
         rule = decision.rule
-        grant = Grant(
-            id=new_grant_id(),
-            requester=user,
-            resource=rule.resource,
-            role=rule.role,
-            provider=rule.provider_type,
-            duration_s=decision.duration_s,
-            reason=reason,
-            tickets=tickets,
-            origin=origin or Origin(),
-            policy_version=loaded.version,
-            approvals_required=decision.approvals_required,
-            allow_self_approval=decision.allow_self_approval,
-            created_at=now,
-            updated_at=now,
-            request_expires_at=now + decision.request_timeout_s,
-        )
-        grant = await self.store.create(
-            grant, actor=Actor(kind=ActorKind.REQUESTER, id=user), policy_version=loaded.version
+        grant = await self._store_request(
+            decision, user=user, reason=reason, tickets=tickets, origin=origin, now=now
         )
         auto = await self._auto_approval(grant, rule, now=now)
         if auto.reason is not None:
@@ -299,6 +281,48 @@ class GrantService:
             return RequestResult(grant=active, rule=rule, credential=credential)
         await self._safe(self.notifier.request_created(grant))
         return RequestResult(grant=grant, rule=rule, note=auto.note)
+
+    async def _store_request(
+        self,
+        decision: RequestDecision,
+        *,
+        user: str,
+        reason: str,
+        tickets: list[str],
+        origin: Origin | None,
+        now: float,
+        parent: Grant | None = None,
+    ) -> Grant:
+        """Store the PENDING request ``decision`` accepted, audited as ``user``'s: an access
+        request, or with ``parent`` an extension of it (lapsing at the latest when it does)."""
+        rule = decision.rule
+        lapses_at = now + decision.request_timeout_s
+        if parent is not None and parent.expires_at is not None:
+            lapses_at = min(lapses_at, parent.expires_at)
+        grant = Grant(
+            id=new_grant_id(),
+            kind="access" if parent is None else "extension",
+            parent_id=None if parent is None else parent.id,
+            requester=user,
+            resource=rule.resource,
+            role=rule.role,
+            provider=rule.provider_type,
+            duration_s=decision.duration_s,
+            reason=reason,
+            tickets=tickets,
+            origin=origin or Origin(),
+            policy_version=decision.policy_version,
+            approvals_required=decision.approvals_required,
+            allow_self_approval=decision.allow_self_approval,
+            created_at=now,
+            updated_at=now,
+            request_expires_at=lapses_at,
+        )
+        return await self.store.create(
+            grant,
+            actor=Actor(kind=ActorKind.REQUESTER, id=user),
+            policy_version=decision.policy_version,
+        )
 
     async def _judge(self, **request: Any) -> RequestDecision:
         """:meth:`check_request`, counting a refusal in the requests metric."""
@@ -366,7 +390,6 @@ class GrantService:
                 f"{grant_id} is {parent.status.value.lower()}; only an active grant can be extended"
             )
         now = self.clock()
-        loaded = self.policy.current
         tickets = list(tickets)
         decision = await self._judge(
             user=user,
@@ -378,29 +401,14 @@ class GrantService:
             now=now,
         )
         rule = decision.rule
-        extension = Grant(
-            id=new_grant_id(),
-            kind="extension",
-            parent_id=parent.id,
-            requester=user,
-            resource=parent.resource,
-            role=parent.role,
-            provider=rule.provider_type,
-            duration_s=decision.duration_s,
+        extension = await self._store_request(
+            decision,
+            user=user,
             reason=reason,
             tickets=tickets,
-            origin=origin or Origin(),
-            policy_version=loaded.version,
-            approvals_required=decision.approvals_required,
-            allow_self_approval=decision.allow_self_approval,
-            created_at=now,
-            updated_at=now,
-            request_expires_at=min(now + decision.request_timeout_s, parent.expires_at),
-        )
-        extension = await self.store.create(
-            extension,
-            actor=Actor(kind=ActorKind.REQUESTER, id=user),
-            policy_version=loaded.version,
+            origin=origin,
+            now=now,
+            parent=parent,
         )
         auto = await self._auto_approval(extension, rule, now=now)
         if auto.reason is not None:
