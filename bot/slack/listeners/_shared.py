@@ -8,7 +8,7 @@ in the service; this module only translates between Slack and it, and renders wi
 from __future__ import annotations
 
 import logging
-from typing import Final
+from typing import Final, Protocol
 
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -99,16 +99,7 @@ async def run_command(
                 else:
                     message = blocks.info_message(NO_FORM_HERE)
             case RequestAccess():
-                result = await service.request_access(
-                    user=user,
-                    resource=command.resource,
-                    role=command.role,
-                    duration_s=command.duration_s,
-                    reason=command.reason,
-                    tickets=command.tickets,
-                    origin=origin,
-                )
-                await announce_request(deps, client, result, origin)
+                result, _ = await file_and_announce(deps, client, user, command, origin)
                 message = blocks.request_confirmation(
                     result.grant, result.rule, now=now(), note=result.note
                 )
@@ -149,6 +140,38 @@ async def run_command(
         return
     if message is not None:
         await reply.send(message)
+
+
+class AccessAsked(Protocol):
+    """What every way of asking supplies (the command's and mention's grammar, the form)."""
+
+    @property
+    def resource(self) -> str: ...
+    @property
+    def role(self) -> str | None: ...
+    @property
+    def duration_s(self) -> int | None: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def tickets(self) -> tuple[str, ...]: ...
+
+
+async def file_and_announce(
+    deps: SlackDeps, client: AsyncWebClient, user: str, asked: AccessAsked, origin: Origin
+) -> tuple[RequestResult, bool]:
+    """File ``user``'s request and announce it where it was asked (:func:`announce_request`):
+    the result, and whether it was posted there. Raises what the service raises."""
+    result = await deps.service.request_access(
+        user=user,
+        resource=asked.resource,
+        role=asked.role,
+        duration_s=asked.duration_s,
+        reason=asked.reason,
+        tickets=asked.tickets,
+        origin=origin,
+    )
+    return result, await announce_request(deps, client, result, origin)
 
 
 async def announce_request(

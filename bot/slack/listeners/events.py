@@ -17,7 +17,12 @@ from bot.domain.grammar import RequestAccess, parse_command
 from bot.domain.model import Origin
 from bot.slack import blocks
 from bot.slack.context import SlackDeps
-from bot.slack.listeners._shared import announce_request, origin_for, publish_home, run_command
+from bot.slack.listeners._shared import (
+    file_and_announce,
+    origin_for,
+    publish_home,
+    run_command,
+)
 from bot.slack.reply import Reply
 
 #: A leading mention of the bot (``<@U0GRANTBOT>`` or ``<@U0GRANTBOT|grantbot>``).
@@ -79,22 +84,14 @@ async def _request_in_thread(
     private: Reply,
 ) -> None:
     try:
-        result = await deps.service.request_access(
-            user=user,
-            resource=command.resource,
-            role=command.role,
-            duration_s=command.duration_s,
-            reason=command.reason,
-            tickets=command.tickets,
-            origin=origin,
-        )
+        result, announced = await file_and_announce(deps, client, user, command, origin)
     except Exception as e:
         await private.error(e)
         return
     # A pending request is announced in the thread (with why it was not auto-approved, if
     # something stood in the way); a decided one was told there by the notifier with its
     # outcome. Either way the requester hears privately when the thread did not.
-    if await announce_request(deps, client, result, origin):
+    if announced:
         return
     message = blocks.request_confirmation(
         result.grant, result.rule, now=deps.clock(), note=result.note

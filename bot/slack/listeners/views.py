@@ -21,7 +21,7 @@ from bot.errors import GrantbotError, PolicyDenied
 from bot.slack import blocks, ids
 from bot.slack.context import SlackDeps
 from bot.slack.forms import RequestInput, parse_deny_form, parse_request_form, policy_error_field
-from bot.slack.listeners._shared import announce_request, origin_for
+from bot.slack.listeners._shared import file_and_announce, origin_for
 from bot.slack.reply import Reply, error_reply
 
 log = logging.getLogger(__name__)
@@ -110,19 +110,10 @@ async def file_request(
     try:
         if form.ssh_public_key is not None:
             await deps.service.set_ssh_key(user, form.ssh_public_key)
-        result = await deps.service.request_access(
-            user=user,
-            resource=form.resource,
-            role=form.role,
-            duration_s=form.duration_s,
-            reason=form.reason,
-            tickets=form.tickets,
-            origin=origin,
-        )
+        result, _ = await file_and_announce(deps, client, user, form, origin)
     except Exception as e:
         await reply.error(e)
         return
-    await announce_request(deps, client, result, origin)
     await reply.send(
         blocks.request_confirmation(result.grant, result.rule, now=deps.clock(), note=result.note)
     )
