@@ -16,8 +16,11 @@ def _lua(name: str) -> str:
 
 
 def _with_prelude(name: str) -> str:
-    # Redis scripts cannot share functions, so each script carries the helpers it calls.
-    return "\n".join((_lua("sha256.lua"), _lua("audit_append.lua"), _lua(name)))
+    # Redis scripts cannot share functions, so each script carries the helpers it calls
+    # (the audit chain, the index updates).
+    return "\n".join(
+        (_lua("sha256.lua"), _lua("audit_append.lua"), _lua("index_ops.lua"), _lua(name))
+    )
 
 
 def script_source(name: str) -> str:

@@ -11,14 +11,7 @@ if (current == false and expected ~= 0) or (current ~= false and tonumber(curren
 end
 local version = expected + 1
 redis.call("HSET", KEYS[1], "v", version, "s", ARGV[3], "d", ARGV[2])
-for _, op in ipairs(cjson.decode(ARGV[5])) do
-  local name, key = op[1], KEYS[op[2]]
-  if name == "sadd" then redis.call("SADD", key, op[3])
-  elseif name == "srem" then redis.call("SREM", key, op[3])
-  elseif name == "zadd" then redis.call("ZADD", key, op[3], op[4])
-  elseif name == "zrem" then redis.call("ZREM", key, op[3])
-  elseif name == "hincrby" then redis.call("HINCRBY", key, op[3], op[4])
-  else return redis.error_reply("unknown index op " .. tostring(name)) end
-end
+local bad_op = apply_index_ops(ARGV[5])
+if bad_op then return redis.error_reply("unknown index op " .. bad_op) end
 local id = audit_append(KEYS[2], KEYS[3], ARGV[4])
 return {"ok", tostring(version), id}

@@ -59,15 +59,8 @@ for _, item in ipairs(items) do
   local ops = string.sub(item.raw, body_end + 1, ops_end)
   redis.call("HSET", item.key, "v", item.version + 1, "s", item.status,
     "d", string.sub(item.raw, ops_end + 1))
-  for _, op in ipairs(cjson.decode(ops)) do
-    local name, key = op[1], KEYS[op[2]]
-    if name == "sadd" then redis.call("SADD", key, op[3])
-    elseif name == "srem" then redis.call("SREM", key, op[3])
-    elseif name == "zadd" then redis.call("ZADD", key, op[3], op[4])
-    elseif name == "zrem" then redis.call("ZREM", key, op[3])
-    elseif name == "hincrby" then redis.call("HINCRBY", key, op[3], op[4])
-    else return redis.error_reply("unknown index op " .. tostring(name)) end
-  end
+  local bad_op = apply_index_ops(ops)
+  if bad_op then return redis.error_reply("unknown index op " .. bad_op) end
   seq = seq + 1
   id = redis.call("XADD", KEYS[1], "*", "seq", seq, "prev", prev, "body", body,
     "hash", item.hash)
