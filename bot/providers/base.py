@@ -25,9 +25,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from bot.envrefs import has_reference
 from bot.errors import ProviderError
 
 if TYPE_CHECKING:
@@ -182,6 +184,30 @@ class ProviderSettings(BaseModel):
     """Base of every provider's resource-level and role-level settings models."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatabaseSettings(ProviderSettings):
+    """Resource-level settings shared by the SQL providers: the admin ``dsn`` (a URL of one
+    of ``DSN_SCHEMES``, usually a ``${VAR}`` reference, checked once resolved) and where the
+    requester is told to connect (default: taken from ``dsn``)."""
+
+    DSN_SCHEMES: ClassVar[frozenset[str]]
+    #: The URL form named when ``dsn`` is not one.
+    DSN_FORM: ClassVar[str]
+
+    dsn: SecretStr
+    host: str | None = None
+    port: int | None = Field(default=None, ge=1, le=65535)
+    dbname: str | None = None
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+
+    @field_validator("dsn")
+    @classmethod
+    def _url_dsn(cls, v: SecretStr) -> SecretStr:
+        raw = v.get_secret_value()
+        if not has_reference(raw) and urlsplit(raw).scheme not in cls.DSN_SCHEMES:
+            raise ValueError(f"must be a {cls.DSN_FORM} URL")
+        return v
 
 
 def scrub(text: str, secrets: list[str]) -> str:

@@ -27,14 +27,14 @@ from typing import Annotated, Any, ClassVar, Final, Literal, TypeVar
 from urllib.parse import quote, unquote, urlsplit
 
 import pymysql
-from pydantic import AfterValidator, Field, SecretStr, field_validator
+from pydantic import AfterValidator, Field, field_validator
 
-from bot.envrefs import has_reference
 from bot.errors import ProviderError, TargetUnavailable
 from bot.providers.base import (
     REDACTED,
     Credential,
     CredentialField,
+    DatabaseSettings,
     GrantContext,
     ProviderSettings,
     ensure_not_expired,
@@ -67,27 +67,16 @@ def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-class MySQLSettings(ProviderSettings):
-    """Resource-level settings: the admin ``dsn`` and what the requester is told to use."""
+class MySQLSettings(DatabaseSettings):
+    """Resource-level settings: the admin ``dsn`` (``mysql://user:password@host:port/db``)
+    and what the requester is told to use."""
+
+    DSN_SCHEMES: ClassVar[frozenset[str]] = _DSN_SCHEMES
+    DSN_FORM: ClassVar[str] = "mysql://user:password@host:port/db"
 
     type: Literal["mysql"] = "mysql"
-    #: Admin connection, ``mysql://user:password@host:port/db`` (usually ``${VAR}``).
-    dsn: SecretStr
     #: Host part of created accounts ('%' = from anywhere the server's network allows).
     account_host: str = "%"
-    #: Shown to the requester; default: taken from ``dsn``.
-    host: str | None = None
-    port: int | None = Field(default=None, ge=1, le=65535)
-    dbname: str | None = None
-    connect_timeout_s: float = Field(default=5.0, gt=0)
-
-    @field_validator("dsn")
-    @classmethod
-    def _url_dsn(cls, v: SecretStr) -> SecretStr:
-        raw = v.get_secret_value()
-        if not has_reference(raw) and urlsplit(raw).scheme not in _DSN_SCHEMES:
-            raise ValueError("must be a mysql://user:password@host:port/db URL")
-        return v
 
     @field_validator("account_host")
     @classmethod

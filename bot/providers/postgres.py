@@ -28,13 +28,13 @@ from typing import Annotated, Any, ClassVar, Final, Literal
 from urllib.parse import quote, unquote, urlsplit
 
 import asyncpg
-from pydantic import AfterValidator, Field, SecretStr, field_validator
+from pydantic import AfterValidator, Field
 
-from bot.envrefs import has_reference
 from bot.errors import ProviderError, TargetUnavailable
 from bot.providers.base import (
     Credential,
     CredentialField,
+    DatabaseSettings,
     GrantContext,
     ProviderSettings,
     ensure_not_expired,
@@ -67,27 +67,14 @@ _UNAVAILABLE: Final = (
 )
 
 
-class PostgresSettings(ProviderSettings):
-    """Resource-level settings: the admin ``dsn`` and what the requester is told to use."""
+class PostgresSettings(DatabaseSettings):
+    """Resource-level settings: the admin ``dsn`` (``postgresql://user:password@host:port/db``)
+    and what the requester is told to use."""
+
+    DSN_SCHEMES: ClassVar[frozenset[str]] = _DSN_SCHEMES
+    DSN_FORM: ClassVar[str] = "postgresql://user:password@host:port/dbname"
 
     type: Literal["postgres"] = "postgres"
-    #: Admin connection, ``postgresql://user:password@host:port/db`` (usually ``${VAR}``).
-    dsn: SecretStr
-    #: Shown to the requester; default: taken from ``dsn``.
-    host: str | None = None
-    port: int | None = Field(default=None, ge=1, le=65535)
-    dbname: str | None = None
-    connect_timeout_s: float = Field(default=5.0, gt=0)
-
-    @field_validator("dsn")
-    @classmethod
-    def _url_dsn(cls, v: SecretStr) -> SecretStr:
-        raw = v.get_secret_value()
-        if has_reference(raw):
-            return v  # checked once resolved
-        if urlsplit(raw).scheme not in _DSN_SCHEMES:
-            raise ValueError("must be a postgresql://user:password@host:port/dbname URL")
-        return v
 
 
 def _check_role_name(name: str) -> str:
