@@ -243,8 +243,8 @@ def record_slack_api_error(method: str, error: BaseException | str) -> None:
 SLACK_REFUSED = Counter(
     "grantbot_slack_requests_refused_total",
     "Requests to the Slack endpoint (or Socket Mode envelopes) refused at the edge, by cause: "
-    "unsigned, bad_signature, bad_timestamp, stale, malformed, unsupported, "
-    "foreign_workspace, workspace_unknown.",
+    "unsigned, bad_signature, bad_timestamp, stale, malformed, foreign_workspace, "
+    "workspace_unknown.",
     ["cause"],
     registry=REGISTRY,
 )

@@ -10,7 +10,9 @@ Where the installed workspace comes from:
 
 - ``SLACK_TEAM_ID`` (and, for Enterprise Grid, ``SLACK_ENTERPRISE_ID``): known at once, and
   authoritative. When ``auth.test`` later names another team or organisation the token
-  belongs elsewhere: that is reported (readiness fails) and every delivery is refused.
+  belongs elsewhere: that is reported (readiness fails) and every delivery is refused. An
+  organisation the settings leave out is taken from auth.test (until it answers, a Grid
+  workspace's deliveries, which name their organisation, are refused).
 - Otherwise ``auth.test`` at start (retried until it answers): its ``team_id`` and
   ``enterprise_id``. An org-wide installation (``is_enterprise_install``) is known by its
   organisation alone: any of its workspaces may act.
@@ -81,7 +83,11 @@ class InstalledWorkspace:
             return self._conflicting(
                 f"the bot token belongs to {learned}, but the settings say {configured}"
             )
-        self.known, self.conflict = configured, None
+        # A setting that names only the team leaves the organisation to auth.test.
+        self.known = WorkspaceIds(
+            configured.team_id, configured.enterprise_id or learned.enterprise_id
+        )
+        self.conflict = None
         return None
 
     def _conflicting(self, why: str) -> str:

@@ -204,12 +204,17 @@ def test_the_workspace_judges_teams_and_organisations() -> None:
 
 
 def test_the_setting_wins_and_a_disagreeing_auth_test_closes_the_door() -> None:
-    """SLACK_TEAM_ID admits at once; auth.test agreeing keeps it; disagreeing refuses all
-    and says why; an auth.test naming nothing is a conflict too."""
+    """SLACK_TEAM_ID admits at once; auth.test agreeing keeps it (and supplies the Grid
+    organisation the setting left out); disagreeing refuses all and says why; an auth.test
+    naming nothing is a conflict too."""
     configured = InstalledWorkspace(team_id="T1")
     assert configured.judge(_claim({"T1"})) is Verdict.ADMIT
+    assert configured.judge(_claim({"T1"}, orgs={"E1"})) is Verdict.FOREIGN  # not yet known
     assert configured.learn(team_id="T1", enterprise_id="E1") is None
-    assert configured.judge(_claim({"T1"}, orgs={"E1"})) is Verdict.FOREIGN  # setting wins
+    assert configured.judge(_claim({"T1"}, orgs={"E1"})) is Verdict.ADMIT
+    assert configured.judge(_claim({"T1"}, orgs={"E2"})) is Verdict.FOREIGN
+    pinned = InstalledWorkspace(team_id="T1", enterprise_id="E1")
+    assert pinned.learn(team_id="T1", enterprise_id="E2") is not None
     why = configured.learn(team_id="T2", enterprise_id=None)
     assert why is not None and "T2" in why and "T1" in why
     assert configured.judge(_claim({"T1"})) is Verdict.UNKNOWN
