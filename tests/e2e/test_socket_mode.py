@@ -156,6 +156,8 @@ async def test_a_mention_files_a_request_answered_in_its_thread(slack: Slack) ->
     await slack.eventually(answered)
 
 
+# Last in the module: it leaves ALICE a request, and the tests above take a user's newest
+# grant (Slack.newest_grant) as the one they just asked for.
 async def test_malformed_and_foreign_envelopes_are_acked_and_file_nothing(slack: Slack) -> None:
     """Over the websocket, a click with `actions: []` is acknowledged and does nothing, and a
     command from another workspace is acknowledged with the ephemeral "not the workspace
