@@ -27,6 +27,14 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = Field(default=None, alias="SLACK_SIGNING_SECRET")
     slack_app_token: SecretStr | None = Field(default=None, alias="SLACK_APP_TOKEN")
     slack_api_url: str = Field(default=SLACK_DEFAULT_API_URL, alias="SLACK_API_URL")
+    # The workspace (and Enterprise Grid organisation) grantbot serves; deliveries from any
+    # other are refused. Unset: taken from auth.test at start (see bot.slack.workspace).
+    slack_team_id: str | None = Field(
+        default=None, alias="SLACK_TEAM_ID", pattern=r"^T[A-Z0-9]{2,31}$"
+    )
+    slack_enterprise_id: str | None = Field(
+        default=None, alias="SLACK_ENTERPRISE_ID", pattern=r"^E[A-Z0-9]{2,31}$"
+    )
 
     redis_url: str | None = Field(default=None, alias="REDIS_URL")
     redis_prefix: str = Field(

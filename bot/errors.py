@@ -53,6 +53,11 @@ class PolicyDenied(GrantbotError):
     """The policy refuses a request; the message names the rule and what is allowed."""
 
 
+class MalformedRequest(GrantbotError):
+    """A request that passed Slack's signature check is not in a shape Slack sends (or not
+    one grantbot handles). The message names the part that is wrong, never its content."""
+
+
 class NotFound(GrantbotError):
     """The named request or grant does not exist."""
 

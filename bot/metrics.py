@@ -240,6 +240,21 @@ def record_slack_api_error(method: str, error: BaseException | str) -> None:
     SLACK_API_ERRORS.labels(method=_label(method.strip("/")), error=_label(code)).inc()
 
 
+SLACK_REFUSED = Counter(
+    "grantbot_slack_requests_refused_total",
+    "Requests to the Slack endpoint (or Socket Mode envelopes) refused at the edge, by cause: "
+    "unsigned, bad_signature, bad_timestamp, stale, malformed, foreign_workspace, "
+    "workspace_unknown.",
+    ["cause"],
+    registry=REGISTRY,
+)
+
+
+def record_slack_refused(cause: str) -> None:
+    """Count one refused delivery; ``cause`` is one of the edge's fixed refusal causes."""
+    SLACK_REFUSED.labels(cause=_label(cause)).inc()
+
+
 # -- exposition ------------------------------------------------------------------------------
 
 

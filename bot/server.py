@@ -44,8 +44,10 @@ from bot.slack.app import build_client, create_app
 from bot.slack.context import SlackDeps
 from bot.slack.dedupe import Dedupe
 from bot.slack.directory import SlackDirectory
+from bot.slack.edge import Edge, EdgeSocketModeHandler
 from bot.slack.notifier import SlackNotifier
 from bot.slack.tasks import BackgroundTasks
+from bot.slack.workspace import InstalledWorkspace
 from bot.store.connection import connect
 from bot.store.grants import GrantStore
 from bot.store.keys import Keys
@@ -68,7 +70,8 @@ ONCALL_TIMEOUT_S: Final = DEFAULT_ONCALL_TIMEOUT_S
 
 @dataclass(slots=True, kw_only=True)
 class Bot:
-    """The assembled bot. ``app`` is the Bolt app; ``web_app`` the aiohttp application."""
+    """The assembled bot. ``app`` is the Bolt app; ``edge`` the door in front of it (HTTP and
+    Socket Mode); ``workspace`` the one it serves; ``web_app`` the aiohttp application."""
 
     settings: Settings
     redis: aioredis.Redis
@@ -79,19 +82,37 @@ class Bot:
     directory: SlackDirectory
     deps: SlackDeps
     app: AsyncApp
+    edge: Edge
+    workspace: InstalledWorkspace
     web_app: web.Application
     readiness: Readiness
     tasks: BackgroundTasks
 
 
 async def check_slack(bot: Bot) -> None:
-    """auth.test: the token works and the API answers. Sets readiness either way."""
+    """auth.test: the token works and the API answers, and which workspace it is for (the
+    one whose deliveries are admitted, see bot.slack.workspace). Sets readiness either way."""
     try:
         resp = await bot.app.client.auth_test()
+        conflict = bot.workspace.learn(
+            team_id=resp.get("team_id"),
+            enterprise_id=resp.get("enterprise_id"),
+            org_wide=bool(resp.get("is_enterprise_install")),
+        )
+        if conflict is not None:
+            bot.readiness.slack_ok = False
+            bot.readiness.slack_detail = f"wrong workspace: {conflict}"
+            log.error("slack auth.test: %s; every Slack request will be refused", conflict)
+            return
         bot.readiness.slack_ok = True
         bot.readiness.slack_detail = "ok"
         log.info(
-            "slack auth.test passed", extra={"team": resp.get("team"), "bot": resp.get("user")}
+            "slack auth.test passed",
+            extra={
+                "team": resp.get("team"),
+                "bot": resp.get("user"),
+                "workspace": str(bot.workspace.known),
+            },
         )
     except (SlackApiError, SlackClientError, aiohttp.ClientError, OSError) as e:
         bot.readiness.slack_ok = False
@@ -102,8 +123,9 @@ async def check_slack(bot: Bot) -> None:
 
 async def _keep_checking_slack(bot: Bot, *, interval_s: float) -> None:
     """Until auth.test passes (Slack was down or the token was wrong at start), retry it so
-    /readyz turns ready on its own."""
-    while not bot.readiness.slack_ok:
+    /readyz turns ready on its own. A token of another workspace than SLACK_TEAM_ID names
+    is not retried: only a restart with corrected settings can mend that."""
+    while not bot.readiness.slack_ok and bot.workspace.conflict is None:
         await asyncio.sleep(interval_s)
         await check_slack(bot)
 
@@ -227,8 +249,12 @@ async def assemble(
             clock=clock,
         )
         app = create_app(deps=deps, client=client, signing_secret=signing_secret)
+        workspace = InstalledWorkspace(
+            team_id=settings.slack_team_id, enterprise_id=settings.slack_enterprise_id
+        )
+        edge = Edge(app, signing_secret=signing_secret or None, workspace=workspace)
         readiness = Readiness(redis=redis, policy=policy)
-        web_app = build_web_app(app if http_events else None, readiness=readiness, store=store)
+        web_app = build_web_app(edge if http_events else None, readiness=readiness, store=store)
         bot = Bot(
             settings=settings,
             redis=redis,
@@ -239,6 +265,8 @@ async def assemble(
             directory=directory,
             deps=deps,
             app=app,
+            edge=edge,
+            workspace=workspace,
             web_app=web_app,
             readiness=readiness,
             tasks=tasks,
@@ -326,11 +354,7 @@ async def serve(settings: Settings, *, socket_mode: bool) -> None:
                     },
                 )
                 if use_socket:
-                    from slack_bolt.adapter.socket_mode.async_handler import (
-                        AsyncSocketModeHandler,
-                    )
-
-                    socket_handler = AsyncSocketModeHandler(bot.app, app_token)
+                    socket_handler = EdgeSocketModeHandler(bot.edge, app_token)
                     await socket_handler.connect_async()  # type: ignore[no-untyped-call]
                 await _wait_for_stop()
             finally:

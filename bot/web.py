@@ -1,8 +1,9 @@
 """The HTTP face: Slack at ``POST /slack/events`` plus ``/healthz``, ``/readyz``, ``/metrics``.
 
-``/slack/events`` is Bolt's own aiohttp handler, so commands, interactivity and events are
-all verified by Bolt (a bad signature, or a timestamp more than 5 minutes off, gets 401 and
-reaches no listener). ``/healthz`` says the process is up. ``/readyz`` says it can do its
+``/slack/events`` is :class:`bot.slack.edge.Edge`'s handler: commands, interactivity and
+events are verified, read and checked there (a bad signature or a timestamp more than 5
+minutes off gets 401 before anything is parsed; a malformed body 400; another workspace 403)
+and only then handed to Bolt. ``/healthz`` says the process is up. ``/readyz`` says it can do its
 job: Redis answers PING, a valid policy is loaded, and ``auth.test`` passed at start.
 ``/metrics`` serves the Prometheus registry (bot.metrics defines what is in it); each scrape
 first reads the standing privileges (live grants by resource) from the store, so every replica
@@ -18,11 +19,11 @@ from typing import Final
 
 import redis.asyncio as aioredis
 from aiohttp import web
-from slack_bolt.async_app import AsyncApp
 
 from bot.errors import StoreUnavailable
 from bot.metrics import render_metrics, set_active_grants
 from bot.policy_holder import PolicyHolder
+from bot.slack.edge import Edge
 from bot.store.connection import UNAVAILABLE
 from bot.store.grants import GrantStore
 
@@ -57,17 +58,19 @@ class Readiness:
 
 
 def build_web_app(
-    bolt: AsyncApp | None,
+    edge: Edge | None,
     *,
     readiness: Readiness,
     store: GrantStore | None = None,
     path: str = EVENTS_PATH,
 ) -> web.Application:
-    """The aiohttp application: Bolt's ``path`` handler (None in Socket Mode, where Slack
-    comes over the websocket) plus the health and metrics routes. With ``store``, each
+    """The aiohttp application: the Slack edge on POST ``path`` (None in Socket Mode, where
+    Slack comes over the websocket) plus the health and metrics routes. With ``store``, each
     ``/metrics`` scrape refreshes the active-grants gauge from it first."""
-    # Bolt's application keeps aiohttp's default body limit (1 MiB): larger bodies get 413.
-    app = bolt.web_app(path=path) if bolt is not None else web.Application()
+    # aiohttp's default body limit (1 MiB) stays: larger bodies get 413 before anything else.
+    app = web.Application()
+    if edge is not None:
+        app.router.add_post(path, edge.handle_http)
 
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})

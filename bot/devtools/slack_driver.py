@@ -56,12 +56,18 @@ class SignatureMode(StrEnum):
 
 @dataclass(frozen=True)
 class Delivery:
-    """How one request travels: its signature, clock skew, and Slack's retry headers."""
+    """How one request travels: its signature, clock skew, and Slack's retry headers.
+
+    ``timestamp`` sends that exact X-Slack-Request-Timestamp value instead of the clock's
+    (``"abc"``, ``""``, ``"1e9"``), signed with it when the signature is valid; ``no_timestamp``
+    leaves the header out."""
 
     signature: SignatureMode = SignatureMode.VALID
     timestamp_offset_s: int = 0
     retry_num: int | None = None
     retry_reason: str | None = None
+    timestamp: str | None = None
+    no_timestamp: bool = False
 
     @classmethod
     def bad_signature(cls) -> Delivery:
@@ -78,6 +84,16 @@ class Delivery:
     @classmethod
     def retry(cls, num: int, reason: str = DEFAULT_RETRY_REASON) -> Delivery:
         return cls(retry_num=num, retry_reason=reason)
+
+    @classmethod
+    def odd_timestamp(cls, value: str | None, *, signed: bool = True) -> Delivery:
+        """X-Slack-Request-Timestamp as ``value`` (None: no such header), signed with it
+        (``signed``) or not signed at all."""
+        return cls(
+            signature=SignatureMode.VALID if signed else SignatureMode.MISSING,
+            timestamp=value,
+            no_timestamp=value is None,
+        )
 
 
 @dataclass(frozen=True)
@@ -124,9 +140,11 @@ class RequestSigner:
         base = f"{self.VERSION}:{timestamp}:".encode() + body
         return f"{self.VERSION}=" + hmac.new(self._secret, base, hashlib.sha256).hexdigest()
 
-    def headers(self, body: bytes, *, timestamp: int, mode: SignatureMode) -> dict[str, str]:
+    def headers(
+        self, body: bytes, *, timestamp: int | str, mode: SignatureMode, send_timestamp: bool = True
+    ) -> dict[str, str]:
         ts = str(timestamp)
-        headers = {"X-Slack-Request-Timestamp": ts}
+        headers = {"X-Slack-Request-Timestamp": ts} if send_timestamp else {}
         if mode is SignatureMode.VALID:
             headers["X-Slack-Signature"] = self.signature(body, ts)
         elif mode is SignatureMode.BAD:
@@ -201,6 +219,10 @@ class Payloads:
     bot_user_id: str = "U0GRANTBOT"
     verification_token: str = "emulator-verification-token"  # noqa: S105 - Slack's legacy field
     clock: Callable[[], float] = time.time
+    #: The Enterprise Grid organisation the workspace belongs to (None: not on Grid).
+    enterprise_id: str | None = None
+    #: The acting person's home workspace (a Slack Connect guest's differs); default team_id.
+    actor_team_id: str | None = None
     _seq: itertools.count[int] = field(
         default_factory=lambda: itertools.count(1), init=False, repr=False
     )
@@ -208,12 +230,24 @@ class Payloads:
     def ts(self) -> str:
         return f"{int(self.clock())}.{next(self._seq):06d}"
 
+    @property
+    def actor_team(self) -> str:
+        return self.actor_team_id or self.team_id
+
     def user(self, user_id: str, user_name: str | None) -> JSON:
         name = user_name or user_id.lower()
-        return {"id": user_id, "username": name, "name": name, "team_id": self.team_id}
+        return {"id": user_id, "username": name, "name": name, "team_id": self.actor_team}
 
     def team(self) -> JSON:
-        return {"id": self.team_id, "domain": self.team_domain}
+        team: JSON = {"id": self.team_id, "domain": self.team_domain}
+        if self.enterprise_id:
+            team["enterprise_id"] = self.enterprise_id
+        return team
+
+    def enterprise(self) -> JSON | None:
+        if not self.enterprise_id:
+            return None
+        return {"id": self.enterprise_id, "name": f"{self.team_domain}-org"}
 
     def slash_command(
         self,
@@ -242,6 +276,9 @@ class Payloads:
             "response_url": response_url,
             "trigger_id": trigger_id,
         }
+        if self.enterprise_id:  # Slack adds these on Enterprise Grid
+            fields["enterprise_id"] = self.enterprise_id
+            fields["enterprise_name"] = f"{self.team_domain}-org"
         return urlencode(fields).encode()
 
     def interactive(self, payload: Mapping[str, Any]) -> bytes:
@@ -258,7 +295,7 @@ class Payloads:
             "token": self.verification_token,
             "trigger_id": trigger,
             "team": self.team(),
-            "enterprise": None,
+            "enterprise": self.enterprise(),
             "is_enterprise_install": False,
         }
 
@@ -266,8 +303,9 @@ class Payloads:
         envelope = {
             "token": self.verification_token,
             "team_id": self.team_id,
+            **({"enterprise_id": self.enterprise_id} if self.enterprise_id else {}),
             "context_team_id": self.team_id,
-            "context_enterprise_id": None,
+            "context_enterprise_id": self.enterprise_id,
             "api_app_id": self.api_app_id,
             "event": dict(event),
             "type": "event_callback",
@@ -275,7 +313,7 @@ class Payloads:
             "event_time": int(self.clock()),
             "authorizations": [
                 {
-                    "enterprise_id": None,
+                    "enterprise_id": self.enterprise_id,
                     "team_id": self.team_id,
                     "user_id": self.bot_user_id,
                     "is_bot": True,
@@ -322,21 +360,64 @@ class SlackDriver:
         timeout_s: float = 10.0,
         clock: Callable[[], float] = time.time,
         socket_mode: bool = False,
+        enterprise_id: str | None = None,
+        actor_team_id: str | None = None,
     ) -> None:
         """``socket_mode``: deliver through the emulator's Socket Mode connection to the bot
         (``emulator_url`` required) instead of posting to ``events_url``; the same methods,
-        the same payloads, wrapped in Socket Mode envelopes (and unsigned, as there)."""
+        the same payloads, wrapped in Socket Mode envelopes (and unsigned, as there).
+
+        ``team_id`` / ``enterprise_id``: the workspace (and Enterprise Grid organisation) the
+        payloads come from; ``actor_team_id``: the acting person's home workspace when it is
+        another (a Slack Connect guest). :meth:`from_workspace` makes a sibling driver for
+        another workspace."""
         if socket_mode and emulator_url is None:
             raise ValueError("socket_mode needs emulator_url")
         self.socket_mode = socket_mode
         self.events_url = events_url
-        self.payloads = Payloads(team_id, team_domain, api_app_id, bot_user_id, clock=clock)
+        self.payloads = Payloads(
+            team_id,
+            team_domain,
+            api_app_id,
+            bot_user_id,
+            clock=clock,
+            enterprise_id=enterprise_id,
+            actor_team_id=actor_team_id,
+        )
+        self._signing_secret = signing_secret
         self.signer = RequestSigner(signing_secret)
         self._emulator_url = emulator_url
         self._timeout_s = timeout_s
         self._clock = clock
         self._session: aiohttp.ClientSession | None = None
         self._control: EmulatorControl | None = None
+
+    def from_workspace(
+        self,
+        *,
+        team_id: str,
+        enterprise_id: str | None = None,
+        actor_team_id: str | None = None,
+        team_domain: str = "elsewhere",
+    ) -> SlackDriver:
+        """A driver like this one (same bot, secret, emulator, mode) whose payloads come from
+        workspace ``team_id`` (in organisation ``enterprise_id``), as another installation of
+        the same app would send them: validly signed. Close it (or ``async with`` it)."""
+        p = self.payloads
+        return SlackDriver(
+            self.events_url,
+            signing_secret=self._signing_secret,
+            emulator_url=self._emulator_url,
+            team_id=team_id,
+            team_domain=team_domain,
+            api_app_id=p.api_app_id,
+            bot_user_id=p.bot_user_id,
+            timeout_s=self._timeout_s,
+            clock=self._clock,
+            socket_mode=self.socket_mode,
+            enterprise_id=enterprise_id,
+            actor_team_id=actor_team_id,
+        )
 
     async def close(self) -> None:
         if self._session is not None:
@@ -531,12 +612,14 @@ class SlackDriver:
             "text": text if mention in text else f"{mention} {text}",
             "ts": ts,
             "client_msg_id": str(uuid.uuid4()),
-            "team": self.payloads.team_id,
+            "team": self.payloads.actor_team,
             "channel": channel,
             "event_ts": ts,
         }
         if thread_ts:
             event["thread_ts"] = thread_ts
+        if self.payloads.actor_team != self.payloads.team_id:
+            event["user_team"] = self.payloads.actor_team  # as Slack sends for a guest
         return await self.send_event(event, event_id=event_id, delivery=delivery)
 
     async def app_home_opened(
@@ -587,9 +670,20 @@ class SlackDriver:
     ) -> DriverResponse:
         """Sign ``body`` per ``delivery`` (default: validly, now) and post it."""
         how = delivery or Delivery()
-        timestamp = int(self._clock()) + how.timestamp_offset_s
+        timestamp = (
+            how.timestamp
+            if how.timestamp is not None
+            else str(int(self._clock()) + how.timestamp_offset_s)
+        )
         headers = {"Content-Type": content_type, "User-Agent": SLACK_USER_AGENT}
-        headers.update(self.signer.headers(body, timestamp=timestamp, mode=how.signature))
+        headers.update(
+            self.signer.headers(
+                body,
+                timestamp=timestamp,
+                mode=how.signature,
+                send_timestamp=not how.no_timestamp,
+            )
+        )
         if how.retry_num is not None:
             headers["X-Slack-Retry-Num"] = str(how.retry_num)
             headers["X-Slack-Retry-Reason"] = how.retry_reason or DEFAULT_RETRY_REASON

@@ -248,6 +248,8 @@ class Identity:
     bot_id: str
     app_id: str
     bot_name: str = "grantbot"
+    #: The Enterprise Grid organisation the workspace belongs to (None: not on Grid).
+    enterprise_id: str | None = None
 
 
 # --- What the emulator keeps ----------------------------------------------------------------
@@ -819,6 +821,8 @@ class Workspace:
             "user_id": ident.bot_user_id,
             "bot_id": ident.bot_id,
             "is_enterprise_install": False,
+            # Slack names the organisation only for a workspace on Enterprise Grid.
+            **({"enterprise_id": ident.enterprise_id} if ident.enterprise_id else {}),
         }
 
     def chat_post_message(self, args: JSON) -> JSON:
@@ -1071,6 +1075,7 @@ class SlackEmulator:
         app_token: str = DEFAULT_APP_TOKEN,
         team_id: str = DEFAULT_TEAM_ID,
         team_domain: str = "grantbot-demo",
+        enterprise_id: str | None = None,
         bot_user_id: str = "U0GRANTBOT",
         bot_id: str = "B0GRANTBOT",
         app_id: str = "A0GRANTBOT",
@@ -1084,7 +1089,9 @@ class SlackEmulator:
             channels=DEMO_CHANNELS if channels is None else channels,
         )
         directory.add_user(FakeUser(bot_user_id, "grantbot", "grantbot", "", is_bot=True))
-        identity = Identity(team_id, team_domain, bot_user_id, bot_id, app_id)
+        identity = Identity(
+            team_id, team_domain, bot_user_id, bot_id, app_id, enterprise_id=enterprise_id
+        )
         self.workspace = Workspace(directory, identity, clock)
         self.faults = FaultInjector()
         self.bot_token = bot_token
@@ -1535,6 +1542,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--bot-token", default=DEFAULT_BOT_TOKEN)
     parser.add_argument("--app-token", default=DEFAULT_APP_TOKEN, help="for Socket Mode")
     parser.add_argument("--team-id", default=DEFAULT_TEAM_ID)
+    parser.add_argument("--enterprise-id", help="the Enterprise Grid organisation, if any")
     parser.add_argument(
         "--directory", help="JSON file: {users: [...], usergroups: {...}, channels: [...]}"
     )
@@ -1550,6 +1558,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         bot_token=opts.bot_token,
         app_token=opts.app_token,
         team_id=opts.team_id,
+        enterprise_id=opts.enterprise_id,
         host=opts.host,
         port=opts.port,
     )

@@ -12,11 +12,13 @@ from typing import Any, Final
 
 import aiohttp
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.error import BoltUnhandledRequestError
 from slack_bolt.middleware.async_middleware import AsyncMiddleware
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.log_throttle import Throttle
 from bot.slack.context import SlackDeps
 from bot.slack.listeners import register_all
 from bot.slack.retry import API_LOGGER, retry_handlers
@@ -67,23 +69,33 @@ class _Answering(AsyncMiddleware):
 
 
 def create_app(*, deps: SlackDeps, client: AsyncWebClient, signing_secret: str) -> AsyncApp:
-    """The grantbot AsyncApp. ``signing_secret`` verifies HTTP requests (Bolt refuses a bad
-    signature or a timestamp more than 5 minutes off with 401); Socket Mode needs none.
-    Repeated deliveries are dropped by ``deps.later`` (see bot.slack.dedupe)."""
+    """The grantbot AsyncApp. Deliveries reach it through :mod:`bot.slack.edge`, which has
+    checked the signature, the body's shape and the workspace, and parsed the body; Bolt
+    verifies the signature of HTTP requests again with ``signing_secret`` (Socket Mode needs
+    none). Repeated deliveries are dropped by ``deps.later`` (see bot.slack.dedupe)."""
     app = AsyncApp(
         client=client,
         signing_secret=signing_secret,
         name="grantbot",
         logger=logging.getLogger("slack_bolt.grantbot"),
         process_before_response=False,
+        # A well-formed delivery no listener takes (an unknown button, another command) is
+        # answered 404 as before, but logged by on_error as one throttled line instead of
+        # Bolt's multi-line suggestion of listener code.
+        raise_error_for_unhandled_request=True,
     )
 
     app.middleware(_Answering(deps.tasks))
+    unhandled = Throttle(log, level=logging.WARNING)
 
     @app.error
     async def on_error(error: Exception, body: dict[str, Any]) -> None:
+        # Bolt calls this for failures in its middleware and in listeners alike.
         kind = body.get("type") or body.get("command") or "request"
-        log.error("listener failed on %s: %s", kind, type(error).__name__, exc_info=error)
+        if isinstance(error, BoltUnhandledRequestError):
+            unhandled.log("unhandled", "no listener handles this %s; answered 404", kind)
+            return
+        log.error("handling %s failed: %s", kind, type(error).__name__, exc_info=error)
 
     register_all(app, deps)
     return app

@@ -14,6 +14,11 @@ from typing import Final
 #: The slash command (manifests/slack-app.yaml declares it).
 COMMAND: Final = "/access"
 
+# -- Events API event types grantbot listens to (the manifests subscribe to these) ----------
+
+MENTION_EVENT: Final = "app_mention"
+HOME_OPENED_EVENT: Final = "app_home_opened"
+
 # -- buttons (block_actions action_id); every button's value is only a grant id --------------
 
 APPROVE: Final = "grant.approve"

@@ -362,3 +362,54 @@ def test_missing_signing_secret_fails_fast_naming_it(tmp_path: Path) -> None:
     )
     assert done.returncode == 1
     assert "SLACK_SIGNING_SECRET" in done.stderr
+
+
+# Last in the module: it leaves ALICE a pending request, and the tests above take a user's
+# newest grant (Slack.newest_grant) as the one they just asked for.
+async def test_the_edge_refuses_malformed_foreign_and_reads_payload_words(
+    slack: Slack, stack: Stack
+) -> None:
+    """Against the real process: a malformed body signed with a non-numeric timestamp gets
+    401, a signed `actions: []` click 400, an Approve click from another workspace 403 (the
+    request stays pending), each counted by cause; `/access help payload` is answered."""
+    refused = 'grantbot_slack_requests_refused_total{cause="%s"}'
+    before = {c: await scrape(stack, refused % c) for c in ("bad_timestamp", "malformed")}
+    resp = await slack.driver.send(
+        b"payload={not json",
+        "application/x-www-form-urlencoded",
+        delivery=Delivery.odd_timestamp("abc"),
+    )
+    assert resp.status == 401
+    click = slack.driver.payloads.interaction_base("block_actions", BOB, None, "1.2.3")
+    click["actions"] = []
+    body = slack.driver.payloads.interactive(click)
+    resp = await slack.driver.send(body, "application/x-www-form-urlencoded")
+    assert resp.status == 400 and resp.json["error"].startswith("malformed request")
+    for cause, count in before.items():
+        assert await scrape(stack, refused % cause) == count + 1, cause
+
+    await slack.driver.slash_command(
+        ALICE, "request sandbox play 10m edge e2e", channel_id="C0GENERAL", channel_name="g"
+    )
+
+    async def filed() -> Grant | None:
+        grants = await slack.store.list_grants(user=ALICE)
+        return next((g for g in grants if g.reason == "edge e2e"), None)
+
+    grant = await slack.eventually(filed)
+    copy = await slack.copy_in(grant.id, "C0ACCESS")
+    async with slack.driver.from_workspace(team_id="T0OTHER") as foreign:
+        resp = await foreign.block_action(BOB, ids.APPROVE, message=copy, channel_id="C0ACCESS")
+    assert resp.status == 403
+    assert (await slack.store.get(grant.id)).status is Status.PENDING
+
+    seen = len(await slack.ephemerals(ALICE))
+    resp = await slack.driver.slash_command(
+        ALICE, "help payload", channel_id="C0GENERAL", channel_name="payload-team"
+    )
+    assert resp.status == 200
+
+    async def answered() -> bool:
+        return len(await slack.ephemerals(ALICE)) > seen
+
+    await slack.eventually(answered)

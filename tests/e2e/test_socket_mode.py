@@ -154,3 +154,34 @@ async def test_a_mention_files_a_request_answered_in_its_thread(slack: Slack) ->
         ]
 
     await slack.eventually(answered)
+
+
+# Last in the module: it leaves ALICE a request, and the tests above take a user's newest
+# grant (Slack.newest_grant) as the one they just asked for.
+async def test_malformed_and_foreign_envelopes_are_acked_and_file_nothing(slack: Slack) -> None:
+    """Over the websocket, a click with `actions: []` is acknowledged and does nothing, and a
+    command from another workspace is acknowledged with the ephemeral "not the workspace
+    grantbot is installed in"; the bot keeps serving."""
+    click = slack.driver.payloads.interaction_base("block_actions", BOB, None, "1.2.3")
+    click["actions"] = []
+    answer = await slack.control.socket_deliver("interactive", click)
+    assert answer["acked"]
+    async with slack.driver.from_workspace(team_id="T0OTHER") as foreign:
+        resp = await foreign.slash_command(
+            ALICE, "request sandbox play 10m from afar", channel_id="C0GENERAL", channel_name="g"
+        )
+    assert resp.status == 200
+    assert "not the one grantbot is installed in" in resp.body["text"]
+    assert not [g for g in await slack.store.list_grants(user=ALICE) if g.reason == "from afar"]
+    resp = await slack.driver.slash_command(
+        ALICE, "request sandbox play 10m after the noise", channel_id="C0GENERAL", channel_name="g"
+    )
+    assert resp.status == 200
+
+    async def filed() -> list[str]:
+        grants = await slack.store.list_grants(user=ALICE)
+        return [g.id for g in grants if g.reason == "after the noise"]
+
+    await slack.eventually(filed)
+    # The foreign one was refused at its ack, before anything could be filed.
+    assert not [g for g in await slack.store.list_grants(user=ALICE) if g.reason == "from afar"]

@@ -125,11 +125,17 @@ async def running_bot(
     environ: Mapping[str, str] | None = None,
     policy: Path = POLICY_FILE,
     oncall_timeout_s: float = ONCALL_TIMEOUT_S,
+    enterprise_id: str | None = None,
+    auth_test: bool = True,
+    extra_settings: Mapping[str, str] | None = None,
 ) -> AsyncIterator[SlackHarness]:
     """Emulator + the assembled bot on a free local port + a driver; all closed on exit.
-    ``oncall_timeout_s`` bounds each PagerDuty / Opsgenie lookup (as in serve)."""
-    async with SlackEmulator() as emulator:
-        settings = settings_for(emulator, prefix=prefix, policy=policy)
+    ``oncall_timeout_s`` bounds each PagerDuty / Opsgenie lookup (as in serve).
+    ``enterprise_id`` puts the emulated workspace in an Enterprise Grid organisation;
+    ``auth_test`` False serves before auth.test has answered; ``extra_settings`` are more
+    environment settings (``SLACK_TEAM_ID``...)."""
+    async with SlackEmulator(enterprise_id=enterprise_id) as emulator:
+        settings = settings_for(emulator, prefix=prefix, policy=policy, **(extra_settings or {}))
         env = {**os.environ, **(environ or {})}
         async with assemble(
             settings,
@@ -141,7 +147,8 @@ async def running_bot(
             install_reload_triggers=False,
             oncall_timeout_s=oncall_timeout_s,
         ) as bot:
-            await check_slack(bot)
+            if auth_test:
+                await check_slack(bot)
             runner = web.AppRunner(bot.web_app, access_log=None, shutdown_timeout=1.0)
             await runner.setup()
             site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -152,6 +159,7 @@ async def running_bot(
                     f"http://127.0.0.1:{port}/slack/events",
                     signing_secret=SIGNING_SECRET,
                     emulator_url=emulator.base_url,
+                    enterprise_id=enterprise_id,
                 ) as driver:
                     yield SlackHarness(emulator, bot, driver)
             finally:

@@ -15,7 +15,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.grammar import RequestAccess, parse_command
 from bot.domain.model import Origin
-from bot.slack import blocks
+from bot.slack import blocks, ids
 from bot.slack.context import SlackDeps
 from bot.slack.listeners._shared import (
     file_and_announce,
@@ -35,14 +35,14 @@ def mention_text(text: str) -> str:
 
 
 def register(app: AsyncApp, deps: SlackDeps) -> None:
-    @app.event("app_mention")
+    @app.event(ids.MENTION_EVENT)
     async def mentioned(
         ack: AsyncAck, event: dict[str, Any], client: AsyncWebClient, request: AsyncBoltRequest
     ) -> None:
         await ack()
         deps.later(request, on_mention(deps, client, event), name="mention")
 
-    @app.event("app_home_opened")
+    @app.event(ids.HOME_OPENED_EVENT)
     async def home_opened(
         ack: AsyncAck, event: dict[str, Any], client: AsyncWebClient, request: AsyncBoltRequest
     ) -> None:
