@@ -36,9 +36,10 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-# botocore logs every response body at DEBUG, and an AssumeRole response carries the secret
-# key and session token: that logger never goes below INFO, whatever the root level is.
-logging.getLogger("botocore.parsers").setLevel(logging.INFO)
+# At DEBUG botocore logs every response body (an AssumeRole response carries the secret key
+# and session token) and every signed request's headers (X-Amz-Security-Token): its loggers
+# never go below INFO, whatever the root level is.
+logging.getLogger("botocore").setLevel(logging.INFO)
 
 #: AWS error codes that mean "not now" rather than "no": the call is retried later.
 RETRYABLE_CODES: Final = frozenset(
