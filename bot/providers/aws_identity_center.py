@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Final, Literal
@@ -69,6 +68,9 @@ IN_PROGRESS: Final = "IN_PROGRESS"
 SUCCEEDED: Final = "SUCCEEDED"
 #: "Another operation on this assignment is in progress": tried again within the wait bound.
 CONFLICT: Final = "ConflictException"
+#: A revoke waits at most this long (the revoker gives each revocation 30 s; one still in
+#: progress is REVOKE_FAILED and retried, and the retry finds the assignment gone).
+REVOKE_WAIT_MAX_S: Final = 25.0
 
 
 class AWSIdentityCenterSettings(AWSSettings):
@@ -136,6 +138,18 @@ def role_limit_findings(
     """For ``grantbot policy check``: warn when a portal session can outlive the grant."""
     assert isinstance(role, AWSIdentityCenterRoleSettings)
     return permission_set_findings(limits, session_duration_s=role.session_duration)
+
+
+def poll_delays(*, initial_s: float, max_s: float, budget_s: float) -> list[float]:
+    """The waits between polls of an assignment's status: doubling from ``initial_s`` up to
+    ``max_s`` each, as many as fit in ``budget_s`` in total (pure)."""
+    delays: list[float] = []
+    delay, spent = initial_s, 0.0
+    while spent + delay <= budget_s:
+        delays.append(delay)
+        spent += delay
+        delay = min(delay * 2, max_s)
+    return delays
 
 
 def thing_of(account_id: str, permission_set_arn: str, principal_id: str) -> str:
@@ -259,23 +273,30 @@ class AWSIdentityCenterProvider:
         return await self.aws.run(list_all, action="listing account assignments")
 
     async def _change(self, rec: dict[str, Any], *, create: bool) -> None:
-        """Create or delete the assignment and wait until AWS reports it done (bounded by
-        ``wait_timeout_s``, polling with doubling delays); deleting one already gone is
-        success. Raises TargetUnavailable when still in progress at the bound."""
+        """Create or delete the assignment and wait until AWS reports it done, polling with
+        doubling waits that add up to at most ``wait_timeout_s`` (:data:`REVOKE_WAIT_MAX_S`
+        for a delete); deleting one already gone is success. Raises TargetUnavailable when
+        still in progress when the waits are spent."""
         verb = "creating" if create else "deleting"
         target = self._target(rec)
-        deadline = time.monotonic() + self.settings.wait_timeout_s
-        delay = self.settings.poll_initial_s
+        bound_s = self.settings.wait_timeout_s
+        if not create:
+            bound_s = min(bound_s, REVOKE_WAIT_MAX_S)
+        delays = iter(
+            poll_delays(
+                initial_s=self.settings.poll_initial_s,
+                max_s=self.settings.poll_max_s,
+                budget_s=bound_s,
+            )
+        )
 
         async def pause(why: str) -> None:
-            nonlocal delay
-            if time.monotonic() + delay > deadline:
+            delay = next(delays, None)
+            if delay is None:
                 raise TargetUnavailable(
-                    f"{KIND}: {verb} the assignment: {why} after "
-                    f"{format_duration(self.settings.wait_timeout_s)}"
+                    f"{KIND}: {verb} the assignment: {why} after {format_duration(bound_s)}"
                 )
             await self.sleep(delay)
-            delay = min(delay * 2, self.settings.poll_max_s)
 
         while True:
             try:

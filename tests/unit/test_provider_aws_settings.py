@@ -9,6 +9,7 @@ import pytest
 
 from bot.errors import PolicyError
 from bot.policy_loader import parse_policy
+from bot.providers.aws_identity_center import poll_delays
 from bot.providers.aws_limits import (
     STS_MIN_S,
     iso_duration_s,
@@ -219,3 +220,12 @@ def test_source_identity_is_the_email_when_aws_accepts_it() -> None:
 
 def _fields(ctx: GrantContext) -> dict[str, object]:
     return {name: getattr(ctx, name) for name in GrantContext.__dataclass_fields__}
+
+
+def test_assignment_polls_double_up_to_a_cap_within_the_budget() -> None:
+    """Waits between status polls double from the first up to the cap, and add up to no more
+    than the budget (a revoke's 25 s: five waits, then TargetUnavailable)."""
+    assert poll_delays(initial_s=1, max_s=10, budget_s=25) == [1, 2, 4, 8, 10]
+    assert poll_delays(initial_s=1, max_s=10, budget_s=120)[-3:] == [10, 10, 10]
+    assert sum(poll_delays(initial_s=1, max_s=10, budget_s=120)) <= 120
+    assert poll_delays(initial_s=5, max_s=10, budget_s=4) == []
