@@ -29,6 +29,7 @@ import boto3
 import pytest
 import redis.asyncio as aioredis
 
+from bot.domain.ids import new_grant_id
 from bot.domain.model import Actor, ActorKind, Status
 from bot.errors import ConfigError, PolicyDenied, ProviderError, TargetUnavailable
 from bot.providers.aws_identity_center import (
@@ -114,8 +115,7 @@ class AwsTarget:
 
     def ctx(self, *, ttl_s: float = 1800.0, email: str | None = None) -> GrantContext:
         ctx = GrantContext(
-            grant_id="g-"
-            + "".join(secrets.choice("23456789abcdefghjkmnpqrstvwxyz") for _ in range(8)),
+            grant_id=new_grant_id(),
             user="U0REQUEST",
             resource="aws-test",
             role="admin",

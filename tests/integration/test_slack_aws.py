@@ -9,12 +9,11 @@ after the credentials' expiry, which AWS does enforce.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,7 @@ from tests.integration.aws_fixtures import (
     make_role,
 )
 from tests.integration.slack_harness import ALICE, BOB, FakeClock, SlackHarness, running_bot
-from tests.integration.test_provider_aws import deny_statement
+from tests.integration.test_provider_aws import deny_statement, wait_for
 
 POLICY = """
 groups:
@@ -109,17 +108,6 @@ async def slack(
         clock=FakeClock(time.time()),
     ) as harness:
         yield harness
-
-
-async def wait_for(
-    predicate: Callable[[], Awaitable[bool]], *, timeout_s: float, what: str
-) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if await predicate():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
 
 
 def _text(value: object) -> str:
