@@ -58,6 +58,19 @@ _PATTERNS: Final[list[tuple[re.Pattern[str], str]]] = [
         re.compile(r"(?i)(" + _KEY_WORDS + r"[\"']?\s*[:=]\s*[\"']?)([^\s\"',;}]+)"),
         r"\1" + REDACTED,
     ),
+    # AWS: the secret key and session token as the CLI, the credentials file, the SDKs' JSON
+    # and STS's XML write them (export AWS_SECRET_ACCESS_KEY=..., aws_session_token = ...,
+    # "SecretAccessKey": "...", <SessionToken>...</SessionToken>) ...
+    (
+        re.compile(
+            r"(?i)((?:aws_)?(?:secret_?access_?key|session_?token)[\"']?\s*[:=]\s*[\"']?)"
+            r"([^\s\"',;}]+)"
+        ),
+        r"\1" + REDACTED,
+    ),
+    (re.compile(r"(<(SecretAccessKey|SessionToken)>)[^<]*"), r"\1" + REDACTED),
+    # ... and a session token on its own, by the prefixes STS gives them.
+    (re.compile(r"\b(?:IQoJb3JpZ2luX2Vj|FwoGZXIvYXdz|FQoGZXIvYXdz)[A-Za-z0-9+/=]{16,}"), REDACTED),
     # scheme://user:PASSWORD@host, user optional (redis://:PASSWORD@host).
     (re.compile(r"(?i)([a-z][a-z0-9+.-]*://[^:/@\s]*:)([^@\s]+)(@)"), r"\1" + REDACTED + r"\3"),
 ]
@@ -65,7 +78,8 @@ _PATTERNS: Final[list[tuple[re.Pattern[str], str]]] = [
 #: A mapping key (extra field, bound field, nested dict) whose value is masked whole.
 _SECRET_KEY_RE: Final = re.compile(
     r"(?i)(?:^|[_.-])(?:password|passwd|pwd|passphrase|secret|token|api[_-]?key|apikey|"
-    r"authorization|private[_-]?key|signing[_-]?secret)(?:$|[_.-])"
+    r"authorization|private[_-]?key|signing[_-]?secret|secret_?access_?key|session_?token)"
+    r"(?:$|[_.-])"
 )
 #: ...unless it only names or points at one (``token_id``, ``secret_ref``, ``ca_key_file``).
 _NOT_SECRET_SUFFIX_RE: Final = re.compile(r"(?i)[_.-](?:id|ref|file|path|name|count|expires_at)$")

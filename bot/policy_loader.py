@@ -27,7 +27,8 @@ from bot.domain.policy import LoadedPolicy, Policy, check_policy
 from bot.domain.policy_schema import Finding, Loc, literal_secret_findings
 from bot.envrefs import referenced_names
 from bot.errors import PolicyError, PolicyIssue
-from bot.providers.registry import validate_provider_settings
+from bot.providers.base import RoleLimits
+from bot.providers.registry import check_provider_limits, validate_provider_settings
 
 __all__ = ["LoadedPolicy", "load_policy", "parse_policy"]
 
@@ -123,6 +124,11 @@ def parse_policy(
             )
         if check_providers and not issues:
             issues += [issue(f.loc, f.message) for f in _provider_findings(policy)]
+        if check_providers and not issues:
+            for f in _provider_limit_findings(policy):
+                (warnings if f.severity == "warning" else issues).append(
+                    issue(f.loc, f.message, f.severity)
+                )
         if environ is not None:
             warnings += [issue(f.loc, f.message, "warning") for f in _unset_env_refs(raw, environ)]
     if issues or policy is None:
@@ -143,6 +149,26 @@ def _provider_findings(policy: Policy) -> list[Finding]:
         for problem in problems:
             path, _, why = problem.partition(": ")
             found.append(Finding(("resources", rname, *_split_key_path(path)), why or problem))
+    return found
+
+
+def _provider_limit_findings(policy: Policy) -> list[Finding]:
+    """Each provider type's own view of its roles' limits (AWS session durations)."""
+    found: list[Finding] = []
+    for rname, spec in policy.resources.items():
+        limits = {}
+        for role in spec.roles:
+            rule = policy.rule(rname, role)
+            limits[role] = RoleLimits(
+                max_duration_s=rule.max_duration_s, default_duration_s=rule.default_duration_s
+            )
+        for role, f in check_provider_limits(
+            {"type": spec.provider.type, **spec.provider.settings},
+            {role: role_spec.provider for role, role_spec in spec.roles.items()},
+            limits,
+        ):
+            loc = ("resources", rname, "roles", role, *_split_key_path(f.key))
+            found.append(Finding(loc, f.message, "warning" if f.severity == "warning" else "error"))
     return found
 
 

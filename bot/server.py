@@ -152,6 +152,10 @@ async def _sweep_timeouts(service: GrantService, *, interval_s: float) -> None:
                 log.info("escalated %d pending request(s)", len(escalated))
         except Exception:
             log.exception("escalating pending requests failed; will retry")
+        try:
+            await service.housekeeping()  # e.g. STS deny policies past their sessions' expiry
+        except Exception:
+            log.exception("provider housekeeping failed; will retry")
         await asyncio.sleep(interval_s)
 
 
@@ -234,6 +238,7 @@ async def assemble(
             policy=policy,
             usergroups=directory,
             oncall=oncall,
+            people=directory,
             clock=clock,
             environ=environ,
         )

@@ -10,6 +10,7 @@ an approver of the request's resource and role.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import time
@@ -42,12 +43,21 @@ from bot.errors import (
     TransitionError,
 )
 from bot.escalation import EscalationLedger
+from bot.log_throttle import Throttle
 from bot.notify import Notifier, NullNotifier
 from bot.oncall.base import OnCallResult, OnCallUnavailable
 from bot.policy_holder import PolicyHolder
-from bot.providers.base import Credential, GrantContext, Provider
-from bot.providers.registry import build_provider
+from bot.providers.base import (
+    Credential,
+    GrantContext,
+    Housekeeper,
+    Provider,
+    RequestChecker,
+    RequestContext,
+)
+from bot.providers.registry import build_provider, provider_type
 from bot.store.grants import GrantStore
+from bot.store.provider_state import ProviderState
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +73,19 @@ class UsergroupDirectory(Protocol):
     async def members(self, usergroup_ids: Iterable[str]) -> Mapping[str, frozenset[str]]:
         """Members of each Slack user group asked for (absent = unknown = empty)."""
         ...
+
+
+class PeopleDirectory(Protocol):
+    async def email(self, user: str) -> str | None:
+        """The email address Slack has for ``user``; None when it has none or cannot say."""
+        ...
+
+
+class NoPeople:
+    """No directory: nobody's email is known."""
+
+    async def email(self, user: str) -> str | None:
+        return None
 
 
 class OnCallLookup(Protocol):
@@ -183,6 +206,7 @@ class GrantService:
         oncall: OnCallLookup | None = None,
         scheduler: Scheduler | None = None,
         revoker: Revoker | None = None,
+        people: PeopleDirectory | None = None,
         clock: Clock = time.time,
         environ: Mapping[str, str] | None = None,
     ) -> None:
@@ -193,11 +217,13 @@ class GrantService:
         self.oncall: OnCallLookup = oncall or NobodyOnCall()
         self.scheduler = scheduler
         self.revoker = revoker
+        self.people: PeopleDirectory = people or NoPeople()
         self.clock = clock
         self._environ = environ if environ is not None else os.environ
         self._providers: dict[tuple[str, str], Provider] = {}
         self.quota = AutoApprovalQuota(store.redis, keys=store.keys)
         self.escalations = EscalationLedger(store.redis, keys=store.keys)
+        self._housekeeping_log = Throttle(log, interval_s=60.0)
 
     # -- providers (also the scheduler's ProviderResolver) -------------------------------
 
@@ -210,9 +236,44 @@ class GrantService:
             if spec is None:
                 raise ProviderError(f"resource {resource} is no longer in the policy")
             settings = {"type": spec.provider.type, **spec.provider.settings}
-            provider = build_provider(settings, env=self._environ)
+            state = ProviderState(
+                self.store.redis, keys=self.store.keys, kind=spec.provider.type, resource=resource
+            )
+            provider = build_provider(settings, env=self._environ, state=state)
             self._providers[key] = provider
         return provider
+
+    async def _issue_context(
+        self, grant: Grant, *, expires_at: float
+    ) -> tuple[Provider, GrantContext]:
+        """Provider and context to issue ``grant`` ending at ``expires_at``: with the
+        requester's registered SSH key, and their email when the provider needs it."""
+        ssh_key = await self.store.redis.get(self.store.keys.ssh_key(grant.requester))
+        provider, ctx = self.resolve(
+            grant.model_copy(update={"expires_at": expires_at}), ssh_public_key=ssh_key
+        )
+        if getattr(provider, "needs_email", False):
+            ctx = dataclasses.replace(ctx, email=await self.people.email(grant.requester))
+        return provider, ctx
+
+    async def housekeeping(self) -> int:
+        """Let every provider of the current policy with leftovers at its target remove
+        what is due (:class:`~bot.providers.base.Housekeeper`); how many were removed. A
+        provider that fails is logged (a line a minute) and tried again on the next call."""
+        removed = 0
+        for resource, spec in self.policy.current.policy.resources.items():
+            kind = provider_type({"type": spec.provider.type})
+            if kind is None or not kind.housekeeps:
+                continue
+            try:
+                provider = self.provider_for(resource)
+                if isinstance(provider, Housekeeper):
+                    removed += await provider.housekeeping(now=self.clock())
+            except GrantbotError as e:
+                self._housekeeping_log.log(
+                    resource, "housekeeping of %s failed (will retry): %s", resource, e
+                )
+        return removed
 
     def resolve(
         self, grant: Grant, *, ssh_public_key: str | None = None
@@ -350,7 +411,7 @@ class GrantService:
         loaded = self.policy.current
         rule = loaded.policy.rule(resource, role)
         members = await self._usergroups_for(rule)
-        return evaluate_request(
+        decision = evaluate_request(
             loaded,
             user=user,
             resource=resource,
@@ -361,6 +422,33 @@ class GrantService:
             today=_today(at),
             usergroups=members,
         )
+        await self._precheck(decision, user=user, now=at)
+        return decision
+
+    async def _precheck(self, decision: RequestDecision, *, user: str, now: float) -> None:
+        """The target's own refusal of an accepted request, before anyone is asked
+        (:class:`~bot.providers.base.RequestChecker`): PolicyDenied saying why."""
+        rule = decision.rule
+        spec = self.policy.current.policy.resources[rule.resource]
+        kind = provider_type({"type": spec.provider.type})
+        if kind is None or not kind.prechecks:
+            return
+        provider = self.provider_for(rule.resource)
+        if not isinstance(provider, RequestChecker):
+            return
+        role_settings: Mapping[str, Any] = resolve_env_refs(
+            dict(rule.role_provider_settings), env=self._environ, key=f"roles.{rule.role}.provider"
+        )
+        email = await self.people.email(user) if provider.needs_email else None
+        request = RequestContext(
+            user=user,
+            resource=rule.resource,
+            role=rule.role,
+            role_settings=role_settings,
+            duration_s=decision.duration_s,
+            email=email,
+        )
+        await provider.precheck(request, now=now)
 
     async def request_extension(
         self,
@@ -487,11 +575,8 @@ class GrantService:
         """Issue ``grant``'s credential again ending at ``expires_at`` (providers' issue is
         idempotent per grant). None when that fails: access then ends at the old target-side
         expiry, which is logged, never raised."""
-        ssh_key = await self.store.redis.get(self.store.keys.ssh_key(grant.requester))
         try:
-            provider, ctx = self.resolve(
-                grant.model_copy(update={"expires_at": expires_at}), ssh_public_key=ssh_key
-            )
+            provider, ctx = await self._issue_context(grant, expires_at=expires_at)
             credential = await provider.issue(ctx, now=self.clock())
         except Exception as e:
             message = str(e) if isinstance(e, ProviderError | PolicyDenied) else type(e).__name__
@@ -692,11 +777,8 @@ class GrantService:
         """
         now = self.clock()
         expires_at = now + grant.duration_s
-        ssh_key = await self.store.redis.get(self.store.keys.ssh_key(grant.requester))
         try:
-            provider, ctx = self.resolve(
-                grant.model_copy(update={"expires_at": expires_at}), ssh_public_key=ssh_key
-            )
+            provider, ctx = await self._issue_context(grant, expires_at=expires_at)
             credential = await provider.issue(ctx, now=now)
         except Exception as e:
             message = str(e) if isinstance(e, ProviderError | PolicyDenied) else type(e).__name__

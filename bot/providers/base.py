@@ -45,7 +45,8 @@ class GrantContext:
 
     ``role_settings`` are the role-level provider settings from policies.yaml (``${VAR}``
     references already resolved); ``expires_at`` is epoch seconds UTC. ``ssh_public_key`` is
-    only used by the ssh_cert provider.
+    only used by the ssh_cert provider; ``email`` (the requester's, as Slack has it) is filled
+    when issuing for a provider whose ``needs_email`` is true (see :class:`RequestChecker`).
     """
 
     grant_id: str
@@ -55,6 +56,7 @@ class GrantContext:
     role_settings: Mapping[str, Any] = field(default_factory=dict)
     expires_at: float
     ssh_public_key: str | None = None
+    email: str | None = None
 
     @classmethod
     def from_grant(
@@ -63,6 +65,7 @@ class GrantContext:
         *,
         role_settings: Mapping[str, Any],
         ssh_public_key: str | None = None,
+        email: str | None = None,
     ) -> GrantContext:
         """The context of an approved grant. Raises ProviderError if it has no expiry yet."""
         if grant.expires_at is None:
@@ -75,7 +78,43 @@ class GrantContext:
             role_settings=role_settings,
             expires_at=grant.expires_at,
             ssh_public_key=ssh_public_key,
+            email=email,
         )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RequestContext:
+    """A request as it is about to be filed, before anyone is asked to approve it.
+
+    ``duration_s`` is what the policy accepted (the rule's default when none was asked);
+    ``email`` is the requester's as Slack has it, filled when the provider ``needs_email``
+    (None when Slack has none or could not say).
+    """
+
+    user: str
+    resource: str
+    role: str
+    role_settings: Mapping[str, Any] = field(default_factory=dict)
+    duration_s: int
+    email: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RoleLimits:
+    """What the policy allows a role after inheritance, for providers' own policy checks."""
+
+    max_duration_s: int
+    default_duration_s: int
+
+
+@dataclass(frozen=True, slots=True)
+class SettingsFinding:
+    """One problem a provider finds with a role's limits: ``key`` is relative to the role
+    (``max_duration``, ``provider.session_duration``)."""
+
+    key: str
+    message: str
+    severity: str = "error"  # "error" | "warning"
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +195,36 @@ class Provider(Protocol):
 
     async def aclose(self) -> None:
         """Release connections and sessions held by this provider."""
+        ...
+
+
+@runtime_checkable
+class RequestChecker(Protocol):
+    """Optional: a provider that can tell, before anyone is asked to approve, that a request
+    cannot be met at its target (a duration the target refuses; a requester the target does
+    not know). Providers without it accept every request the policy accepts.
+
+    ``needs_email``: the service looks the requester's email up (Slack) for the request's
+    context and for :class:`GrantContext` when issuing.
+    """
+
+    needs_email: ClassVar[bool]
+
+    async def precheck(self, request: RequestContext, *, now: float) -> None:
+        """Return when the request can be met; raise :class:`~bot.errors.PolicyDenied`
+        saying why it cannot (the requester reads it), TargetUnavailable when the target
+        cannot say now. Changes nothing at the target."""
+        ...
+
+
+@runtime_checkable
+class Housekeeper(Protocol):
+    """Optional: a provider with leftovers at its target to remove on a schedule (an STS
+    deny policy once the credentials it blocks have expired). The serve loop calls it every
+    few seconds on every replica, so it must be idempotent and cheap when nothing is due."""
+
+    async def housekeeping(self, *, now: float) -> int:
+        """Remove what is due by ``now``; how many were removed."""
         ...
 
 

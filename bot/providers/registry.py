@@ -18,7 +18,19 @@ from pydantic import ValidationError
 
 from bot.envrefs import referenced_names, resolve
 from bot.errors import ConfigError
-from bot.providers.base import Provider, ProviderSettings
+from bot.providers import aws_identity_center, aws_sts
+from bot.providers.aws_identity_center import (
+    AWSIdentityCenterProvider,
+    AWSIdentityCenterRoleSettings,
+    AWSIdentityCenterSettings,
+)
+from bot.providers.aws_sts import AWSSTSProvider, AWSSTSRoleSettings, AWSSTSSettings
+from bot.providers.base import (
+    Provider,
+    ProviderSettings,
+    RoleLimits,
+    SettingsFinding,
+)
 from bot.providers.mysql import MySQLProvider, MySQLRoleSettings, MySQLSettings
 from bot.providers.noop import NoopProvider, NoopRoleSettings, NoopSettings
 from bot.providers.postgres import PostgresProvider, PostgresRoleSettings, PostgresSettings
@@ -26,20 +38,47 @@ from bot.providers.redis_acl import RedisACLProvider, RedisACLRoleSettings, Redi
 from bot.providers.ssh_cert import SSHCertProvider, SSHCertRoleSettings, SSHCertSettings
 from bot.providers.validation import error_messages
 from bot.providers.webhook import WebhookProvider, WebhookRoleSettings, WebhookSettings
+from bot.store.provider_state import ProviderState
 
 #: Prefixes of the key paths in validate_provider_settings' messages (relative to a resource).
 RESOURCE_PREFIX: Final = "provider"
 ROLE_PREFIX: Final = "roles.{role}.provider"
 
 
+#: A provider type's own check of one role's limits: (resource settings, role settings,
+#: the role's limits after inheritance) -> findings. For ``grantbot policy check``.
+LimitCheck = Callable[[ProviderSettings, ProviderSettings, RoleLimits], list[SettingsFinding]]
+
+
 @dataclass(frozen=True, slots=True)
 class ProviderType:
-    """One kind of provider: its settings models and how to build it from valid settings."""
+    """One kind of provider: its settings models and how to build it from valid settings.
+
+    ``stateful`` providers keep books in grantbot's Redis and are built with a
+    :class:`~bot.store.provider_state.ProviderState` (``factory(model, state=...)``);
+    ``limit_check`` adds the type's own findings to ``grantbot policy check``.
+    """
 
     name: str
     settings_model: type[ProviderSettings]
     role_settings_model: type[ProviderSettings]
-    factory: Callable[[Any], Provider]
+    factory: Callable[..., Provider]
+    stateful: bool = False
+    limit_check: LimitCheck | None = None
+
+    @property
+    def prechecks(self) -> bool:
+        """Its providers check requests before approval (:class:`RequestChecker`)."""
+        return hasattr(self.factory, "precheck")
+
+    @property
+    def needs_email(self) -> bool:
+        return bool(getattr(self.factory, "needs_email", False))
+
+    @property
+    def housekeeps(self) -> bool:
+        """Its providers have leftovers to sweep (:class:`Housekeeper`)."""
+        return hasattr(self.factory, "housekeeping")
 
 
 #: Every provider type, by the name used as ``type:`` in policies.yaml.
@@ -53,6 +92,22 @@ PROVIDER_TYPES: Final[Mapping[str, ProviderType]] = MappingProxyType(
             ProviderType("ssh_cert", SSHCertSettings, SSHCertRoleSettings, SSHCertProvider),
             ProviderType("webhook", WebhookSettings, WebhookRoleSettings, WebhookProvider),
             ProviderType("noop", NoopSettings, NoopRoleSettings, NoopProvider),
+            ProviderType(
+                aws_sts.KIND,
+                AWSSTSSettings,
+                AWSSTSRoleSettings,
+                AWSSTSProvider,
+                stateful=True,
+                limit_check=aws_sts.role_limit_findings,
+            ),
+            ProviderType(
+                aws_identity_center.KIND,
+                AWSIdentityCenterSettings,
+                AWSIdentityCenterRoleSettings,
+                AWSIdentityCenterProvider,
+                stateful=True,
+                limit_check=aws_identity_center.role_limit_findings,
+            ),
         )
     }
 )
@@ -69,12 +124,22 @@ def _type_problem(settings: Mapping[str, Any]) -> str | None:
     return None
 
 
-def build_provider(settings: Mapping[str, Any], *, env: Mapping[str, str]) -> Provider:
+def provider_type(settings: Mapping[str, Any]) -> ProviderType | None:
+    """The type named by a resource's provider settings, or None when unknown."""
+    return PROVIDER_TYPES.get(str(settings.get("type")))
+
+
+def build_provider(
+    settings: Mapping[str, Any],
+    *,
+    env: Mapping[str, str],
+    state: ProviderState | None = None,
+) -> Provider:
     """The provider for one resource, from its settings dict with ``${VAR}`` resolved.
 
     Raises :class:`ConfigError` for an unknown type, a variable missing from ``env`` (naming
-    it) or invalid settings (naming the keys). Nothing is connected here: the first operation
-    (or ``health()``) reaches the target.
+    it), invalid settings (naming the keys) or a stateful type without ``state``. Nothing is
+    connected here: the first operation (or ``health()``) reaches the target.
     """
     problem = _type_problem(settings)
     if problem:
@@ -87,7 +152,40 @@ def build_provider(settings: Mapping[str, Any], *, env: Mapping[str, str]) -> Pr
         messages = error_messages(e, prefix=RESOURCE_PREFIX)
         # from None: the ValidationError's text would carry the resolved (secret) values.
         raise ConfigError(f"{kind.name} provider settings: " + "; ".join(messages)) from None
+    if kind.stateful:
+        if state is None:
+            raise ConfigError(f"{kind.name} providers keep their books in grantbot's Redis")
+        return kind.factory(model, state=state)
     return kind.factory(model)
+
+
+def check_provider_limits(
+    resource_settings: Mapping[str, Any],
+    role_settings_by_role: Mapping[str, Mapping[str, Any]],
+    limits_by_role: Mapping[str, RoleLimits],
+) -> list[tuple[str, SettingsFinding]]:
+    """The provider type's own findings about each role's limits, as (role, finding).
+
+    For the policy checker, once :func:`validate_provider_settings` found nothing: settings
+    are taken as written (``${VAR}`` unresolved), and a role whose settings do not validate
+    is skipped."""
+    kind = provider_type(resource_settings)
+    if kind is None or kind.limit_check is None:
+        return []
+    try:
+        model = kind.settings_model.model_validate(dict(resource_settings))
+    except ValidationError:
+        return []
+    found: list[tuple[str, SettingsFinding]] = []
+    for role, role_settings in role_settings_by_role.items():
+        limits = limits_by_role.get(role)
+        try:
+            role_model = kind.role_settings_model.model_validate(dict(role_settings))
+        except ValidationError:
+            continue
+        if limits is not None:
+            found += [(role, f) for f in kind.limit_check(model, role_model, limits)]
+    return found
 
 
 def validate_provider_settings(

@@ -154,6 +154,14 @@ class SlackDirectory:
         self._info.put(key, user)
         return user
 
+    async def email(self, user_id: str) -> str | None:
+        """The email address Slack has for ``user_id`` (users.info with the
+        ``users:read.email`` scope), or None when it has none or Slack cannot say."""
+        info = await self.user_info(user_id)
+        profile = info.get("profile") if info is not None else None
+        email = profile.get("email") if isinstance(profile, Mapping) else None
+        return str(email) if email else None
+
     async def channel_name(self, channel_id: str) -> str | None:
         """The channel's name (without #), or None for DMs and unknown channels."""
         info = await self.channel_info(channel_id)

@@ -118,3 +118,25 @@ class Keys:
     def counter(self, name: str) -> str:
         """String: a counter (e.g. auto-approvals per user per day)."""
         return f"{self._p}:count:{name}"
+
+    def provider_records(self, kind: str) -> str:
+        """Hash: grant id -> JSON of what a ``kind`` provider made at its target for that
+        grant (names, ids, expiry times; never a secret), for providers whose target cannot
+        say which of its things grantbot made (:mod:`bot.store.provider_state`)."""
+        return f"{self._p}:provider:{kind}:grants"
+
+    def provider_holders(self, kind: str, thing: str) -> str:
+        """Set: the grant ids holding one shared thing at a ``kind`` target (an Identity
+        Center account assignment); the thing is removed when the last holder ends."""
+        return f"{self._p}:provider:{kind}:holders:{thing}"
+
+    def provider_origins(self, kind: str) -> str:
+        """Hash: shared thing -> ``grantbot`` (grantbot created it) or ``other`` (it was
+        there before; grantbot never removes it). Set once per thing (HSETNX)."""
+        return f"{self._p}:provider:{kind}:origins"
+
+    def provider_cleanup(self, kind: str, resource: str) -> str:
+        """Sorted set: grant id -> when the leftover of a ``kind`` provider of ``resource``
+        at its target is to be removed (an STS deny policy, once the credentials' own expiry
+        has passed). One per resource: each resource's provider sweeps its own."""
+        return f"{self._p}:provider:{kind}:cleanup:{resource}"

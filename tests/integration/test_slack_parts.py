@@ -72,6 +72,16 @@ async def test_channel_names_and_users(emulator: SlackEmulator) -> None:
     assert await directory.user_info("U0NOPE") is None
 
 
+async def test_a_users_email_comes_from_users_info(emulator: SlackEmulator) -> None:
+    """The people directory (what AWS Identity Center matches on) reads the email from
+    users.info; an unknown user, or Slack failing, gives None."""
+    directory = SlackDirectory(_client(emulator))
+    assert await directory.email("U0ALICE") == "alice@example.com"
+    assert await directory.email("U0NOPE") is None
+    emulator.faults.server_error("users.info", times=10, status=500)
+    assert await directory.email("U0CAROL") is None
+
+
 async def test_background_failures_are_logged_and_drain_cancels_stragglers(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

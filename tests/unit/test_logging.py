@@ -235,6 +235,8 @@ def _secret_kinds(tmp: Path) -> list[Secret]:
     my_pw = "my-" + secrets.token_hex(8)
     rd_pw = "rd-" + secrets.token_hex(8)
     quoted = "q-" + secrets.token_hex(8)
+    aws_secret = base64.b64encode(_rand(30)).decode()  # 40 characters, as AWS's are
+    aws_token = "IQoJb3JpZ2luX2VjE" + base64.b64encode(_rand(300)).decode()
     return [
         Secret("slack-bot-token", f"client token {bot}", (bot, bot[5:])),
         Secret("slack-user-token", f"token={user}", (user, user[5:])),
@@ -271,6 +273,28 @@ def _secret_kinds(tmp: Path) -> list[Secret]:
         Secret("opsgenie-key-in-headers", f"{{'Authorization': 'GenieKey {genie}'}}", (genie,)),
         Secret("bearer", f"Authorization: Bearer {bearer}", (bearer, bearer.split(".")[2])),
         Secret("bearer-bare", f"retrying with Bearer {bearer}", (bearer, bearer.split(".")[2])),
+        Secret(
+            "aws-export-block",
+            f"export AWS_SECRET_ACCESS_KEY={aws_secret}\nexport AWS_SESSION_TOKEN={aws_token}",
+            (aws_secret, aws_token),
+        ),
+        Secret(
+            "aws-credentials-profile",
+            f"[p]\naws_secret_access_key = {aws_secret}\naws_session_token = {aws_token}",
+            (aws_secret, aws_token),
+        ),
+        Secret(
+            "aws-sdk-json",
+            f'{{"SecretAccessKey": "{aws_secret}", "SessionToken": "{aws_token}"}}',
+            (aws_secret, aws_token),
+        ),
+        Secret(
+            "sts-xml",
+            f"<SecretAccessKey>{aws_secret}</SecretAccessKey><SessionToken>{aws_token}"
+            "</SessionToken>",
+            (aws_secret, aws_token),
+        ),
+        Secret("aws-session-token-bare", f"signed with {aws_token} today", (aws_token,)),
     ]
 
 
@@ -316,7 +340,8 @@ def test_no_secret_kind_survives_in_any_part_of_a_record(
 ) -> None:
     """Every secret kind the bot handles (Slack tokens, the signing secret, issued passwords,
     private keys, password pairs, DSNs, the webhook key, on-call tokens, bearer headers) is
-    masked whether it sits in the message, the args, extra fields, a chained traceback or the
+    masked (AWS secret keys and session tokens too, as exports, profiles, JSON and XML)
+    whether it sits in the message, the args, extra fields, a chained traceback or the
     bound context; each line stays valid JSON and says [REDACTED] where the secret was."""
     kinds = _secret_kinds(tmp_path)
     for s in kinds:
@@ -349,10 +374,14 @@ def test_secret_named_fields_are_masked_whole(capture: Captured) -> None:
             "headers": {"Authorization": "custom scheme abc", "Accept": "application/json"},
             "token_id": "tok-42",
             "ca_key_file": "/etc/grantbot/ssh_ca",
+            "aws": {"SecretAccessKey": "sak words", "SessionToken": "st words"},
+            "AccessKeyId": "ASIAEXAMPLE",
         },
     )
     (line,) = capture()
     assert line["password"] == REDACTED and line["api_key"] == REDACTED
+    assert line["aws"] == {"SecretAccessKey": REDACTED, "SessionToken": REDACTED}
+    assert line["AccessKeyId"] == "ASIAEXAMPLE"  # an access key id is not a secret
     assert line["headers"] == {"Authorization": REDACTED, "Accept": "application/json"}
     assert line["token_id"] == "tok-42" and line["ca_key_file"] == "/etc/grantbot/ssh_ca"
     assert "horse" not in capture.text and "custom scheme" not in capture.text

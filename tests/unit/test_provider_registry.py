@@ -16,7 +16,16 @@ SECRET = "pw-Zk8q3-do-not-print"
 
 def test_every_documented_type_is_registered() -> None:
     """PROVIDER_TYPES names each provider the policy may use."""
-    assert set(PROVIDER_TYPES) == {"postgres", "mysql", "redis_acl", "ssh_cert", "webhook", "noop"}
+    assert set(PROVIDER_TYPES) == {
+        "postgres",
+        "mysql",
+        "redis_acl",
+        "ssh_cert",
+        "webhook",
+        "noop",
+        "aws_sts",
+        "aws_identity_center",
+    }
 
 
 def test_references_are_resolved_from_env_when_building() -> None:
