@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest bench clean
+.PHONY: run test system-deps lint typecheck pytest bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -15,7 +15,11 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/python -m bot run
 
-test: lint typecheck pytest
+test: system-deps lint typecheck pytest
+
+# Debian packages some tests need (sshd for the SSH certificate tests); see tests/system.py.
+system-deps:
+	@scripts/system-deps
 
 lint: $(STAMP)
 	$(BIN)/ruff check bot tests bench

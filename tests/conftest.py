@@ -12,10 +12,42 @@ import pytest
 import redis.asyncio as aioredis
 
 from bot.devtools.redis_server import RedisServer, port_answers
+from tests import system
 from bot.store.connection import connect
 from bot.store.grants import GrantStore
 from bot.store.keys import Keys
 from tests.integration.aws_fixtures import MotoServer
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "needs(name, ...): system requirements (tests/system.py); skipped when missing, "
+        "failed under CI=true",
+    )
+
+
+_missing: dict[str, int] = {}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for marker in item.iter_markers("needs"):
+        for name in marker.args:
+            if system.present(name):
+                continue
+            requirement = system.REQUIREMENTS[name]
+            if system.in_ci():
+                pytest.fail(f"{requirement.reason} (CI=true: nothing may be skipped)")
+            _missing[name] = _missing.get(name, 0) + 1
+            pytest.skip(requirement.reason)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for name, count in sorted(_missing.items()):
+        terminalreporter.write_line(
+            f"grantbot: {count} test(s) skipped: {system.REQUIREMENTS[name].reason}"
+        )
 
 
 @pytest.fixture(scope="session")

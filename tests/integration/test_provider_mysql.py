@@ -25,6 +25,8 @@ from tests.integration.providers_fixtures import (
     unique,
 )
 
+pytestmark = pytest.mark.needs("mysql")
+
 ADMIN = urlsplit(MYSQL_ADMIN_DSN)
 # MariaDB error codes: access denied at login (1698 when the account does not exist at all),
 # command denied (privilege).

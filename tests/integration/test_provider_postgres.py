@@ -29,6 +29,8 @@ from tests.integration.providers_fixtures import (
     unique,
 )
 
+pytestmark = pytest.mark.needs("postgres")
+
 
 @dataclass
 class Target:

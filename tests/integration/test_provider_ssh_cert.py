@@ -27,6 +27,8 @@ from tests.integration.providers_fixtures import (
     ssh_keygen,
 )
 
+pytestmark = pytest.mark.needs("sshd", "ssh")
+
 
 @dataclass
 class CA:

@@ -30,6 +30,8 @@ from tests.factories import POLICY_V, make_grant
 from tests.integration.providers_fixtures import MYSQL_ADMIN_DSN, PG_ADMIN_DSN
 from tests.integration.test_cli import grantbot
 
+pytestmark = pytest.mark.needs("postgres", "mysql")
+
 PG_ROLE = "grantbot_test_readers"
 
 POLICY = """
