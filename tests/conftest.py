@@ -12,10 +12,10 @@ import pytest
 import redis.asyncio as aioredis
 
 from bot.devtools.redis_server import RedisServer, port_answers
-from tests import system
 from bot.store.connection import connect
 from bot.store.grants import GrantStore
 from bot.store.keys import Keys
+from tests import system
 from tests.integration.aws_fixtures import MotoServer
 
 

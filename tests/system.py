@@ -62,8 +62,9 @@ REQUIREMENTS: Final[dict[str, Requirement]] = {
     "postgres": Requirement(
         f"PostgreSQL on {PG_HOST}:{PG_PORT} (with initdb/pg_ctl)",
         "PostgreSQL and start it (apt-get install postgresql)",
-        lambda: _answers(PG_HOST, PG_PORT)
-        and _binary("initdb", "/usr/lib/postgresql/*/bin/initdb"),
+        lambda: (
+            _answers(PG_HOST, PG_PORT) and _binary("initdb", "/usr/lib/postgresql/*/bin/initdb")
+        ),
     ),
     "mysql": Requirement(
         f"MariaDB/MySQL on {MYSQL_HOST}:{MYSQL_PORT}",
