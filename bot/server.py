@@ -29,10 +29,9 @@ import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
 from slack_bolt.async_app import AsyncApp
-from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.config import Settings
-from bot.errors import ConfigError
+from bot.errors import ConfigError, SlackError
 from bot.oncall.lookup import DEFAULT_TIMEOUT_S as DEFAULT_ONCALL_TIMEOUT_S
 from bot.oncall.lookup import PolicyOnCallLookup, slack_lookup_by_email
 from bot.policy_holder import PolicyHolder
@@ -40,11 +39,12 @@ from bot.redis_runtime import redis_url_for
 from bot.revocation import Revoker
 from bot.scheduler import RevocationScheduler
 from bot.service import GrantService
-from bot.slack.app import build_client, create_app
+from bot.slack.app import API_TIMEOUT_S, build_client, create_app
 from bot.slack.context import SlackDeps
 from bot.slack.dedupe import Dedupe
 from bot.slack.directory import SlackDirectory
 from bot.slack.notifier import SlackNotifier
+from bot.slack.retry import BACKOFF_S
 from bot.slack.tasks import BackgroundTasks
 from bot.store.connection import connect
 from bot.store.grants import GrantStore
@@ -93,11 +93,10 @@ async def check_slack(bot: Bot) -> None:
         log.info(
             "slack auth.test passed", extra={"team": resp.get("team"), "bot": resp.get("user")}
         )
-    except (SlackApiError, SlackClientError, aiohttp.ClientError, OSError) as e:
+    except SlackError as e:
         bot.readiness.slack_ok = False
-        code = e.response.get("error") if isinstance(e, SlackApiError) else type(e).__name__
-        bot.readiness.slack_detail = f"auth.test failed: {code}"
-        log.error("slack auth.test failed: %s", code)
+        bot.readiness.slack_detail = f"auth.test failed: {e.code}"
+        log.error("slack auth.test failed: %s", e.code)
 
 
 async def _keep_checking_slack(bot: Bot, *, interval_s: float) -> None:
@@ -179,6 +178,8 @@ async def assemble(
     http_events: bool = True,
     install_reload_triggers: bool = True,
     oncall_timeout_s: float = ONCALL_TIMEOUT_S,
+    slack_timeout_s: float = API_TIMEOUT_S,
+    slack_retry_backoff_s: float = BACKOFF_S,
 ) -> AsyncIterator[Bot]:
     """Build the whole bot on ``redis_url``; take it apart on exit (see module docstring).
 
@@ -186,7 +187,8 @@ async def assemble(
     is started. ``http_events`` False leaves /slack/events out (Socket Mode). The on-call
     lookup follows the policy's ``oncall:`` schedules (tokens from ``environ``), gives each
     remote source ``oncall_timeout_s`` and maps emails to Slack users with
-    users.lookupByEmail.
+    users.lookupByEmail. Each Slack Web API attempt gets ``slack_timeout_s``; a 5xx or a
+    dropped connection is retried after ``slack_retry_backoff_s`` (then doubling).
     """
     policy = PolicyHolder.load(settings.policy_path)
     redis = connect(redis_url, max_connections=256)
@@ -198,7 +200,13 @@ async def assemble(
     tasks = BackgroundTasks()
     try:
         store = GrantStore(redis, keys=Keys(prefix=settings.redis_prefix))
-        client = build_client(token=bot_token, base_url=settings.slack_api_url, session=session)
+        client = build_client(
+            token=bot_token,
+            base_url=settings.slack_api_url,
+            session=session,
+            timeout_s=slack_timeout_s,
+            retry_backoff_s=slack_retry_backoff_s,
+        )
         directory = SlackDirectory(client)
         oncall = PolicyOnCallLookup(
             policy,

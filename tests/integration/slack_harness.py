@@ -125,9 +125,11 @@ async def running_bot(
     environ: Mapping[str, str] | None = None,
     policy: Path = POLICY_FILE,
     oncall_timeout_s: float = ONCALL_TIMEOUT_S,
+    **assemble_options: Any,
 ) -> AsyncIterator[SlackHarness]:
     """Emulator + the assembled bot on a free local port + a driver; all closed on exit.
-    ``oncall_timeout_s`` bounds each PagerDuty / Opsgenie lookup (as in serve)."""
+    ``oncall_timeout_s`` bounds each PagerDuty / Opsgenie lookup (as in serve); other
+    keyword options go to :func:`bot.server.assemble` (e.g. ``slack_timeout_s``)."""
     async with SlackEmulator() as emulator:
         settings = settings_for(emulator, prefix=prefix, policy=policy)
         env = {**os.environ, **(environ or {})}
@@ -140,6 +142,7 @@ async def running_bot(
             environ=env,
             install_reload_triggers=False,
             oncall_timeout_s=oncall_timeout_s,
+            **assemble_options,
         ) as bot:
             await check_slack(bot)
             runner = web.AppRunner(bot.web_app, access_log=None, shutdown_timeout=1.0)
