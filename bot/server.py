@@ -21,7 +21,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -32,6 +32,7 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.config import Settings
 from bot.errors import ConfigError, SlackError
+from bot.log_throttle import Outage, Throttle
 from bot.oncall.lookup import DEFAULT_TIMEOUT_S as DEFAULT_ONCALL_TIMEOUT_S
 from bot.oncall.lookup import PolicyOnCallLookup, slack_lookup_by_email
 from bot.policy_holder import PolicyHolder
@@ -46,7 +47,8 @@ from bot.slack.directory import SlackDirectory
 from bot.slack.notifier import SlackNotifier
 from bot.slack.retry import BACKOFF_S
 from bot.slack.tasks import BackgroundTasks
-from bot.store.connection import connect
+from bot.store.connection import connect, is_unavailable, unavailable_cause
+from bot.store.connection import redis_outage as new_redis_outage
 from bot.store.grants import GrantStore
 from bot.store.keys import Keys
 from bot.web import Readiness, build_web_app
@@ -82,6 +84,7 @@ class Bot:
     web_app: web.Application
     readiness: Readiness
     tasks: BackgroundTasks
+    redis_outage: Outage
 
 
 async def check_slack(bot: Bot) -> None:
@@ -107,29 +110,54 @@ async def _keep_checking_slack(bot: Bot, *, interval_s: float) -> None:
         await check_slack(bot)
 
 
-async def _sweep_timeouts(service: GrantService, *, interval_s: float) -> None:
+async def _sweep_timeouts(service: GrantService, *, interval_s: float, outage: Outage) -> None:
     """Lapse pending requests past their deadline and escalate those past a tier's
     ``after``, forever (safe on every replica: both are claimed atomically in Redis)."""
     while True:
-        try:
-            lapsed = await service.time_out_due()
-            if lapsed:
-                log.info("lapsed %d pending request(s)", len(lapsed))
-        except Exception:
-            log.exception("timing out pending requests failed; will retry")
-        try:
-            stuck = await service.fail_stuck_approved()
-            if stuck:
-                log.warning("closed %d approved grant(s) whose issuing never finished", len(stuck))
-        except Exception:
-            log.exception("closing stuck approved grants failed; will retry")
-        try:
-            escalated = await service.escalate_due()
-            if escalated:
-                log.info("escalated %d pending request(s)", len(escalated))
-        except Exception:
-            log.exception("escalating pending requests failed; will retry")
+        await sweep_once(service, outage=outage)
         await asyncio.sleep(interval_s)
+
+
+#: One line a minute per sweep step that keeps failing for a reason other than Redis.
+_SWEEP_ERRORS: Final = Throttle(log, level=logging.ERROR)
+
+
+async def sweep_once(service: GrantService, *, outage: Outage) -> None:
+    """One pass of the time-out / stuck-approval / escalation sweep. Redis being down is
+    told by ``outage`` (and ends the pass: every step needs it); any other failure of a step
+    is logged, with its traceback at most once a minute, and the next step still runs."""
+    steps: tuple[tuple[str, Callable[[], Awaitable[list[Any]]], str, int], ...] = (
+        (
+            "timing out pending requests",
+            service.time_out_due,
+            "lapsed %d pending request(s)",
+            logging.INFO,
+        ),
+        (
+            "closing stuck approved grants",
+            service.fail_stuck_approved,
+            "closed %d approved grant(s) whose issuing never finished",
+            logging.WARNING,
+        ),
+        (
+            "escalating pending requests",
+            service.escalate_due,
+            "escalated %d pending request(s)",
+            logging.INFO,
+        ),
+    )
+    for what, step, done_msg, level in steps:
+        try:
+            done = await step()
+        except Exception as e:
+            if is_unavailable(e):
+                outage.failed(unavailable_cause(e))
+                return
+            _SWEEP_ERRORS.log(what, "%s failed: %s; will retry", what, type(e).__name__, exc_info=e)
+            continue
+        outage.succeeded()
+        if done:
+            log.log(level, done_msg, len(done))
 
 
 @contextlib.asynccontextmanager
@@ -139,22 +167,28 @@ async def _timekeeping(
     *,
     redis_url: str,
     clock: Callable[[], float],
+    redis_outage: Outage,
 ) -> AsyncIterator[None]:
     """Revocation on time (the revoker and its scheduler, wired into ``service``) and the
-    pending-request time-out sweep, for as long as the context is open."""
+    pending-request time-out sweep, for as long as the context is open. All of them tell
+    ``redis_outage`` when Redis fails them."""
     revoker = Revoker(
         store,
         resolver=service,
         listener=service,
         policy_version=lambda: service.policy.version,
         clock=clock,
+        redis_outage=redis_outage,
     )
-    scheduler = RevocationScheduler(store, revoker, redis=redis_url, clock=clock)
+    scheduler = RevocationScheduler(
+        store, revoker, redis=redis_url, clock=clock, redis_outage=redis_outage
+    )
     service.revoker = revoker
     service.scheduler = scheduler
     await scheduler.start()
     sweep = asyncio.get_running_loop().create_task(
-        _sweep_timeouts(service, interval_s=TIMEOUT_SWEEP_INTERVAL_S), name="timeout-sweep"
+        _sweep_timeouts(service, interval_s=TIMEOUT_SWEEP_INTERVAL_S, outage=redis_outage),
+        name="timeout-sweep",
     )
     try:
         yield
@@ -180,6 +214,7 @@ async def assemble(
     oncall_timeout_s: float = ONCALL_TIMEOUT_S,
     slack_timeout_s: float = API_TIMEOUT_S,
     slack_retry_backoff_s: float = BACKOFF_S,
+    redis_outage: Outage | None = None,
 ) -> AsyncIterator[Bot]:
     """Build the whole bot on ``redis_url``; take it apart on exit (see module docstring).
 
@@ -189,6 +224,8 @@ async def assemble(
     remote source ``oncall_timeout_s`` and maps emails to Slack users with
     users.lookupByEmail. Each Slack Web API attempt gets ``slack_timeout_s``; a 5xx or a
     dropped connection is retried after ``slack_retry_backoff_s`` (then doubling).
+    ``redis_outage`` is the one voice of every loop about Redis being down (default: a new
+    :func:`bot.store.connection.redis_outage`).
     """
     policy = PolicyHolder.load(settings.policy_path)
     redis = connect(redis_url, max_connections=256)
@@ -198,6 +235,7 @@ async def assemble(
     )
     service: GrantService | None = None
     tasks = BackgroundTasks()
+    outage = redis_outage or new_redis_outage()
     try:
         store = GrantStore(redis, keys=Keys(prefix=settings.redis_prefix))
         client = build_client(
@@ -231,11 +269,11 @@ async def assemble(
             service=service,
             directory=directory,
             tasks=tasks,
-            dedupe=Dedupe(redis, keys=store.keys),
+            dedupe=Dedupe(redis, keys=store.keys, redis_outage=outage),
             clock=clock,
         )
         app = create_app(deps=deps, client=client, signing_secret=signing_secret)
-        readiness = Readiness(redis=redis, policy=policy)
+        readiness = Readiness(redis=redis, policy=policy, redis_outage=outage)
         web_app = build_web_app(app if http_events else None, readiness=readiness, store=store)
         bot = Bot(
             settings=settings,
@@ -250,11 +288,14 @@ async def assemble(
             web_app=web_app,
             readiness=readiness,
             tasks=tasks,
+            redis_outage=outage,
         )
         policy.in_use = store.live_rules  # a reload may not orphan live grants
         if install_reload_triggers:
             policy.install_reload_triggers(audit=store.audit, clock=clock)
-        async with _timekeeping(service, store, redis_url=redis_url, clock=clock):
+        async with _timekeeping(
+            service, store, redis_url=redis_url, clock=clock, redis_outage=outage
+        ):
             try:
                 yield bot
             finally:
