@@ -30,9 +30,11 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from slack_bolt.async_app import AsyncApp
 
+from bot.announcer import EndAnnouncer, consumer_name
 from bot.config import Settings
 from bot.errors import ConfigError, SlackError
 from bot.log_throttle import Outage, Throttle
+from bot.notify import WithoutEnds
 from bot.oncall.lookup import DEFAULT_TIMEOUT_S as DEFAULT_ONCALL_TIMEOUT_S
 from bot.oncall.lookup import PolicyOnCallLookup, slack_lookup_by_email
 from bot.policy_holder import PolicyHolder
@@ -47,6 +49,7 @@ from bot.slack.directory import SlackDirectory
 from bot.slack.notifier import SlackNotifier
 from bot.slack.retry import BACKOFF_S
 from bot.slack.tasks import BackgroundTasks
+from bot.store.audit_feed import AuditFeed
 from bot.store.connection import connect, is_unavailable, unavailable_cause
 from bot.store.connection import redis_outage as new_redis_outage
 from bot.store.grants import GrantStore
@@ -85,6 +88,7 @@ class Bot:
     readiness: Readiness
     tasks: BackgroundTasks
     redis_outage: Outage
+    announcer: EndAnnouncer
 
 
 async def check_slack(bot: Bot) -> None:
@@ -264,7 +268,14 @@ async def assemble(
         notifier = SlackNotifier(
             client=client, store=store, policy=policy, directory=directory, clock=clock
         )
-        service.notifier = notifier
+        # Ends reach Slack once, from the audit stream, wherever they were made.
+        service.notifier = WithoutEnds(notifier)
+        announcer = EndAnnouncer(
+            AuditFeed(redis, keys=store.keys, consumer=consumer_name()),
+            store=store,
+            notifier=notifier,
+            redis_outage=outage,
+        )
         deps = SlackDeps(
             service=service,
             directory=directory,
@@ -289,6 +300,7 @@ async def assemble(
             readiness=readiness,
             tasks=tasks,
             redis_outage=outage,
+            announcer=announcer,
         )
         policy.in_use = store.live_rules  # a reload may not orphan live grants
         if install_reload_triggers:
@@ -296,10 +308,12 @@ async def assemble(
         async with _timekeeping(
             service, store, redis_url=redis_url, clock=clock, redis_outage=outage
         ):
+            announcer.start()
             try:
                 yield bot
             finally:
                 await tasks.drain(timeout_s=SHUTDOWN_DRAIN_S)
+                await announcer.stop()
     finally:
         await tasks.drain(timeout_s=1.0)
         await policy.aclose()

@@ -29,6 +29,7 @@ from bot.domain.grammar import (
 )
 from bot.domain.model import Origin, Status
 from bot.errors import GrantbotError, SlackError
+from bot.notify import WithoutEnds
 from bot.service import RequestResult
 from bot.slack import blocks, delivery
 from bot.slack.context import SlackDeps
@@ -221,6 +222,8 @@ async def announce_request(
         delivery.record(Undelivered(grant.id, "chat.postMessage", channel, e.code))
         return False
     notifier = deps.service.notifier
+    if isinstance(notifier, WithoutEnds):
+        notifier = notifier.inner
     if origin.thread_ts is None and isinstance(notifier, SlackNotifier):
         await notifier.remember_origin_root(
             grant.id, str(resp.get("channel") or channel), resp["ts"]
