@@ -228,7 +228,14 @@ class EndAnnouncer:
                     await self._announce(grant, to)
                 await self.feed.ack([entry.id])
 
-        await asyncio.gather(*(one(e, gid, to) for e, (gid, to) in ends))
+        results = await asyncio.gather(
+            *(one(e, gid, to) for e, (gid, to) in ends), return_exceptions=True
+        )
+        # Every announcement has run its course; the first failure (Redis, on an ack) is the
+        # round's: what was not acknowledged stays pending and is claimed again later.
+        failure = next((r for r in results if isinstance(r, BaseException)), None)
+        if failure is not None:
+            raise failure
 
     async def _announce(self, grant: Grant, to: str) -> None:
         """Tell the notifier, as the grant stands now. A failing revocation that has since

@@ -74,8 +74,18 @@ async def unavailable_as_store_error() -> AsyncIterator[None]:
 
 
 def is_unavailable(error: BaseException) -> bool:
-    """True when ``error`` means Redis could not be reached (already translated or not)."""
-    return isinstance(error, (StoreUnavailable, TimeoutError, *UNAVAILABLE))
+    """True when ``error`` means Redis could not be reached: StoreUnavailable, or a redis-py
+    error that was not translated. (Not any OSError or TimeoutError: a credential target
+    failing that way is not a Redis outage.)"""
+    return isinstance(
+        error,
+        (
+            StoreUnavailable,
+            redis_errors.ConnectionError,
+            redis_errors.TimeoutError,
+            redis_errors.ReadOnlyError,
+        ),
+    )
 
 
 def unavailable_cause(error: BaseException) -> BaseException:
