@@ -14,12 +14,15 @@ import logging
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from bot.config import Settings, load_settings
 from bot.domain.duration import format_duration, parse_duration
 from bot.domain.model import Grant, Status
 from bot.errors import GrantbotError, UsageError
+
+if TYPE_CHECKING:
+    from bot.store.audit_feed import AuditFeed
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -133,10 +136,28 @@ async def cmd_grants_show(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+#: What the CLI says about Slack after ending grants (it has no Slack of its own: a running
+#: `grantbot serve` announces every end from the audit stream).
+SLACK_BY_RUNNING_BOT = "Slack: the running grantbot serve is updating the messages about {it}."
+SLACK_WHEN_A_BOT_STARTS = (
+    "Slack: no grantbot serve is running; the messages about {it} will be updated when one starts."
+)
+
+
+async def _slack_news(feed: AuditFeed, *, plural: bool) -> str:
+    """Whether a running bot tells Slack of what this command ended, or one will."""
+    template = SLACK_BY_RUNNING_BOT if await feed.readers_alive() else SLACK_WHEN_A_BOT_STARTS
+    return template.format(it="them" if plural else "it")
+
+
 async def cmd_grants_revoke(args: argparse.Namespace, settings: Settings) -> int:
     from bot.runtime import open_service
+    from bot.store.audit_feed import AuditFeed
 
     async with open_service(settings) as service:
+        feed = AuditFeed(service.store.redis, keys=service.store.keys)
+        was_over = (await service.store.get(args.grant_id)).terminal
+        await feed.ensure_group()  # so even a first `grantbot serve` reads this end
         if args.force:
             grant = await service.force_close(
                 args.grant_id, operator=_operator(args), reason=args.reason
@@ -145,17 +166,24 @@ async def cmd_grants_revoke(args: argparse.Namespace, settings: Settings) -> int
             grant = await service.revoke_as_operator(
                 args.grant_id, operator=_operator(args), reason=args.reason
             )
+        news = None if was_over else await _slack_news(feed, plural=False)
     print(f"{grant.id}: {grant.status.value}")
+    if news:  # an end already made changes nothing in Slack
+        print(news)
     return EXIT_OK if grant.status in (Status.REVOKED, Status.EXPIRED) else EXIT_FAILED
 
 
 async def cmd_revoke_all(args: argparse.Namespace, settings: Settings) -> int:
     from bot.runtime import open_service
+    from bot.store.audit_feed import AuditFeed
 
     async with open_service(settings) as service:
+        feed = AuditFeed(service.store.redis, keys=service.store.keys)
+        await feed.ensure_group()  # so even a first `grantbot serve` reads these ends
         results = await service.revoke_all(
             user=args.user, operator=_operator(args), reason=args.reason
         )
+        news = await _slack_news(feed, plural=True) if results else None
     failed = [
         g
         for g in results
@@ -164,6 +192,8 @@ async def cmd_revoke_all(args: argparse.Namespace, settings: Settings) -> int:
     for g in results:
         print(f"{g.id}: {g.status.value} ({g.resource} {g.role})")
     print(f"{len(results)} grant(s) of {args.user} ended; {len(failed)} still need attention")
+    if news:
+        print(news)
     return EXIT_OK if not failed else EXIT_FAILED
 
 

@@ -88,3 +88,16 @@ class ProviderError(GrantbotError):
 
 class TargetUnavailable(ProviderError):
     """The credential target could not be reached; the operation should be retried."""
+
+
+class SlackError(GrantbotError):
+    """A Slack Web API call or ``response_url`` post failed for good (after the client's
+    retries). ``code`` is Slack's error code when Slack answered with one
+    (``channel_not_found``, ``ratelimited``), else what happened on the wire (``http_503``,
+    ``non_json_body``, ``timeout``, ``connection_reset``...); ``method`` names the call and
+    ``status`` the HTTP status (None when no answer came). Never carries a body: a message
+    sent or received may hold a credential. Raised by :mod:`bot.slack.api`."""
+
+    method: str = ""
+    code: str = "unknown"
+    status: int | None = None

@@ -51,9 +51,17 @@ class Throttle:
         self._clock = clock
         self._seen: dict[str, _Seen] = {}
 
-    def log(self, key: str, msg: str, *args: Any, extra: dict[str, Any] | None = None) -> bool:
-        """Log ``msg % args`` for ``key`` unless it was logged less than ``interval_s`` ago.
-        Returns whether a line was written."""
+    def log(
+        self,
+        key: str,
+        msg: str,
+        *args: Any,
+        extra: dict[str, Any] | None = None,
+        exc_info: BaseException | None = None,
+    ) -> bool:
+        """Log ``msg % args`` for ``key`` unless it was logged less than ``interval_s`` ago
+        (with ``exc_info``'s traceback, so a bug shows its traceback once a minute, not once
+        per occurrence). Returns whether a line was written."""
         now = self._clock()
         seen = self._seen.get(key)
         if seen is not None and now - seen.last_logged_at < self._interval_s:
@@ -66,7 +74,7 @@ class Throttle:
         self._seen[key] = _Seen(last_logged_at=now)
         while len(self._seen) > MAX_KEYS:
             del self._seen[next(iter(self._seen))]
-        self._logger.log(self._level, msg, *args, extra=fields)
+        self._logger.log(self._level, msg, *args, extra=fields, exc_info=exc_info)
         return True
 
 

@@ -21,6 +21,8 @@ from prometheus_client import REGISTRY as _DEFAULT_REGISTRY
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import choose_encoder
 
+from bot.errors import SlackError
+
 #: The one registry every grantbot metric is in (prometheus-client's default).
 REGISTRY: Final[CollectorRegistry] = _DEFAULT_REGISTRY
 
@@ -232,6 +234,8 @@ def record_slack_api_error(method: str, error: BaseException | str) -> None:
     code is used, else its type name) or an error code."""
     if isinstance(error, str):
         code = error
+    elif isinstance(error, SlackError):
+        code = error.code
     else:
         response = getattr(error, "response", None)
         data = getattr(response, "data", None)

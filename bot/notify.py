@@ -1,6 +1,8 @@
 """What the service tells the outside world after a state change, as a Protocol.
 
-The Slack notifier implements it; the CLI and tests without Slack use :class:`NullNotifier`.
+The Slack notifier implements it; the CLI and tests without Slack use :class:`NullNotifier`;
+``grantbot serve`` wraps the Slack notifier in :class:`WithoutEnds` (ends come from the audit
+stream, see bot.announcer).
 A notifier must never raise into the service: a failed notification cannot undo a stored
 decision. The service calls it after the state change is committed and logs failures.
 """
@@ -79,3 +81,41 @@ class NullNotifier:
         self, grant: Grant, *, tier: int, users: Iterable[str], channel: str | None
     ) -> None:
         return None
+
+
+class WithoutEnds:
+    """``inner`` for everything but ends (``ended``, ``issue_failed``, ``revoke_failed``),
+    which it drops. ``grantbot serve`` gives the service this: ends reach Slack once, from
+    the audit stream (bot.announcer), whichever process or replica made them."""
+
+    def __init__(self, inner: Notifier) -> None:
+        self.inner = inner
+
+    async def request_created(self, grant: Grant) -> None:
+        await self.inner.request_created(grant)
+
+    async def approval_recorded(self, grant: Grant) -> None:
+        await self.inner.approval_recorded(grant)
+
+    async def decided(self, grant: Grant) -> None:
+        await self.inner.decided(grant)
+
+    async def credential_issued(self, grant: Grant, credential: Credential) -> None:
+        await self.inner.credential_issued(grant, credential)
+
+    async def issue_failed(self, grant: Grant) -> None:
+        return None
+
+    async def ended(self, grant: Grant) -> None:
+        return None
+
+    async def revoke_failed(self, grant: Grant) -> None:
+        return None
+
+    async def extended(self, grant: Grant) -> None:
+        await self.inner.extended(grant)
+
+    async def escalated(
+        self, grant: Grant, *, tier: int, users: Iterable[str], channel: str | None
+    ) -> None:
+        await self.inner.escalated(grant, tier=tier, users=users, channel=channel)

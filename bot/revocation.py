@@ -42,9 +42,11 @@ from bot.domain import lifecycle
 from bot.domain.duration import format_duration
 from bot.domain.model import Actor, ActorKind, Event, Grant, Status
 from bot.errors import ConcurrencyError, GrantbotError, StoreUnavailable, TransitionError
+from bot.log_throttle import Outage
 from bot.providers.base import BulkRevoker, GrantContext, Provider
 from bot.scheduler import RevocationJobs
-from bot.store.connection import aw, translate_errors, unavailable_as_store_error
+from bot.store.connection import aw, translate_errors, unavailable_as_store_error, unavailable_cause
+from bot.store.connection import redis_outage as new_redis_outage
 from bot.store.grants import GrantStore, TransitionRequest
 
 log = logging.getLogger(__name__)
@@ -190,8 +192,10 @@ class _Batcher:
         *,
         batch_size: int,
         max_batches: int,
+        redis_outage: Outage,
     ) -> None:
         self._handle = handle
+        self._outage = redis_outage
         self._batch_size = batch_size
         self._slots = asyncio.Semaphore(max_batches)
         self._queue: list[_Work] = []
@@ -240,16 +244,13 @@ class _Batcher:
             while True:
                 try:
                     handled = await self._handle(batch)
+                    self._outage.succeeded()
                     break
                 except StoreUnavailable as e:
                     # Nothing was lost: the grants are still live in Redis. Keep the batch
-                    # and try again when Redis is back (each step is idempotent).
-                    log.warning(
-                        "revocation batch of %d waits for Redis: %s; retrying in %.1fs",
-                        len(batch),
-                        e,
-                        delay_s,
-                    )
+                    # and try again when Redis is back (each step is idempotent). The
+                    # outage says so once, not once per retry.
+                    self._outage.failed(unavailable_cause(e))
                     await asyncio.sleep(delay_s)
                     delay_s = min(delay_s * 2, STORE_RETRY_MAX_S)
         except Exception as e:
@@ -324,6 +325,7 @@ class Revoker:
         max_batches: int = DEFAULT_MAX_BATCHES,
         jobs: RevocationJobs | None = None,
         rand: Callable[[], float] = random.random,
+        redis_outage: Outage | None = None,
     ) -> None:
         self.store = store
         self.resolver = resolver
@@ -336,7 +338,12 @@ class Revoker:
         self._revoke_timeout_s = revoke_timeout_s
         self._rand = rand
         self._targets: dict[str, asyncio.Semaphore] = {}
-        self._batcher = _Batcher(self._handle, batch_size=batch_size, max_batches=max_batches)
+        self._batcher = _Batcher(
+            self._handle,
+            batch_size=batch_size,
+            max_batches=max_batches,
+            redis_outage=redis_outage or new_redis_outage(),
+        )
         self._notifications: set[asyncio.Task[None]] = set()
         self._claimed: dict[str, float] = {}  # grant id -> monotonic time its job was taken
         #: Grants revoked at their target whose end could not be stored because the grant

@@ -62,8 +62,16 @@ from redis.commands.core import AsyncScript
 from bot import metrics
 from bot.domain.model import LIVE, Status
 from bot.errors import GrantbotError, StoreUnavailable
+from bot.log_throttle import Outage, Throttle
 from bot.providers.base import GrantContext, Provider
-from bot.store.connection import UNAVAILABLE, aw, translate_errors, unavailable_as_store_error
+from bot.store.connection import (
+    UNAVAILABLE,
+    aw,
+    redis_outage,
+    translate_errors,
+    unavailable_as_store_error,
+    unavailable_cause,
+)
 from bot.store.keys import Keys
 
 if TYPE_CHECKING:
@@ -338,9 +346,11 @@ class RevocationJobStore(BaseJobStore):  # type: ignore[misc]  # apscheduler is 
         runner: JobRunner,
         due_batch_limit: int = DEFAULT_DUE_BATCH_LIMIT,
         unloadable_retry_s: float = UNLOADABLE_RETRY_S,
+        redis_outage: Outage | None = None,
     ) -> None:
         super().__init__()
         self._r = client
+        self._outage = redis_outage or _own_outage()
         self._keys = keys
         self._runner = runner
         self._due_batch_limit = due_batch_limit
@@ -371,12 +381,20 @@ class RevocationJobStore(BaseJobStore):  # type: ignore[misc]  # apscheduler is 
 
     def get_due_jobs(self, now: datetime) -> list[Job]:
         """Due jobs, soonest first, at most ``due_batch_limit`` of them. The plain revocation
-        jobs among them come back as one batch job (see the class docstring)."""
-        self._flush()
-        rows = self._due(
-            keys=[self._keys.revocation_run_times, self._keys.revocation_jobs],
-            args=[repr(now.timestamp()), self._due_batch_limit],
-        )
+        jobs among them come back as one batch job (see the class docstring). Redis being
+        unreachable is told by the outage and raised (APScheduler retries after
+        ``jobstore_retry_interval``)."""
+        try:
+            self._flush()
+            rows = self._due(
+                keys=[self._keys.revocation_run_times, self._keys.revocation_jobs],
+                args=[repr(now.timestamp()), self._due_batch_limit],
+            )
+        except UNAVAILABLE as e:
+            self._outage.failed(e)
+            setattr(e, _TOLD, True)  # APScheduler's own warning about it is dropped
+            raise
+        self._outage.succeeded()
         self._claimed = {}
         jobs: list[Job] = []
         batch: list[tuple[str, str]] = []
@@ -425,7 +443,7 @@ class RevocationJobStore(BaseJobStore):  # type: ignore[misc]  # apscheduler is 
             )
         except UNAVAILABLE as e:
             # APScheduler does not guard this call; an exception here would stop its timer.
-            log.warning("revocation job store unreachable: %s; retrying", e)
+            self._outage.failed(e)
             return datetime.now(UTC)
         return _utc(float(first[0][1])) if first else None
 
@@ -908,10 +926,12 @@ class RevocationScheduler:
         clock: Callable[[], float] = time.time,
         due_batch_limit: int = DEFAULT_DUE_BATCH_LIMIT,
         stop_grace_s: float = DEFAULT_STOP_GRACE_S,
+        redis_outage: Outage | None = None,
     ) -> None:
         self.store = store
         self.revoker = revoker
         self.replica_id = replica_id or default_replica_id()
+        self._outage = redis_outage or _own_outage()
         self.reconcile_interval_s = reconcile_interval_s
         self.lease = Lease(
             store.redis,
@@ -932,7 +952,11 @@ class RevocationScheduler:
         )
         self._sync = sync_client(redis) if isinstance(redis, str) else redis
         self._jobstore = RevocationJobStore(
-            self._sync, keys=store.keys, runner=revoker, due_batch_limit=due_batch_limit
+            self._sync,
+            keys=store.keys,
+            runner=revoker,
+            due_batch_limit=due_batch_limit,
+            redis_outage=self._outage,
         )
         self._aps: AsyncIOScheduler | None = None
         self._leader = False
@@ -959,7 +983,7 @@ class RevocationScheduler:
                 "coalesce": True,
                 "max_instances": JOB_MAX_INSTANCES,
             },
-            logger=logging.getLogger(f"{__name__}.apscheduler"),
+            logger=_APS_LOGGER,
         )
         aps.add_jobstore(self._jobstore, JOBSTORE_ALIAS)
         aps.add_executor(_quiet_executor(), EXECUTOR_ALIAS)
@@ -977,7 +1001,7 @@ class RevocationScheduler:
                 await self._lease_task
             self._lease_task = None
         was_leader = self._leader
-        self._stop_leading("stopping")
+        self._stop_leading("stopping", level=logging.INFO)
         aps, self._aps = self._aps, None
         await self.revoker.drain(timeout_s=self._stop_grace_s)
         if was_leader:
@@ -1030,8 +1054,10 @@ class RevocationScheduler:
                 await self._lease_tick()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("scheduler lease check failed")
+            except Exception as e:
+                _LOOP_ERRORS.log(
+                    "lease", "scheduler lease check failed: %s", _describe(e), exc_info=e
+                )
             await asyncio.sleep(self.tick_s)
 
     async def _lease_tick(self) -> None:
@@ -1041,9 +1067,11 @@ class RevocationScheduler:
             async with asyncio.timeout(self.tick_s):
                 won = await (self.lease.renew() if leading else self.lease.acquire())
         except (StoreUnavailable, TimeoutError) as e:
-            if leading:
-                log.warning("could not renew the scheduler lease: %s", _describe(e))
+            self._outage.failed(
+                unavailable_cause(e) if isinstance(e, StoreUnavailable) else "timed out"
+            )
             return  # the watchdog stops us leading before the lease can lapse
+        self._outage.succeeded()
         if leading and not won:
             self._stop_leading("another replica holds the lease")
         elif leading and not self.lease.held(now_monotonic=time.monotonic()):
@@ -1062,11 +1090,16 @@ class RevocationScheduler:
             self._aps.resume()  # overdue jobs run at once: misfire_grace_time is None
         self._reconcile_task = asyncio.create_task(self._reconcile_loop(), name="reconciler")
 
-    def _stop_leading(self, why: str) -> None:
-        """Stop running jobs and sweeps now (synchronous, so the watchdog can call it)."""
+    def _stop_leading(self, why: str, *, level: int = logging.WARNING) -> None:
+        """Stop running jobs and sweeps now (synchronous, so the watchdog can call it).
+        Said at ``level``; at INFO while Redis is down, whose outage line says why."""
         if not self._leader:
             return
-        log.warning("replica %s stops running the revocation scheduler: %s", self.replica_id, why)
+        if self._outage.down:
+            level = min(level, logging.INFO)
+        log.log(
+            level, "replica %s stops running the revocation scheduler: %s", self.replica_id, why
+        )
         self._set_leader(False)
         if self._watchdog is not None:
             self._watchdog.cancel()
@@ -1102,16 +1135,48 @@ class RevocationScheduler:
                 raise
             except StoreUnavailable as e:
                 metrics.RECONCILER_SWEEPS.labels(outcome="error").inc()
-                log.warning("reconciler sweep failed: %s; retrying in %ss", e, self.tick_s)
+                self._outage.failed(unavailable_cause(e))
                 delay = self.tick_s
                 continue
-            except Exception:
+            except Exception as e:
                 metrics.RECONCILER_SWEEPS.labels(outcome="error").inc()
-                log.exception("reconciler sweep failed")
+                _LOOP_ERRORS.log(
+                    "reconcile", "reconciler sweep failed: %s", _describe(e), exc_info=e
+                )
                 delay = self.reconcile_interval_s
                 continue
+            self._outage.succeeded()
             metrics.RECONCILER_SWEEPS.labels(outcome="ok").inc()
             delay = self.reconcile_interval_s
+
+
+def _own_outage() -> Outage:
+    """For a scheduler or job store built without the process's shared Redis outage."""
+    return redis_outage()
+
+
+#: One line a minute per loop failing for a reason other than Redis (a bug), traceback
+#: included; Redis being down is the outage's to tell.
+_LOOP_ERRORS: Final = Throttle(log, level=logging.ERROR)
+#: APScheduler's logger for our scheduler.
+_APS_LOGGER: Final = logging.getLogger(f"{__name__}.apscheduler")
+
+
+#: Set on a Redis error the job store has told the outage about.
+_TOLD: Final = "_grantbot_told_by_outage"
+
+
+class _ToldByOutage(logging.Filter):
+    """Drops APScheduler's "Error getting due jobs from job store" warning when the error
+    is a Redis failure our job store has already told the outage about: one line per outage,
+    not one per retry. Any other error in the job store is still logged by APScheduler."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        return not any(isinstance(a, BaseException) and getattr(a, _TOLD, False) for a in args)
+
+
+_APS_LOGGER.addFilter(_ToldByOutage())
 
 
 def _quiet_executor() -> Any:

@@ -21,7 +21,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sized
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -29,10 +29,12 @@ import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
 from slack_bolt.async_app import AsyncApp
-from slack_sdk.errors import SlackApiError, SlackClientError
 
+from bot.announcer import EndAnnouncer, consumer_name
 from bot.config import Settings
-from bot.errors import ConfigError
+from bot.errors import ConfigError, SlackError
+from bot.log_throttle import Outage, Throttle
+from bot.notify import WithoutEnds
 from bot.oncall.lookup import DEFAULT_TIMEOUT_S as DEFAULT_ONCALL_TIMEOUT_S
 from bot.oncall.lookup import PolicyOnCallLookup, slack_lookup_by_email
 from bot.policy_holder import PolicyHolder
@@ -40,15 +42,18 @@ from bot.redis_runtime import redis_url_for
 from bot.revocation import Revoker
 from bot.scheduler import RevocationScheduler
 from bot.service import GrantService
-from bot.slack.app import build_client, create_app
+from bot.slack.app import API_TIMEOUT_S, build_client, create_app
 from bot.slack.context import SlackDeps
 from bot.slack.dedupe import Dedupe
 from bot.slack.directory import SlackDirectory
 from bot.slack.edge import Edge, EdgeSocketModeHandler
 from bot.slack.notifier import SlackNotifier
+from bot.slack.retry import BACKOFF_S
 from bot.slack.tasks import BackgroundTasks
 from bot.slack.workspace import InstalledWorkspace
-from bot.store.connection import connect
+from bot.store.audit_feed import AuditFeed
+from bot.store.connection import connect, is_unavailable, unavailable_cause
+from bot.store.connection import redis_outage as new_redis_outage
 from bot.store.grants import GrantStore
 from bot.store.keys import Keys
 from bot.web import Readiness, build_web_app
@@ -87,6 +92,8 @@ class Bot:
     web_app: web.Application
     readiness: Readiness
     tasks: BackgroundTasks
+    redis_outage: Outage
+    announcer: EndAnnouncer
 
 
 async def check_slack(bot: Bot) -> None:
@@ -114,11 +121,10 @@ async def check_slack(bot: Bot) -> None:
                 "workspace": str(bot.workspace.known),
             },
         )
-    except (SlackApiError, SlackClientError, aiohttp.ClientError, OSError) as e:
+    except SlackError as e:
         bot.readiness.slack_ok = False
-        code = e.response.get("error") if isinstance(e, SlackApiError) else type(e).__name__
-        bot.readiness.slack_detail = f"auth.test failed: {code}"
-        log.error("slack auth.test failed: %s", code)
+        bot.readiness.slack_detail = f"auth.test failed: {e.code}"
+        log.error("slack auth.test failed: %s", e.code)
 
 
 async def _keep_checking_slack(bot: Bot, *, interval_s: float) -> None:
@@ -130,33 +136,61 @@ async def _keep_checking_slack(bot: Bot, *, interval_s: float) -> None:
         await check_slack(bot)
 
 
-async def _sweep_timeouts(service: GrantService, *, interval_s: float) -> None:
+async def _sweep_timeouts(service: GrantService, *, interval_s: float, outage: Outage) -> None:
     """Lapse pending requests past their deadline and escalate those past a tier's
     ``after``, forever (safe on every replica: both are claimed atomically in Redis)."""
     while True:
-        try:
-            lapsed = await service.time_out_due()
-            if lapsed:
-                log.info("lapsed %d pending request(s)", len(lapsed))
-        except Exception:
-            log.exception("timing out pending requests failed; will retry")
-        try:
-            stuck = await service.fail_stuck_approved()
-            if stuck:
-                log.warning("closed %d approved grant(s) whose issuing never finished", len(stuck))
-        except Exception:
-            log.exception("closing stuck approved grants failed; will retry")
-        try:
-            escalated = await service.escalate_due()
-            if escalated:
-                log.info("escalated %d pending request(s)", len(escalated))
-        except Exception:
-            log.exception("escalating pending requests failed; will retry")
-        try:
-            await service.housekeeping()  # e.g. STS deny policies past their sessions' expiry
-        except Exception:
-            log.exception("provider housekeeping failed; will retry")
+        await sweep_once(service, outage=outage)
         await asyncio.sleep(interval_s)
+
+
+#: One line a minute per sweep step that keeps failing for a reason other than Redis.
+_SWEEP_ERRORS: Final = Throttle(log, level=logging.ERROR)
+
+
+async def sweep_once(service: GrantService, *, outage: Outage) -> None:
+    """One pass of the time-out / stuck-approval / escalation sweep. Redis being down is
+    told by ``outage`` (and ends the pass: every step needs it); any other failure of a step
+    is logged, with its traceback at most once a minute, and the next step still runs."""
+    steps: tuple[tuple[str, Callable[[], Awaitable[Sized | int]], str, int], ...] = (
+        (
+            "timing out pending requests",
+            service.time_out_due,
+            "lapsed %d pending request(s)",
+            logging.INFO,
+        ),
+        (
+            "closing stuck approved grants",
+            service.fail_stuck_approved,
+            "closed %d approved grant(s) whose issuing never finished",
+            logging.WARNING,
+        ),
+        (
+            "escalating pending requests",
+            service.escalate_due,
+            "escalated %d pending request(s)",
+            logging.INFO,
+        ),
+        (
+            "provider housekeeping",  # e.g. STS deny policies past their sessions' expiry
+            service.housekeeping,
+            "removed %d leftover(s) at provider targets",
+            logging.INFO,
+        ),
+    )
+    for what, step, done_msg, level in steps:
+        try:
+            done = await step()
+        except Exception as e:
+            if is_unavailable(e):
+                outage.failed(unavailable_cause(e))
+                return
+            _SWEEP_ERRORS.log(what, "%s failed: %s; will retry", what, type(e).__name__, exc_info=e)
+            continue
+        outage.succeeded()
+        count = done if isinstance(done, int) else len(done)
+        if count:
+            log.log(level, done_msg, count)
 
 
 @contextlib.asynccontextmanager
@@ -166,22 +200,28 @@ async def _timekeeping(
     *,
     redis_url: str,
     clock: Callable[[], float],
+    redis_outage: Outage,
 ) -> AsyncIterator[None]:
     """Revocation on time (the revoker and its scheduler, wired into ``service``) and the
-    pending-request time-out sweep, for as long as the context is open."""
+    pending-request time-out sweep, for as long as the context is open. All of them tell
+    ``redis_outage`` when Redis fails them."""
     revoker = Revoker(
         store,
         resolver=service,
         listener=service,
         policy_version=lambda: service.policy.version,
         clock=clock,
+        redis_outage=redis_outage,
     )
-    scheduler = RevocationScheduler(store, revoker, redis=redis_url, clock=clock)
+    scheduler = RevocationScheduler(
+        store, revoker, redis=redis_url, clock=clock, redis_outage=redis_outage
+    )
     service.revoker = revoker
     service.scheduler = scheduler
     await scheduler.start()
     sweep = asyncio.get_running_loop().create_task(
-        _sweep_timeouts(service, interval_s=TIMEOUT_SWEEP_INTERVAL_S), name="timeout-sweep"
+        _sweep_timeouts(service, interval_s=TIMEOUT_SWEEP_INTERVAL_S, outage=redis_outage),
+        name="timeout-sweep",
     )
     try:
         yield
@@ -205,6 +245,9 @@ async def assemble(
     http_events: bool = True,
     install_reload_triggers: bool = True,
     oncall_timeout_s: float = ONCALL_TIMEOUT_S,
+    slack_timeout_s: float = API_TIMEOUT_S,
+    slack_retry_backoff_s: float = BACKOFF_S,
+    redis_outage: Outage | None = None,
 ) -> AsyncIterator[Bot]:
     """Build the whole bot on ``redis_url``; take it apart on exit (see module docstring).
 
@@ -212,7 +255,10 @@ async def assemble(
     is started. ``http_events`` False leaves /slack/events out (Socket Mode). The on-call
     lookup follows the policy's ``oncall:`` schedules (tokens from ``environ``), gives each
     remote source ``oncall_timeout_s`` and maps emails to Slack users with
-    users.lookupByEmail.
+    users.lookupByEmail. Each Slack Web API attempt gets ``slack_timeout_s``; a 5xx or a
+    dropped connection is retried after ``slack_retry_backoff_s`` (then doubling).
+    ``redis_outage`` is the one voice of every loop about Redis being down (default: a new
+    :func:`bot.store.connection.redis_outage`).
     """
     policy = PolicyHolder.load(settings.policy_path)
     redis = connect(redis_url, max_connections=256)
@@ -222,9 +268,16 @@ async def assemble(
     )
     service: GrantService | None = None
     tasks = BackgroundTasks()
+    outage = redis_outage or new_redis_outage()
     try:
         store = GrantStore(redis, keys=Keys(prefix=settings.redis_prefix))
-        client = build_client(token=bot_token, base_url=settings.slack_api_url, session=session)
+        client = build_client(
+            token=bot_token,
+            base_url=settings.slack_api_url,
+            session=session,
+            timeout_s=slack_timeout_s,
+            retry_backoff_s=slack_retry_backoff_s,
+        )
         directory = SlackDirectory(client)
         oncall = PolicyOnCallLookup(
             policy,
@@ -245,12 +298,19 @@ async def assemble(
         notifier = SlackNotifier(
             client=client, store=store, policy=policy, directory=directory, clock=clock
         )
-        service.notifier = notifier
+        # Ends reach Slack once, from the audit stream, wherever they were made.
+        service.notifier = WithoutEnds(notifier)
+        announcer = EndAnnouncer(
+            AuditFeed(redis, keys=store.keys, consumer=consumer_name()),
+            store=store,
+            notifier=notifier,
+            redis_outage=outage,
+        )
         deps = SlackDeps(
             service=service,
             directory=directory,
             tasks=tasks,
-            dedupe=Dedupe(redis, keys=store.keys),
+            dedupe=Dedupe(redis, keys=store.keys, redis_outage=outage),
             clock=clock,
         )
         app = create_app(deps=deps, client=client, signing_secret=signing_secret)
@@ -258,7 +318,7 @@ async def assemble(
             team_id=settings.slack_team_id, enterprise_id=settings.slack_enterprise_id
         )
         edge = Edge(app, signing_secret=signing_secret or None, workspace=workspace)
-        readiness = Readiness(redis=redis, policy=policy)
+        readiness = Readiness(redis=redis, policy=policy, redis_outage=outage)
         web_app = build_web_app(edge if http_events else None, readiness=readiness, store=store)
         bot = Bot(
             settings=settings,
@@ -275,15 +335,21 @@ async def assemble(
             web_app=web_app,
             readiness=readiness,
             tasks=tasks,
+            redis_outage=outage,
+            announcer=announcer,
         )
         policy.in_use = store.live_rules  # a reload may not orphan live grants
         if install_reload_triggers:
             policy.install_reload_triggers(audit=store.audit, clock=clock)
-        async with _timekeeping(service, store, redis_url=redis_url, clock=clock):
+        async with _timekeeping(
+            service, store, redis_url=redis_url, clock=clock, redis_outage=outage
+        ):
+            announcer.start()
             try:
                 yield bot
             finally:
                 await tasks.drain(timeout_s=SHUTDOWN_DRAIN_S)
+                await announcer.stop()
     finally:
         await tasks.drain(timeout_s=1.0)
         await policy.aclose()

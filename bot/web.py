@@ -14,17 +14,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 import redis.asyncio as aioredis
 from aiohttp import web
 
 from bot.errors import StoreUnavailable
+from bot.log_throttle import Outage
 from bot.metrics import render_metrics, set_active_grants
 from bot.policy_holder import PolicyHolder
 from bot.slack.edge import Edge
-from bot.store.connection import UNAVAILABLE
+from bot.store.connection import UNAVAILABLE, redis_outage, unavailable_cause
 from bot.store.grants import GrantStore
 
 log = logging.getLogger(__name__)
@@ -37,12 +38,14 @@ SCRAPE_STORE_TIMEOUT_S: Final = 1.0
 
 @dataclass(slots=True)
 class Readiness:
-    """What /readyz reports. ``slack_ok`` is set once auth.test has passed."""
+    """What /readyz reports. ``slack_ok`` is set once auth.test has passed. Each probe's
+    Redis PING also tells ``redis_outage`` (the process's one voice for Redis) how it went."""
 
     redis: aioredis.Redis
     policy: PolicyHolder
     slack_ok: bool = False
     slack_detail: str = "auth.test not run yet"
+    redis_outage: Outage = field(default_factory=redis_outage)
 
     async def checks(self) -> dict[str, str]:
         """One line per check; each starts with "ok" when it passes."""
@@ -50,8 +53,10 @@ class Readiness:
         try:
             await asyncio.wait_for(self.redis.ping(), timeout=READY_PING_TIMEOUT_S)
             out["redis"] = "ok"
+            self.redis_outage.succeeded()
         except (TimeoutError, *UNAVAILABLE) as e:
             out["redis"] = f"unavailable: {type(e).__name__}"
+            self.redis_outage.failed(e if not isinstance(e, TimeoutError) else "timed out")
         out["policy"] = f"ok, version {self.policy.version[:12]}"
         out["slack"] = "ok" if self.slack_ok else self.slack_detail
         return out
@@ -66,7 +71,8 @@ def build_web_app(
 ) -> web.Application:
     """The aiohttp application: the Slack edge on POST ``path`` (None in Socket Mode, where
     Slack comes over the websocket) plus the health and metrics routes. With ``store``, each
-    ``/metrics`` scrape refreshes the active-grants gauge from it first."""
+    ``/metrics`` scrape refreshes the active-grants gauge from it first (a failure is told
+    by ``readiness.redis_outage``)."""
     # aiohttp's default body limit (1 MiB) stays: larger bodies get 413 before anything else.
     app = web.Application()
     if edge is not None:
@@ -85,9 +91,12 @@ def build_web_app(
             try:
                 async with asyncio.timeout(SCRAPE_STORE_TIMEOUT_S):
                     set_active_grants(await store.live_by_resource())
+                readiness.redis_outage.succeeded()
             except (TimeoutError, StoreUnavailable) as e:
                 # Still serve every other metric; the gauge keeps its last reading.
-                log.warning("metrics: live grant counts unavailable: %s", e)
+                readiness.redis_outage.failed(
+                    unavailable_cause(e) if isinstance(e, StoreUnavailable) else "timed out"
+                )
         body, content_type = render_metrics(request.headers.get("Accept"))
         return web.Response(body=body, headers={"Content-Type": content_type})
 

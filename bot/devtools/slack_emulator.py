@@ -3,8 +3,9 @@
 One emulator serves the integration tests and ``grantbot demo``. It is an aiohttp server on
 127.0.0.1 that answers the Web API methods grantbot calls (``/api/<method>``) and the
 ``response_url`` posts a bot makes, enforces Slack's Block Kit limits with Slack's error codes,
-injects faults (429 + Retry-After, 5xx, slow answers) and records every call, so a test can read
-back exactly what the bot did.
+injects faults in every shape Slack fails in (429 + Retry-After, 5xx with a JSON error, slow
+answers, a non-JSON body, an HTML error page, a plain-text body, no answer at all, a reset
+connection) and records every call, so a test can read back exactly what the bot did.
 
 In process::
 
@@ -29,6 +30,8 @@ import itertools
 import json
 import secrets
 import signal
+import socket
+import struct
 import sys
 import time
 from collections import deque
@@ -36,7 +39,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from types import TracebackType
-from typing import Any, Self, TypeVar, overload
+from typing import Any, Final, Self, TypeVar, overload
 
 import aiohttp
 from aiohttp import web
@@ -575,53 +578,131 @@ class BlockKitValidator:
 
 # --- Faults ---------------------------------------------------------------------------------
 class FaultKind(StrEnum):
-    RATELIMITED = "ratelimited"
-    SERVER_ERROR = "server_error"
-    DELAY = "delay"
+    """How a call misbehaves. Each is a shape real Slack (or a proxy in front of it) shows."""
+
+    RATELIMITED = "ratelimited"  # HTTP 429 {"ok": false, "error": "ratelimited"}, Retry-After
+    SERVER_ERROR = "server_error"  # HTTP 5xx with Slack's JSON error body
+    DELAY = "delay"  # a normal answer, late
+    NON_JSON = "non_json"  # declared application/json, but the body is not JSON
+    HTML_ERROR = "html_error"  # a proxy's HTML error page (text/html, e.g. 503)
+    PLAIN_TEXT = "plain_text"  # a text/plain error body
+    TIMEOUT = "timeout"  # no answer at all for delay_s (the client gives up first)
+    RESET = "reset"  # the connection is reset (TCP RST) before any answer
+
+
+#: Bodies of the non-JSON faults, as proxies and load balancers in front of Slack send them.
+NON_JSON_BODY: Final = '{"ok": true, "channel": "C0'  # cut off mid-object
+HTML_ERROR_BODY: Final = (
+    "<html><head><title>503 Service Temporarily Unavailable</title></head>"
+    "<body><center><h1>503 Service Temporarily Unavailable</h1></center></body></html>"
+)
+PLAIN_TEXT_BODY: Final = "upstream connect error or disconnect/reset before headers"
+#: How long a TIMEOUT fault holds a call unanswered by default (clients give up long before).
+DEFAULT_TIMEOUT_HOLD_S: Final = 30.0
+_DEFAULT_STATUS: Final[Mapping[FaultKind, int]] = {
+    FaultKind.SERVER_ERROR: 500,
+    FaultKind.NON_JSON: 200,
+    FaultKind.HTML_ERROR: 503,
+    FaultKind.PLAIN_TEXT: 500,
+}
 
 
 @dataclass
 class Fault:
-    """One queued misbehaviour for one method, applied to its next ``times`` calls."""
+    """One queued misbehaviour for one method, applied to its next ``times`` calls.
+
+    ``status`` None means the kind's usual status (500, 200 for NON_JSON, 503 for
+    HTML_ERROR). ``match`` limits the fault to calls whose arguments include these values
+    (e.g. ``{"channel": "U0ALICE"}``: only the DMs to Alice)."""
 
     kind: FaultKind
     times: int = 1
     retry_after_s: int = 1
-    status: int = 500
+    status: int | None = None
     delay_s: float = 0.0
+    match: dict[str, str] | None = None
+
+    @property
+    def http_status(self) -> int:
+        return self.status if self.status is not None else _DEFAULT_STATUS.get(self.kind, 500)
+
+    def applies_to(self, args: Mapping[str, Any]) -> bool:
+        return not self.match or all(str(args.get(k)) == v for k, v in self.match.items())
 
 
 class FaultInjector:
-    """Queues faults per method; each call to that method consumes one use of the first fault."""
+    """Queues faults per method; a call to that method consumes one use of the first queued
+    fault that applies to its arguments."""
 
     def __init__(self) -> None:
         self._queues: dict[str, deque[Fault]] = {}
 
-    def ratelimit(self, method: str, *, times: int = 1, retry_after_s: int = 1) -> None:
+    def ratelimit(
+        self,
+        method: str,
+        *,
+        times: int = 1,
+        retry_after_s: int = 1,
+        match: dict[str, str] | None = None,
+    ) -> None:
         """The next ``times`` calls answer HTTP 429 ``ratelimited`` with ``Retry-After``."""
-        self.add(method, Fault(FaultKind.RATELIMITED, times=times, retry_after_s=retry_after_s))
+        fault = Fault(FaultKind.RATELIMITED, times=times, retry_after_s=retry_after_s, match=match)
+        self.add(method, fault)
 
-    def server_error(self, method: str, *, times: int = 1, status: int = 500) -> None:
+    def server_error(
+        self,
+        method: str,
+        *,
+        times: int = 1,
+        status: int = 500,
+        match: dict[str, str] | None = None,
+    ) -> None:
         """The next ``times`` calls answer HTTP ``status`` (500, 503...) and change nothing."""
-        self.add(method, Fault(FaultKind.SERVER_ERROR, times=times, status=status))
+        self.add(method, Fault(FaultKind.SERVER_ERROR, times=times, status=status, match=match))
 
     def delay(self, method: str, *, delay_s: float, times: int = 1) -> None:
         """The next ``times`` calls are answered normally, after ``delay_s``."""
         self.add(method, Fault(FaultKind.DELAY, times=times, delay_s=delay_s))
+
+    def misbehave(
+        self,
+        method: str,
+        kind: FaultKind,
+        *,
+        times: int = 1,
+        status: int | None = None,
+        retry_after_s: int = 1,
+        hold_s: float = DEFAULT_TIMEOUT_HOLD_S,
+        match: dict[str, str] | None = None,
+    ) -> None:
+        """The next ``times`` calls fail in the shape ``kind`` names; nothing changes. A
+        TIMEOUT holds each call unanswered for ``hold_s`` (or until the emulator stops)."""
+        delay_s = hold_s if kind is FaultKind.TIMEOUT else 0.0
+        fault = Fault(
+            kind,
+            times=times,
+            retry_after_s=retry_after_s,
+            status=status,
+            delay_s=delay_s,
+            match=match,
+        )
+        self.add(method, fault)
 
     def add(self, method: str, fault: Fault) -> None:
         if fault.times < 1:
             raise ValueError("a fault applies to at least one call")
         self._queues.setdefault(method, deque()).append(fault)
 
-    def take(self, method: str) -> Fault | None:
+    def take(self, method: str, args: Mapping[str, Any] | None = None) -> Fault | None:
         queue = self._queues.get(method)
         if not queue:
             return None
-        fault = queue[0]
+        fault = next((f for f in queue if f.applies_to(args or {})), None)
+        if fault is None:
+            return None
         fault.times -= 1
         if fault.times == 0:
-            queue.popleft()
+            queue.remove(fault)
         return fault
 
     def clear(self) -> None:
@@ -1046,13 +1127,48 @@ class Workspace:
 
 # --- The HTTP edge --------------------------------------------------------------------------
 class _Answer:
-    """An HTTP answer: status, JSON body, extra headers."""
+    """An HTTP answer: status, JSON body (or a raw ``text`` body of ``content_type``), extra
+    headers; ``reset`` answers by resetting the connection instead (recorded as status 0)."""
 
-    def __init__(self, body: JSON, status: int = 200, headers: Mapping[str, str] | None = None):
+    def __init__(
+        self,
+        body: JSON,
+        status: int = 200,
+        headers: Mapping[str, str] | None = None,
+        *,
+        text: str | None = None,
+        content_type: str = "application/json",
+        reset: bool = False,
+        recorded: bool = False,
+    ):
         self.body, self.status, self.headers = body, status, dict(headers or {})
+        self.text, self.content_type, self.reset = text, content_type, reset
+        self.recorded = recorded  # already in the call log (a held call is logged at once)
 
-    def to_response(self) -> web.Response:
+    def to_response(self, request: web.Request) -> web.Response:
+        if self.reset:
+            _reset_connection(request)
+            return web.Response(status=self.status)  # never reaches the client
+        if self.text is not None:
+            return web.Response(
+                text=self.text,
+                status=self.status,
+                headers=self.headers,
+                content_type=self.content_type,
+            )
         return web.json_response(self.body, status=self.status, headers=self.headers)
+
+
+def _reset_connection(request: web.Request) -> None:
+    """Close the request's connection with a TCP RST (SO_LINGER 0): the client reads
+    "connection reset by peer", as when a load balancer drops it."""
+    transport = request.transport
+    if transport is None:
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
 
 
 _SERVER_ERRORS = {500: "internal_error", 502: "internal_error", 503: "service_unavailable"}
@@ -1100,9 +1216,11 @@ class SlackEmulator:
         self._host, self._port = host, port
         self._calls: list[Call] = []
         self._runner: web.AppRunner | None = None
+        self._stopping = asyncio.Event()  # ends the holds of TIMEOUT faults
 
     # --- lifecycle ---
     async def start(self) -> Self:
+        self._stopping.clear()
         app = web.Application()
         app.router.add_route("*", API_PREFIX + "{method}", self._handle_api)
         app.router.add_post(RESPONSE_URL_PATH + "{token}", self._handle_response_url)
@@ -1122,6 +1240,7 @@ class SlackEmulator:
         return self
 
     async def stop(self) -> None:
+        self._stopping.set()
         if self._runner is not None:
             await self.socket_mode.close()
             await self._runner.cleanup()
@@ -1265,28 +1384,51 @@ class SlackEmulator:
     def _record(self, method: str, args: JSON, answer: _Answer) -> None:
         self._calls.append(Call(method, args, self._clock(), answer.status, answer.body))
 
-    async def _apply_fault(self, method: str) -> _Answer | None:
-        fault = self.faults.take(method)
+    async def _apply_fault(
+        self, method: str, args: JSON, *, record_as: JSON | None = None
+    ) -> _Answer | None:
+        """The answer a queued fault gives this call (None: answer normally). ``record_as``
+        is what the call log shows of the arguments (default ``args``)."""
+        fault = self.faults.take(method, args)
         if fault is None:
             return None
-        if fault.kind is FaultKind.DELAY:
-            await asyncio.sleep(fault.delay_s)
-            return None
-        if fault.kind is FaultKind.RATELIMITED:
-            return _Answer(
-                {"ok": False, "error": "ratelimited"},
-                429,
-                {"Retry-After": str(fault.retry_after_s)},
-            )
-        error = _SERVER_ERRORS.get(fault.status, "internal_error")
-        return _Answer({"ok": False, "error": error}, fault.status)
+        status = fault.http_status
+        match fault.kind:
+            case FaultKind.DELAY:
+                await asyncio.sleep(fault.delay_s)
+                return None
+            case FaultKind.RATELIMITED:
+                return _Answer(
+                    {"ok": False, "error": "ratelimited"},
+                    429,
+                    {"Retry-After": str(fault.retry_after_s)},
+                )
+            case FaultKind.NON_JSON:
+                return _Answer({}, status, text=NON_JSON_BODY, content_type="application/json")
+            case FaultKind.HTML_ERROR:
+                return _Answer({}, status, text=HTML_ERROR_BODY, content_type="text/html")
+            case FaultKind.PLAIN_TEXT:
+                return _Answer({}, status, text=PLAIN_TEXT_BODY, content_type="text/plain")
+            case FaultKind.TIMEOUT:
+                # Recorded now: the client gives up long before the hold ends.
+                logged = args if record_as is None else record_as
+                self._record(method, logged, _Answer({"ok": False, "error": "timeout"}, 0))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), timeout=fault.delay_s)
+                return _Answer({"ok": False, "error": "timeout"}, 504, recorded=True)
+            case FaultKind.RESET:
+                return _Answer({"ok": False, "error": "connection_reset"}, 0, reset=True)
+            case _:
+                error = _SERVER_ERRORS.get(status, "internal_error")
+                return _Answer({"ok": False, "error": error}, status)
 
     async def _handle_api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         args, token = await _read_api_args(request)
-        answer = await self._apply_fault(method) or self._answer_api(method, args, token)
-        self._record(method, args, answer)
-        return answer.to_response()
+        answer = await self._apply_fault(method, args) or self._answer_api(method, args, token)
+        if not answer.recorded:
+            self._record(method, args, answer)
+        return answer.to_response(request)
 
     def _answer_api(self, method: str, args: JSON, token: str | None) -> _Answer:
         if method == APPS_CONNECTIONS_OPEN:  # the one method that takes the app-level token
@@ -1311,7 +1453,8 @@ class SlackEmulator:
         except ValueError:
             body = None
         args: JSON = body if isinstance(body, dict) else {}
-        answer = await self._apply_fault(RESPONSE_URL_METHOD)
+        recorded_args = {**args, "response_url_token": token}
+        answer = await self._apply_fault(RESPONSE_URL_METHOD, args, record_as=recorded_args)
         if answer is None:
             try:
                 answer = (
@@ -1321,8 +1464,9 @@ class SlackEmulator:
                 )
             except _ApiError as e:
                 answer = _Answer(e.body(), e.status)
-        self._record(RESPONSE_URL_METHOD, {**args, "response_url_token": token}, answer)
-        return answer.to_response()
+        if not answer.recorded:
+            self._record(RESPONSE_URL_METHOD, recorded_args, answer)
+        return answer.to_response(request)
 
     async def _handle_calls(self, request: web.Request) -> web.Response:
         method = request.query.get("method")
@@ -1382,11 +1526,12 @@ class SlackEmulator:
                 FaultKind(body["kind"]),
                 times=int(body.get("times", 1)),
                 retry_after_s=int(body.get("retry_after_s", 1)),
-                status=int(body.get("status", 500)),
+                status=None if body.get("status") is None else int(body["status"]),
                 delay_s=float(body.get("delay_s", 0.0)),
+                match={str(k): str(v) for k, v in (body.get("match") or {}).items()} or None,
             )
             self.faults.add(str(body["method"]), fault)
-        except (KeyError, ValueError) as e:
+        except (KeyError, ValueError, AttributeError) as e:
             raise web.HTTPBadRequest(text=f"bad fault: {e}") from e
         return web.json_response({"ok": True})
 

@@ -60,7 +60,7 @@ DEFAULT_FAILURE_TTL_S: Final = 10.0
 DEFAULT_TIMEOUT_S: Final = 2.5
 #: Slack's error for users.lookupByEmail when no user has the email.
 SLACK_USERS_NOT_FOUND: Final = "users_not_found"
-_SLACK_ERROR_RE: Final = re.compile(r"[a-z_]{1,64}")
+_SLACK_ERROR_RE: Final = re.compile(r"[a-z0-9_]{1,64}")
 
 ScheduleSpec = StaticSchedule | PagerDutySchedule | OpsgenieSchedule
 

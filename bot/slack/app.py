@@ -19,15 +19,17 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.log_throttle import Throttle
+from bot.slack.api import SlackClient
 from bot.slack.context import SlackDeps
 from bot.slack.listeners import register_all
-from bot.slack.retry import API_LOGGER, retry_handlers
+from bot.slack.retry import BACKOFF_S
 from bot.slack.tasks import BackgroundTasks
 
 log = logging.getLogger(__name__)
 
-#: A Web API call that takes longer than this is abandoned (and retried, then reported).
-API_TIMEOUT_S: Final = 10
+#: An attempt at a Web API call that gets no answer within this long is abandoned (and the
+#: call reported as failed with code ``timeout``).
+API_TIMEOUT_S: Final = 10.0
 
 
 def build_client(
@@ -35,27 +37,34 @@ def build_client(
     token: str,
     base_url: str,
     session: aiohttp.ClientSession | None = None,
-    timeout_s: int = API_TIMEOUT_S,
-) -> AsyncWebClient:
-    """An AsyncWebClient for ``base_url`` (Slack, or the emulator) that retries 429 after
-    Retry-After, 5xx and dropped connections, and never logs bodies (see API_LOGGER). Pass a
-    shared ``session`` to reuse connections; its owner closes it."""
-    return AsyncWebClient(
+    timeout_s: float = API_TIMEOUT_S,
+    retry_backoff_s: float = BACKOFF_S,
+) -> SlackClient:
+    """A Web API client for ``base_url`` (Slack, or the emulator) that retries 429 after
+    Retry-After, 5xx and dropped connections (first wait ``retry_backoff_s``), gives each
+    attempt ``timeout_s``, raises only SlackError (bot.slack.api) and never logs bodies (see
+    API_LOGGER). Pass a shared ``session`` to reuse connections; its owner closes it."""
+    return SlackClient(
         token=token,
         base_url=base_url if base_url.endswith("/") else base_url + "/",
         session=session,
-        timeout=timeout_s,
-        retry_handlers=retry_handlers(),
-        logger=API_LOGGER,
+        timeout=timeout_s,  # slack_sdk annotates int; aiohttp's timeouts take float seconds
+        retry_backoff_s=retry_backoff_s,
     )
 
 
 class _Answering(AsyncMiddleware):
     """Counts requests being answered, so post-ack work can let acks go first (see
-    BackgroundTasks). A plain AsyncMiddleware: no per-request argument injection."""
+    BackgroundTasks), and hands listeners grantbot's own client. A plain AsyncMiddleware: no
+    per-request argument injection.
 
-    def __init__(self, tasks: BackgroundTasks) -> None:
+    Bolt builds a plain AsyncWebClient per request from the app's settings; listeners get
+    ``client`` (the SlackClient the app was built with) instead, so their calls fail the way
+    every other Slack call does (bot.slack.api). One workspace, one token: sharing is safe."""
+
+    def __init__(self, tasks: BackgroundTasks, client: AsyncWebClient) -> None:
         self.tasks = tasks
+        self.client = client
 
     async def async_process(
         self,
@@ -64,6 +73,7 @@ class _Answering(AsyncMiddleware):
         resp: BoltResponse,
         next: Callable[[], Awaitable[BoltResponse]],
     ) -> BoltResponse:
+        req.context["client"] = self.client
         with self.tasks.answering():
             return await next()
 
@@ -85,7 +95,7 @@ def create_app(*, deps: SlackDeps, client: AsyncWebClient, signing_secret: str) 
         raise_error_for_unhandled_request=True,
     )
 
-    app.middleware(_Answering(deps.tasks))
+    app.middleware(_Answering(deps.tasks, client))
     unhandled = Throttle(log, level=logging.WARNING)
 
     @app.error

@@ -545,10 +545,16 @@ def extended_notice(grant: Grant, *, now: float) -> Message:
 
 
 def request_confirmation(
-    grant: Grant, rule: RoleRule, *, now: float, note: str | None = None
+    grant: Grant,
+    rule: RoleRule,
+    *,
+    now: float,
+    note: str | None = None,
+    credential_sent: bool = True,
 ) -> Message:
     """The requester's ephemeral confirmation: the request id and who was asked, and
-    ``note`` (why it could not be auto-approved) when there is one."""
+    ``note`` (why it could not be auto-approved, what Slack did not deliver) when there is
+    one. An active grant points to the credential DM unless ``credential_sent`` is False."""
     asked = escape(describe(rule.approvers))
     if rule.approvers is not None and rule.approvers.channel:
         asked += f", posted in {channel(rule.approvers.channel)}"
@@ -571,16 +577,23 @@ def request_confirmation(
     else:
         text = f"{STATUS_EMOJI.get(grant.status, '')} `{grant.id}` for {what(grant)}: " + (
             outcome_text(grant, now=now)
-            + (". Your credential is in your DMs." if grant.status is Status.ACTIVE else ".")
+            + (
+                ". Your credential is in your DMs."
+                if grant.status is Status.ACTIVE and credential_sent
+                else "."
+            )
         )
     if note:
         text += f"\n:information_source: {escape(truncate(note, 500))}"
     return Message(text=_text_fallback(text), blocks=[_section(text)])
 
 
-def grant_status(grant: Grant, *, now: float) -> Message:
-    """An ephemeral one-liner: where a grant stands now (after revoke, cancel...)."""
+def grant_status(grant: Grant, *, now: float, note: str | None = None) -> Message:
+    """An ephemeral one-liner: where a grant stands now (after revoke, cancel...), and
+    ``note`` (what Slack did not deliver about it) when there is one."""
     text = _grant_line(grant, now=now)
+    if note:
+        text += f"\n:information_source: {escape(truncate(note, 500))}"
     return Message(text=_text_fallback(text), blocks=[_section(text)])
 
 

@@ -23,7 +23,9 @@ from typing import Any, Final
 
 import redis.asyncio as aioredis
 
+from bot.log_throttle import Outage
 from bot.store.connection import UNAVAILABLE
+from bot.store.connection import redis_outage as new_redis_outage
 from bot.store.keys import Keys
 
 log = logging.getLogger(__name__)
@@ -46,19 +48,29 @@ def delivery_token(body: Any, raw_body: str) -> str:
 class Dedupe:
     """Claims deliveries in Redis; counts the duplicates it saw."""
 
-    def __init__(self, redis: aioredis.Redis, *, keys: Keys, ttl_s: int = ONCE_TTL_S) -> None:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        *,
+        keys: Keys,
+        ttl_s: int = ONCE_TTL_S,
+        redis_outage: Outage | None = None,
+    ) -> None:
         self.redis = redis
         self.keys = keys
         self.ttl_s = ttl_s
         self.duplicates = 0
+        #: Tells that Redis is down once per outage, not once per delivery.
+        self.redis_outage = redis_outage or new_redis_outage()
 
     async def first_time(self, token: str) -> bool:
         """True when ``token`` had not been seen (and now is); True as well if Redis is down."""
         try:
             claimed = await self.redis.set(self.keys.once(token), "1", nx=True, ex=self.ttl_s)
         except UNAVAILABLE as e:
-            log.warning("dedupe unavailable (%s); processing the delivery", type(e).__name__)
+            self.redis_outage.failed(e)  # and the delivery is processed: see the docstring
             return True
+        self.redis_outage.succeeded()
         if not claimed:
             self.duplicates += 1
         return bool(claimed)

@@ -16,10 +16,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import metrics
+from bot.errors import SlackError
 
 log = logging.getLogger(__name__)
 
@@ -106,13 +106,13 @@ class SlackDirectory:
         try:
             resp = await self._client.usergroups_users_list(usergroup=usergroup)
             members = frozenset(str(u) for u in resp.get("users") or [])
-        except (TimeoutError, SlackApiError, SlackClientError, OSError) as e:
+        except SlackError as e:
             metrics.record_slack_api_error("usergroups.users.list", e)
             stale = self._groups.stale(usergroup)
             log.warning(
                 "usergroups.users.list failed for %s (%s); %s",
                 usergroup,
-                _describe(e),
+                e.code,
                 "using the last known members" if stale else "treating it as empty",
             )
             return stale.value if stale is not None else None
@@ -147,8 +147,8 @@ class SlackDirectory:
             return cached
         try:
             resp = await self._client.users_info(user=user_id)
-        except (TimeoutError, SlackApiError, SlackClientError, OSError) as e:
-            log.warning("users.info failed for %s: %s", user_id, _describe(e))
+        except SlackError as e:
+            log.warning("users.info failed for %s: %s", user_id, e.code)
             return None
         user: Mapping[str, Any] | None = resp.get("user")
         self._info.put(key, user)
@@ -178,9 +178,9 @@ class SlackDirectory:
             return cached
         try:
             resp = await self._client.conversations_info(channel=channel_id)
-        except (TimeoutError, SlackApiError, SlackClientError, OSError) as e:
+        except SlackError as e:
             metrics.record_slack_api_error("conversations.info", e)
-            log.warning("conversations.info failed for %s: %s", channel_id, _describe(e))
+            log.warning("conversations.info failed for %s: %s", channel_id, e.code)
             return None
         raw = resp.get("channel") or {}
         info = raw if isinstance(raw, dict) else {}
@@ -194,10 +194,3 @@ class SlackDirectory:
         )
         self._info.put(key, result)
         return result
-
-
-def _describe(error: BaseException) -> str:
-    """A Slack error as one short line: the API's error code when there is one."""
-    if isinstance(error, SlackApiError):
-        return str(error.response.get("error") or error.response.status_code)
-    return type(error).__name__

@@ -11,8 +11,9 @@ Contracts:
 - The credential goes to the requester's DM and nowhere else; no other message, log line or
   audit entry carries a secret. When the grant ends, that DM is rewritten without the secret.
 - Slack failures are retried by the client's retry handlers (429 Retry-After, 5xx,
-  connection errors). What still fails is logged and audited as ``NOTIFY_FAILED`` and never
-  raised: grant state is never touched here.
+  connection errors). What still fails, in whatever shape (bot.slack.api), is logged and
+  audited as ``NOTIFY_FAILED`` with its code and never raised: grant state is never touched
+  here.
 """
 
 from __future__ import annotations
@@ -25,17 +26,17 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final
 
-from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import metrics
 from bot.domain.model import LIVE, Grant, Status
 from bot.domain.policy import RoleRule
-from bot.errors import GrantbotError
+from bot.errors import GrantbotError, SlackError
 from bot.logs import register_secret
 from bot.policy_holder import PolicyHolder
 from bot.service import UsergroupDirectory, usergroups_of
-from bot.slack import blocks
+from bot.slack import blocks, delivery
+from bot.slack.delivery import Undelivered
 from bot.store.connection import aw
 from bot.store.grants import GrantStore
 
@@ -57,8 +58,6 @@ REFS_TTL_S: Final = 30 * 86_400
 #: At most this many approvers are DMed individually per request; a big user group is
 #: better served by the approval channel than by a DM storm.
 MAX_APPROVER_DMS: Final = 25
-
-_SLACK_ERRORS = (SlackApiError, SlackClientError, OSError, asyncio.TimeoutError)
 
 
 def approver_ids(
@@ -311,9 +310,9 @@ class SlackNotifier:
                 unfurl_media=False,
                 **message.as_kwargs(),
             )
-        except _SLACK_ERRORS as e:
+        except SlackError as e:
             metrics.record_slack_api_error("chat.postMessage", e)
-            await self._report(grant_id, "chat.postMessage", _describe(e), channel=channel)
+            await self._report(grant_id, "chat.postMessage", e.code, channel=channel)
             return None
         ref = (str(resp.get("channel") or channel), str(resp.get("ts")))
         if kind is not None:
@@ -331,16 +330,12 @@ class SlackNotifier:
     ) -> None:
         try:
             await self.client.chat_update(channel=channel, ts=ts, **message.as_kwargs())
-        except SlackApiError as e:
-            if e.response.get("error") == "message_not_found":  # deleted in Slack: forget it
+        except SlackError as e:
+            if e.code == "message_not_found":  # deleted in Slack: forget it
                 await self._forget(grant_id, channel, ts)
                 return
             metrics.record_slack_api_error("chat.update", e)
-            await self._report(grant_id, "chat.update", _describe(e), channel=channel)
-            return
-        except _SLACK_ERRORS as e:
-            metrics.record_slack_api_error("chat.update", e)
-            await self._report(grant_id, "chat.update", _describe(e), channel=channel)
+            await self._report(grant_id, "chat.update", e.code, channel=channel)
             return
         if then_kind is not None:
             await self._remember_all(grant_id, {(channel, ts): then_kind})
@@ -424,7 +419,9 @@ class SlackNotifier:
     async def _report(
         self, grant_id: str, method: str, error: str, *, channel: str | None = None
     ) -> None:
-        """Log and audit a notification that failed after retries; never raise."""
+        """Log and audit a notification that failed after retries (and tell whoever is
+        watching, see bot.slack.delivery); never raise."""
+        delivery.record(Undelivered(grant_id, method, channel, error))
         log.warning(
             "notification failed: %s for %s: %s",
             method,
@@ -442,12 +439,3 @@ class SlackNotifier:
             )
         except Exception as e:
             log.warning("could not audit the failed notification of %s: %s", grant_id, e)
-
-
-def _describe(error: BaseException) -> str:
-    """A Slack failure as a short code (``ratelimited``, ``channel_not_found``); never the
-    request or response body, which may hold message text."""
-    if isinstance(error, SlackApiError):
-        code = error.response.get("error")
-        return str(code) if code else f"HTTP {error.response.status_code}"
-    return type(error).__name__

@@ -1,30 +1,28 @@
 """Answering one person privately about one interaction, and turning errors into answers.
 
 A slash command or a click in a message comes with a ``response_url``: an ephemeral reply
-goes there. Elsewhere (a submitted modal, a click in App Home, a mention) the answer is an
-ephemeral message in the channel when there is one, else a DM from the app.
+goes there. Elsewhere (a submitted modal, a click in App Home, a mention), or when the
+response_url fails, the answer is an ephemeral message in the channel when there is one,
+else a DM from the app.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Final
 
-from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
-from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot import metrics
-from bot.errors import GrantbotError, StoreUnavailable
+from bot.errors import GrantbotError, SlackError, StoreUnavailable
 from bot.slack import blocks
-from bot.slack.retry import API_LOGGER, retry_handlers
+from bot.slack.api import post_to_response_url
+from bot.slack.retry import BACKOFF_S
 
 log = logging.getLogger(__name__)
 
 UNEXPECTED_TEXT: Final = "Something went wrong on grantbot's side; it has been logged."
-_SLACK_ERRORS = (SlackApiError, SlackClientError, OSError, asyncio.TimeoutError)
 
 
 def error_reply(error: BaseException) -> blocks.Message:
@@ -49,25 +47,26 @@ class Reply:
     thread_ts: str | None = None
 
     async def send(self, message: blocks.Message) -> None:
-        """Deliver ``message``; a failure is logged (it never changes any state)."""
-        try:
-            if self.response_url:
-                webhook = AsyncWebhookClient(
+        """Deliver ``message``: to the response_url, and if that fails in any way, as an
+        ephemeral in the channel, and if that fails too, by DM. Each failure is logged and
+        counted; a message nobody could take is logged once more (it changes no state)."""
+        if self.response_url:
+            try:
+                await post_to_response_url(
                     self.response_url,
                     session=self.client.session,
-                    retry_handlers=retry_handlers(),
-                    logger=API_LOGGER,
-                )
-                resp = await webhook.send(
+                    timeout_s=float(self.client.timeout),
+                    backoff_s=getattr(self.client, "retry_backoff_s", BACKOFF_S),
                     response_type="ephemeral",
                     replace_original=False,
                     text=message.text,
                     blocks=message.blocks,
                 )
-                if resp.status_code == 200:
-                    return
-                log.warning("response_url answered %s; falling back", resp.status_code)
-            if self.channel and not self.channel.startswith("D"):
+                return
+            except SlackError as e:
+                self._failed(e)
+        if self.channel and not self.channel.startswith("D"):
+            try:
                 await self.client.chat_postEphemeral(
                     channel=self.channel,
                     user=self.user,
@@ -75,11 +74,17 @@ class Reply:
                     **message.as_kwargs(),
                 )
                 return
+            except SlackError as e:
+                self._failed(e)
+        try:
             await self.client.chat_postMessage(channel=self.user, **message.as_kwargs())
-        except _SLACK_ERRORS as e:
-            metrics.record_slack_api_error("reply", e)
-            code = e.response.get("error") if isinstance(e, SlackApiError) else type(e).__name__
-            log.warning("could not answer %s: %s", self.user, code)
+        except SlackError as e:
+            self._failed(e)
+            log.warning("could not answer %s by any route", self.user)
+
+    def _failed(self, error: SlackError) -> None:
+        metrics.record_slack_api_error("reply", error)
+        log.warning("could not answer %s via %s: %s", self.user, error.method, error.code)
 
     async def error(self, error: BaseException) -> None:
         """Tell the user about ``error``; log it first when it is not one of ours."""

@@ -133,7 +133,7 @@ class AuditLog:
             async with unavailable_as_store_error():
                 page = await self._r.xrange(self._keys.audit, min=start, max="+", count=_PAGE)
             for stream_id, fields in page:
-                yield _parse(stream_id, fields)
+                yield parse_entry(stream_id, fields)
             if len(page) < _PAGE:
                 return
             start = "(" + page[-1][0]
@@ -174,7 +174,8 @@ def _split_head(head: str) -> tuple[int, str]:
     return int(seq), digest
 
 
-def _parse(stream_id: str, fields: Mapping[str, str]) -> AuditEntry:
+def parse_entry(stream_id: str, fields: Mapping[str, str]) -> AuditEntry:
+    """One stream entry as an AuditEntry; AuditChainError when its fields are malformed."""
     try:
         return AuditEntry(
             id=stream_id,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import wraps
@@ -11,6 +13,7 @@ import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
 
 from bot.errors import StoreUnavailable
+from bot.log_throttle import DEFAULT_INTERVAL_S, Outage
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -68,3 +71,35 @@ async def unavailable_as_store_error() -> AsyncIterator[None]:
         yield
     except UNAVAILABLE as e:
         raise StoreUnavailable("Redis is unavailable; try again shortly") from e
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """True when ``error`` means Redis could not be reached: StoreUnavailable, or a redis-py
+    error that was not translated. (Not any OSError or TimeoutError: a credential target
+    failing that way is not a Redis outage.)"""
+    return isinstance(
+        error,
+        (
+            StoreUnavailable,
+            redis_errors.ConnectionError,
+            redis_errors.TimeoutError,
+            redis_errors.ReadOnlyError,
+        ),
+    )
+
+
+def unavailable_cause(error: BaseException) -> BaseException:
+    """What actually failed behind a StoreUnavailable (the redis-py error it was raised
+    from), so an outage line names it: "ConnectionError: Error 111 connecting to ..."."""
+    cause = error.__cause__
+    return cause if isinstance(error, StoreUnavailable) and cause is not None else error
+
+
+def redis_outage(
+    *, interval_s: float = DEFAULT_INTERVAL_S, clock: Callable[[], float] = time.monotonic
+) -> Outage:
+    """The Outage that speaks for Redis (logger ``bot.redis``). A process shares one between
+    all its loops (the sweep, the scheduler's lease and reconciler, the job store, the
+    revoker, readiness, metrics, the end announcer), so an outage is told once, not once per
+    loop: a line when it begins, a reminder each ``interval_s``, a line when it ends."""
+    return Outage(logging.getLogger("bot.redis"), "Redis", interval_s=interval_s, clock=clock)

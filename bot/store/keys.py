@@ -8,10 +8,15 @@ one atomic step. The cost is that grantbot's data sits on one shard, which at it
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 from bot.domain.model import Status
 
 DEFAULT_PREFIX = "grantbot"
+#: The consumer group on :attr:`Keys.audit` that every ``grantbot serve`` reads as one of
+#: its consumers (bot.announcer), so each entry is handled by one replica. Created at the
+#: stream's end ("$") the first time, so a first start does not replay old history.
+AUDIT_NEWS_GROUP: Final = "announcers"
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +89,13 @@ class Keys:
         """Hash with TTL: every Slack message about a grant, ``"<channel> <ts>"`` -> kind
         (``approver`` copy or the requester's ``credential`` DM), so each can be updated."""
         return f"{self._p}:slackmsg:{grant_id}"
+
+    @property
+    def announcers(self) -> str:
+        """Sorted set: the end announcers alive now, consumer name -> when its heartbeat
+        lapses (ms, Redis's clock); a running ``grantbot serve`` is in it, so the CLI can say
+        whether Slack is being updated."""
+        return f"{self._p}:announcers"
 
     @property
     def scheduler_lease(self) -> str:

@@ -28,6 +28,11 @@ def script_source(name: str) -> str:
     return _with_prelude(name)
 
 
+def plain_source(name: str) -> str:
+    """Source of a script that needs no prelude (it writes no grant and no audit entry)."""
+    return _lua(name)
+
+
 @dataclass(frozen=True, slots=True)
 class Scripts:
     commit: AsyncScript

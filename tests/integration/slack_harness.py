@@ -8,6 +8,7 @@ fake, and only at the wire.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -53,8 +54,10 @@ class SlackHarness:
         self.driver = driver
 
     async def settle(self) -> None:
-        """Wait until the work listeners started after their acks has finished."""
+        """Wait until the work listeners started after their acks has finished, and every
+        end it made has been announced (ends reach Slack from the audit stream)."""
         await self.bot.tasks.idle()
+        await self.bot.announcer.settled()
 
     async def command(self, user: str, text: str, *, channel: str = GENERAL) -> Any:
         """``/access text`` from ``user`` in ``channel``; returns the driver's response."""
@@ -128,39 +131,48 @@ async def running_bot(
     enterprise_id: str | None = None,
     auth_test: bool = True,
     extra_settings: Mapping[str, str] | None = None,
+    emulator: SlackEmulator | None = None,
+    **assemble_options: Any,
 ) -> AsyncIterator[SlackHarness]:
     """Emulator + the assembled bot on a free local port + a driver; all closed on exit.
     ``oncall_timeout_s`` bounds each PagerDuty / Opsgenie lookup (as in serve).
     ``enterprise_id`` puts the emulated workspace in an Enterprise Grid organisation;
     ``auth_test`` False serves before auth.test has answered; ``extra_settings`` are more
-    environment settings (``SLACK_TEAM_ID``...)."""
-    async with SlackEmulator(enterprise_id=enterprise_id) as emulator:
+    environment settings (``SLACK_TEAM_ID``...). Pass an ``emulator`` to share one Slack
+    between bots (replicas, a restart); it is left running. Other keyword options go to
+    :func:`bot.server.assemble` (e.g. ``slack_timeout_s``)."""
+    async with contextlib.AsyncExitStack() as stack:
+        if emulator is None:
+            emulator = await stack.enter_async_context(SlackEmulator(enterprise_id=enterprise_id))
         settings = settings_for(emulator, prefix=prefix, policy=policy, **(extra_settings or {}))
         env = {**os.environ, **(environ or {})}
-        async with assemble(
-            settings,
-            redis_url=redis_url,
-            bot_token=emulator.bot_token,
-            signing_secret=SIGNING_SECRET,
-            clock=clock or FakeClock(time.time()),
-            environ=env,
-            install_reload_triggers=False,
-            oncall_timeout_s=oncall_timeout_s,
-        ) as bot:
-            if auth_test:
-                await check_slack(bot)
-            runner = web.AppRunner(bot.web_app, access_log=None, shutdown_timeout=1.0)
-            await runner.setup()
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            await site.start()
-            port = runner.addresses[0][1]
-            try:
-                async with SlackDriver(
-                    f"http://127.0.0.1:{port}/slack/events",
-                    signing_secret=SIGNING_SECRET,
-                    emulator_url=emulator.base_url,
-                    enterprise_id=enterprise_id,
-                ) as driver:
-                    yield SlackHarness(emulator, bot, driver)
-            finally:
-                await runner.cleanup()
+        bot = await stack.enter_async_context(
+            assemble(
+                settings,
+                redis_url=redis_url,
+                bot_token=emulator.bot_token,
+                signing_secret=SIGNING_SECRET,
+                clock=clock or FakeClock(time.time()),
+                environ=env,
+                install_reload_triggers=False,
+                oncall_timeout_s=oncall_timeout_s,
+                **assemble_options,
+            )
+        )
+        if auth_test:
+            await check_slack(bot)
+        runner = web.AppRunner(bot.web_app, access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
+        stack.push_async_callback(runner.cleanup)
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        driver = await stack.enter_async_context(
+            SlackDriver(
+                f"http://127.0.0.1:{port}/slack/events",
+                signing_secret=SIGNING_SECRET,
+                emulator_url=emulator.base_url,
+                enterprise_id=enterprise_id,
+            )
+        )
+        yield SlackHarness(emulator, bot, driver)

@@ -16,6 +16,7 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import AuthenticationError
 
+from bot.cli import SLACK_WHEN_A_BOT_STARTS
 from bot.devtools.redis_server import RedisServer
 from bot.domain.model import Actor, ActorKind, Event, Grant, Origin, Status
 from bot.errors import NotAuthorized, PolicyDenied, TransitionError
@@ -312,7 +313,10 @@ async def test_cli_revoke_all_ends_every_grant_of_a_user(
         "revoke-all", "--user", "U0ALICE", "--reason", "offboarding", "--operator", "ops", env=env
     )
     assert done.returncode == 0, done.stderr
-    assert "2 grant(s) of U0ALICE ended" in done.stdout
+    assert done.stdout.splitlines()[-2:] == [
+        "2 grant(s) of U0ALICE ended; 0 still need attention",
+        SLACK_WHEN_A_BOT_STARTS.format(it="them"),
+    ]
     assert (await store.get(active.id)).status is Status.REVOKED
     assert (await store.get(pending.grant.id)).status is Status.CANCELLED
     assert (await store.get(other.grant.id)).status is Status.PENDING
@@ -345,7 +349,10 @@ async def test_cli_grants_revoke_one(
         "grants", "revoke", g.id, "--reason", "incident over", "--operator", "ops", env=env
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == f"{g.id}: REVOKED"
+    assert done.stdout.splitlines() == [
+        f"{g.id}: REVOKED",
+        SLACK_WHEN_A_BOT_STARTS.format(it="it"),  # no `grantbot serve` runs here
+    ]
     entries = (await store.audit.verify()).entries
     again = grantbot("grants", "revoke", g.id, env=env)
     assert again.returncode == 0, again.stderr

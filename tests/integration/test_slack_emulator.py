@@ -6,6 +6,8 @@ AsyncWebClient, or receives the driver's signed requests in a real Bolt AsyncApp
 
 from __future__ import annotations
 
+import errno
+import json
 import re
 import subprocess
 import sys
@@ -29,6 +31,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.devtools.slack_driver import Delivery, SlackDriver, plain_text_value
 from bot.devtools.slack_emulator import (
+    HTML_ERROR_BODY,
     MAX_ACTION_ID_CHARS,
     MAX_ACTIONS_ELEMENTS,
     MAX_BLOCK_ID_CHARS,
@@ -41,6 +44,8 @@ from bot.devtools.slack_emulator import (
     MAX_PRIVATE_METADATA_CHARS,
     MAX_SECTION_TEXT_CHARS,
     MAX_VIEW_BLOCKS,
+    NON_JSON_BODY,
+    PLAIN_TEXT_BODY,
     RESPONSE_URL_MAX_USES,
     TRIGGER_ID_TTL_S,
     EmulatorControl,
@@ -610,6 +615,70 @@ async def test_delay_fault_slows_the_answer(emu: SlackEmulator, client: AsyncWeb
     assert slow >= 0.3 > fast
 
 
+@pytest.mark.parametrize(
+    ("kind", "status", "content_type", "body"),
+    [
+        (FaultKind.NON_JSON, 200, "application/json", NON_JSON_BODY),
+        (FaultKind.HTML_ERROR, 503, "text/html", HTML_ERROR_BODY),
+        (FaultKind.PLAIN_TEXT, 500, "text/plain", PLAIN_TEXT_BODY),
+    ],
+)
+async def test_non_json_faults_answer_in_their_shape_and_change_nothing(
+    emu: SlackEmulator, kind: FaultKind, status: int, content_type: str, body: str
+) -> None:
+    """A non-JSON, HTML or plain-text fault answers with that status, content type and body
+    (not JSON), is recorded, and posts nothing; the next call is answered normally."""
+    emu.faults.misbehave("chat.postMessage", kind)
+    async with aiohttp.ClientSession() as http:
+        url = f"{emu.api_url}chat.postMessage"
+        auth = {"Authorization": f"Bearer {emu.bot_token}"}
+        async with http.post(url, json={"channel": "C0ACCESS", "text": "x"}, headers=auth) as r:
+            seen = (r.status, r.content_type, await r.text())
+        async with http.post(url, json={"channel": "C0ACCESS", "text": "y"}, headers=auth) as r:
+            then = await r.json()
+    assert seen == (status, content_type, body)
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(seen[2])
+    assert then["ok"] is True
+    assert [m.text for m in emu.messages("C0ACCESS")] == ["y"]
+    assert [c.status for c in emu.calls("chat.postMessage")] == [status, 200]
+
+
+async def test_timeout_fault_holds_the_call_until_the_client_gives_up(emu: SlackEmulator) -> None:
+    """A timeout fault never answers within the client's timeout; the call is recorded at
+    once with status 0, and the emulator stops promptly even while holding it."""
+    emu.faults.misbehave("auth.test", FaultKind.TIMEOUT, hold_s=30)
+    client = AsyncWebClient(token=emu.bot_token, base_url=emu.api_url, timeout=1)
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        await client.auth_test()
+    assert 0.9 < time.monotonic() - started < 5
+    assert [(c.status, c.error) for c in emu.calls("auth.test")] == [(0, "timeout")]
+
+
+async def test_reset_fault_resets_the_connection(emu: SlackEmulator) -> None:
+    """A reset fault drops the connection with a TCP RST before any answer."""
+    emu.faults.misbehave("auth.test", FaultKind.RESET)
+    async with aiohttp.ClientSession() as http:
+        with pytest.raises(aiohttp.ClientOSError) as caught:
+            await http.post(f"{emu.api_url}auth.test", data={"token": emu.bot_token})
+    assert caught.value.errno == errno.ECONNRESET
+    assert [c.status for c in emu.calls("auth.test")] == [0]
+
+
+async def test_a_fault_with_match_hits_only_calls_with_those_arguments(
+    emu: SlackEmulator, client: AsyncWebClient
+) -> None:
+    """A fault limited by ``match`` fails only the matching calls and waits for one."""
+    emu.faults.server_error("chat.postMessage", times=1, match={"channel": "U0ALICE"})
+    await client.chat_postMessage(channel="C0ACCESS", text="to the channel")
+    with pytest.raises(SlackApiError):
+        await client.chat_postMessage(channel="U0ALICE", text="to Alice")
+    await client.chat_postMessage(channel="U0ALICE", text="to Alice again")
+    assert [m.text for m in emu.messages("C0ACCESS")] == ["to the channel"]
+    assert [m.text for m in emu.dms("U0ALICE")] == ["to Alice again"]
+
+
 async def test_wait_for_times_out_naming_what_it_saw(emu: SlackEmulator) -> None:
     """wait_for raises TimeoutError, listing the calls so far, when the condition never holds."""
     with pytest.raises(TimeoutError, match=r"chat\.postMessage"):
@@ -838,12 +907,26 @@ async def test_standalone_process_serves_api_and_control_endpoints(
         await client.chat_postMessage(channel="C0ACCESS", text="from afar")
         await control.inject_fault("auth.test", Fault(FaultKind.SERVER_ERROR, status=503))
         failed = await slack_error(lambda: client.auth_test())
+        await control.inject_fault(
+            "chat.postMessage", Fault(FaultKind.HTML_ERROR, match={"channel": "C0GENERAL"})
+        )
+        await client.chat_postMessage(channel="C0ACCESS", text="not matched")
+        html_failed = await slack_error(
+            lambda: client.chat_postMessage(channel="C0GENERAL", text="matched")
+        )
         calls = await control.calls()
         state = await control.state()
         await control.reset()
         after_reset = await control.calls()
 
-    assert [c["method"] for c in calls] == ["chat.postMessage", "auth.test"]
+    assert [c["method"] for c in calls] == [
+        "chat.postMessage",
+        "auth.test",
+        "chat.postMessage",
+        "chat.postMessage",
+    ]
+    assert [c["status"] for c in calls[2:]] == [200, 503]
+    assert html_failed == {}  # an HTML page: slack_sdk finds no JSON to read
     assert calls[0]["args"]["text"] == "from afar"
     assert calls[0]["response"]["ok"] is True
     assert calls[1]["status"] == 503

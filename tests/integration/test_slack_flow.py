@@ -316,6 +316,7 @@ async def test_pending_requests_lapse_and_everyone_hears(
         clock.advance(31 * 60)
         lapsed = await slack.bot.service.time_out_due()
         assert [g.id for g in lapsed] == [grant.id]
+        await slack.settle()  # the end reaches Slack from the audit stream
         for copy in slack.copies(grant.id):
             assert "nobody decided in time" in _text(copy.blocks)
             assert ids.APPROVE not in _text(copy.blocks)

@@ -287,6 +287,7 @@ async def test_a_command_in_an_incident_channel_is_announced_and_its_outcomes_th
 
     clock.advance(61 * 60)
     await slack.bot.service.time_out_due()
+    await slack.settle()  # the end reaches Slack from the audit stream
     [lapsed] = slack.emulator.thread(INC_4242, second_root.ts)
     assert "nobody decided in time" in lapsed.text
 

@@ -71,3 +71,20 @@ def test_outage_begins_reminds_and_ends(caplog: pytest.LogCaptureFixture) -> Non
     assert [r.levelno for r in lines[:-1]] == [logging.ERROR] * 10
     assert all(r.exc_info is None for r in lines)
     assert not outage.down
+
+
+def test_throttle_carries_a_traceback_only_on_the_lines_it_writes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A recurring bug logged with its exception shows the traceback once per interval."""
+    clock = Clock()
+    throttle = Throttle(log, level=logging.ERROR, interval_s=60, clock=clock)
+    caplog.set_level(logging.ERROR, logger=log.name)
+    for _ in range(5):
+        try:
+            raise KeyError("missing")
+        except KeyError as e:
+            throttle.log("sweep", "sweep failed: %s", type(e).__name__, exc_info=e)
+    lines = records(caplog)
+    assert len(lines) == 1 and lines[0].levelno == logging.ERROR
+    assert lines[0].exc_info is not None and lines[0].exc_info[0] is KeyError

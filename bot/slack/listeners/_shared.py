@@ -8,9 +8,9 @@ in the service; this module only translates between Slack and it, and renders wi
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Final, Protocol
 
-from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import metrics
@@ -28,10 +28,12 @@ from bot.domain.grammar import (
     SshKeyShow,
 )
 from bot.domain.model import Origin, Status
-from bot.errors import GrantbotError
+from bot.errors import GrantbotError, SlackError
+from bot.notify import WithoutEnds
 from bot.service import RequestResult
-from bot.slack import blocks
+from bot.slack import blocks, delivery
 from bot.slack.context import SlackDeps
+from bot.slack.delivery import Undelivered
 from bot.slack.notifier import SlackNotifier
 from bot.slack.reply import Reply
 
@@ -101,7 +103,11 @@ async def run_command(
             case RequestAccess():
                 result, _ = await file_and_announce(deps, client, user, command, origin)
                 message = blocks.request_confirmation(
-                    result.grant, result.rule, now=now(), note=result.note
+                    result.grant,
+                    result.rule,
+                    now=now(),
+                    note=result.note,
+                    credential_sent=result.credential is not None,
                 )
             case ExtendGrant():
                 result = await service.request_extension(
@@ -161,17 +167,34 @@ async def file_and_announce(
     deps: SlackDeps, client: AsyncWebClient, user: str, asked: AccessAsked, origin: Origin
 ) -> tuple[RequestResult, bool]:
     """File ``user``'s request and announce it where it was asked (:func:`announce_request`):
-    the result, and whether it was posted there. Raises what the service raises."""
-    result = await deps.service.request_access(
-        user=user,
-        resource=asked.resource,
-        role=asked.role,
-        duration_s=asked.duration_s,
-        reason=asked.reason,
-        tickets=asked.tickets,
-        origin=origin,
-    )
-    return result, await announce_request(deps, client, result, origin)
+    the result, and whether it was posted there. Raises what the service raises.
+
+    What Slack would not deliver meanwhile (the approvers' copies, the credential DM, the
+    post in the channel) is added to the result's ``note``, for the requester's
+    confirmation; ``credential`` is None when its DM did not go out."""
+    with delivery.watching() as failures:
+        result = await deps.service.request_access(
+            user=user,
+            resource=asked.resource,
+            role=asked.role,
+            duration_s=asked.duration_s,
+            reason=asked.reason,
+            tickets=asked.tickets,
+            origin=origin,
+        )
+        announced = await announce_request(deps, client, result, origin)
+    told = delivery.note(failures, result.grant, for_requester=True)
+    if told is not None:
+        result = replace(
+            result,
+            note=f"{result.note}\n{told}" if result.note else told,
+            credential=(
+                None
+                if delivery.credential_undelivered(failures, result.grant)
+                else result.credential
+            ),
+        )
+    return result, announced
 
 
 async def announce_request(
@@ -193,12 +216,14 @@ async def announce_request(
         resp = await client.chat_postMessage(
             channel=channel, thread_ts=origin.thread_ts, **message.as_kwargs()
         )
-    except (SlackApiError, SlackClientError, OSError, TimeoutError) as e:
+    except SlackError as e:
         metrics.record_slack_api_error("chat.postMessage", e)
-        code = e.response.get("error") if isinstance(e, SlackApiError) else type(e).__name__
-        log.warning("could not announce %s in %s: %s", grant.id, channel, code)
+        log.warning("could not announce %s in %s: %s", grant.id, channel, e.code)
+        delivery.record(Undelivered(grant.id, "chat.postMessage", channel, e.code))
         return False
     notifier = deps.service.notifier
+    if isinstance(notifier, WithoutEnds):
+        notifier = notifier.inner
     if origin.thread_ts is None and isinstance(notifier, SlackNotifier):
         await notifier.remember_origin_root(
             grant.id, str(resp.get("channel") or channel), resp["ts"]
@@ -218,7 +243,7 @@ async def open_request_form(
     """views.open with the request form, offering only what ``user`` may request.
 
     Raises what the service raises (StoreUnavailable is not among them: it reads only the
-    policy) and SlackApiError when Slack refuses the view (e.g. the trigger expired).
+    policy) and SlackError when Slack refuses the view (e.g. the trigger expired).
     """
     rules = await deps.service.requestable(user)
     metadata = blocks.form_metadata(channel_id=channel, channel_name=channel_name)
@@ -234,6 +259,6 @@ async def publish_home(deps: SlackDeps, client: AsyncWebClient, user: str) -> No
         waiting = await deps.service.waiting_for(user)
         view = blocks.app_home(mine=mine, waiting=waiting, now=deps.clock())
         await client.views_publish(user_id=user, view=view)
-    except (SlackApiError, SlackClientError, GrantbotError) as e:
-        code = e.response.get("error") if isinstance(e, SlackApiError) else str(e)
+    except GrantbotError as e:  # SlackError among them
+        code = e.code if isinstance(e, SlackError) else str(e)
         log.warning("could not publish App Home for %s: %s", user, code)

@@ -19,7 +19,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.domain.ids import is_grant_id
 from bot.domain.model import Status
 from bot.errors import NotFound, TransitionError
-from bot.slack import blocks, ids
+from bot.slack import blocks, delivery, ids
 from bot.slack.context import SlackDeps
 from bot.slack.listeners._shared import open_request_form, publish_home
 from bot.slack.reply import Reply
@@ -112,9 +112,15 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
 
 async def on_approve(deps: SlackDeps, client: AsyncWebClient, click: Click) -> None:
     """Approve as the clicking user; the service refuses non-approvers, self-approval,
-    second votes and decided requests, each with a message saying so."""
+    second votes and decided requests, each with a message saying so. The copies show an
+    approval; if Slack would not deliver some of what followed (the credential DM, the
+    copies' updates), the approver is told privately what stands and what did not arrive."""
     try:
-        await deps.service.approve(click.grant_id(), user=click.user)
+        with delivery.watching() as failures:
+            grant = await deps.service.approve(click.grant_id(), user=click.user)
+        told = delivery.note(failures, grant, for_requester=False)
+        if told is not None:
+            await click.reply(client).send(blocks.grant_status(grant, now=deps.clock(), note=told))
     except Exception as e:
         await click.reply(client).error(e)
     if click.from_home:

@@ -94,6 +94,10 @@ async def _request_in_thread(
     if announced:
         return
     message = blocks.request_confirmation(
-        result.grant, result.rule, now=deps.clock(), note=result.note
+        result.grant,
+        result.rule,
+        now=deps.clock(),
+        note=result.note,
+        credential_sent=result.credential is not None,
     )
     await private.send(message)

@@ -115,7 +115,13 @@ async def file_request(
         await reply.error(e)
         return
     await reply.send(
-        blocks.request_confirmation(result.grant, result.rule, now=deps.clock(), note=result.note)
+        blocks.request_confirmation(
+            result.grant,
+            result.rule,
+            now=deps.clock(),
+            note=result.note,
+            credential_sent=result.credential is not None,
+        )
     )
 
 
