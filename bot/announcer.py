@@ -33,6 +33,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Final
 
+from bot.aio import cancel_and_wait
 from bot.domain.model import Grant, Status
 from bot.log_throttle import Outage, Throttle
 from bot.notify import Notifier
@@ -140,10 +141,7 @@ class EndAnnouncer:
         """Stop reading; what was taken and not yet announced stays pending for another
         replica. The heartbeat goes at once, so the CLI knows nobody reads here any more."""
         for task in (self._task, self._beating):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await cancel_and_wait(task)
         self._task = self._beating = None
         with contextlib.suppress(Exception):
             await self.feed.leave()

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Final
 
+from bot.aio import cancel_and_wait
 from bot.domain.policy import LoadedPolicy
 from bot.errors import PolicyError
 from bot.policy_loader import load_policy
@@ -152,6 +153,4 @@ class PolicyHolder:
 
     async def aclose(self) -> None:
         if self._watch is not None:
-            self._watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watch
+            await cancel_and_wait(self._watch)

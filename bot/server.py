@@ -30,6 +30,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from slack_bolt.async_app import AsyncApp
 
+from bot.aio import cancel_and_wait
 from bot.announcer import EndAnnouncer, consumer_name
 from bot.config import Settings
 from bot.errors import ConfigError, SlackError
@@ -226,9 +227,7 @@ async def _timekeeping(
     try:
         yield
     finally:
-        sweep.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sweep
+        await cancel_and_wait(sweep)
         await scheduler.stop()
         await revoker.aclose()
 
@@ -429,9 +428,7 @@ async def serve(settings: Settings, *, socket_mode: bool) -> None:
                     await socket_handler.connect_async()  # type: ignore[no-untyped-call]
                 await _wait_for_stop()
             finally:
-                recheck.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await recheck
+                await cancel_and_wait(recheck)
                 if socket_handler is not None:
                     await socket_handler.close_async()  # type: ignore[no-untyped-call]
                 await runner.cleanup()
