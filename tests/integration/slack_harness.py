@@ -8,6 +8,7 @@ fake, and only at the wire.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -23,6 +24,7 @@ from bot.config import Settings
 from bot.devtools.slack_driver import SlackDriver
 from bot.devtools.slack_emulator import Message, SlackEmulator
 from bot.domain.model import Grant
+from bot.errors import StoreUnavailable
 from bot.server import ONCALL_TIMEOUT_S, Bot, assemble, check_slack
 
 POLICY_FILE = Path(__file__).parent.parent / "fixtures" / "slack_policy.yaml"
@@ -119,6 +121,18 @@ def settings_for(
     return Settings(**values)
 
 
+async def background_ready(bot: Bot, *, timeout_s: float = 10.0) -> None:
+    """Wait until the bot's own background writers are up (the announcer's heartbeat), so a
+    test's snapshot of the keys is not disturbed by them arriving later."""
+    deadline = time.monotonic() + timeout_s
+    try:
+        while await bot.announcer.feed.readers_alive() < 1:
+            assert time.monotonic() < deadline, "the announcer never started"
+            await asyncio.sleep(0.01)
+    except StoreUnavailable:
+        return  # Redis is down on purpose: nothing of the bot's can be written either
+
+
 @asynccontextmanager
 async def running_bot(
     *,
@@ -161,6 +175,7 @@ async def running_bot(
         )
         if auth_test:
             await check_slack(bot)
+        await background_ready(bot)
         runner = web.AppRunner(bot.web_app, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)

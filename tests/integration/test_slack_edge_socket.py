@@ -24,7 +24,14 @@ from bot.server import Bot, assemble, check_slack
 from bot.slack import ids
 from bot.slack.edge import FOREIGN_WORKSPACE_TEXT, WORKSPACE_UNKNOWN_TEXT, EdgeSocketModeHandler
 from bot.store.keys import Keys
-from tests.integration.slack_harness import ALICE, BOB, GENERAL, FakeClock, settings_for
+from tests.integration.slack_harness import (
+    ALICE,
+    BOB,
+    GENERAL,
+    FakeClock,
+    background_ready,
+    settings_for,
+)
 
 EDGE_LOGGER = "bot.slack.edge"
 
@@ -86,6 +93,7 @@ async def socket_bot(
         ) as bot:
             if auth_test:
                 await check_slack(bot)
+            await background_ready(bot)
             handler = EdgeSocketModeHandler(bot.edge, emulator.socket_mode.app_token)
             await handler.connect_async()  # type: ignore[no-untyped-call]
             try:
