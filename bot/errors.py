@@ -88,3 +88,7 @@ class ProviderError(GrantbotError):
 
 class TargetUnavailable(ProviderError):
     """The credential target could not be reached; the operation should be retried."""
+
+
+class SinkUnavailable(GrantbotError):
+    """An audit sink (a file, a SIEM endpoint) did not take a batch; it is sent again."""

@@ -31,11 +31,12 @@ from aiohttp import web
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError, SlackClientError
 
+from bot.audit.duties import audit_duties, plan_duties
 from bot.config import Settings
 from bot.errors import ConfigError
 from bot.oncall.lookup import DEFAULT_TIMEOUT_S as DEFAULT_ONCALL_TIMEOUT_S
 from bot.oncall.lookup import PolicyOnCallLookup, slack_lookup_by_email
-from bot.policy_holder import PolicyHolder
+from bot.policy_holder import PolicyHolder, audit_policy_loaded
 from bot.redis_runtime import redis_url_for
 from bot.revocation import Revoker
 from bot.scheduler import RevocationScheduler
@@ -166,7 +167,7 @@ async def _timekeeping(
     *,
     redis_url: str,
     clock: Callable[[], float],
-) -> AsyncIterator[None]:
+) -> AsyncIterator[RevocationScheduler]:
     """Revocation on time (the revoker and its scheduler, wired into ``service``) and the
     pending-request time-out sweep, for as long as the context is open."""
     revoker = Revoker(
@@ -184,7 +185,7 @@ async def _timekeeping(
         _sweep_timeouts(service, interval_s=TIMEOUT_SWEEP_INTERVAL_S), name="timeout-sweep"
     )
     try:
-        yield
+        yield scheduler
     finally:
         sweep.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -215,6 +216,7 @@ async def assemble(
     users.lookupByEmail.
     """
     policy = PolicyHolder.load(settings.policy_path)
+    duties = plan_duties(settings)
     redis = connect(redis_url, max_connections=256)
     session = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=SLACK_CONNECTIONS),
@@ -279,7 +281,11 @@ async def assemble(
         policy.in_use = store.live_rules  # a reload may not orphan live grants
         if install_reload_triggers:
             policy.install_reload_triggers(audit=store.audit, clock=clock)
-        async with _timekeeping(service, store, redis_url=redis_url, clock=clock):
+        await audit_policy_loaded(store.audit, policy, now=clock())
+        async with (
+            _timekeeping(service, store, redis_url=redis_url, clock=clock) as scheduler,
+            audit_duties(duties, store, leader=lambda: scheduler.is_leader, clock=clock),
+        ):
             try:
                 yield bot
             finally:
