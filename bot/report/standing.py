@@ -42,7 +42,7 @@ class StandingAccess:
         self.buckets = max(1, -int(-span // self.width))
         self._series: dict[str, _Series] = {}
         self.total = 0
-        self.peak = Peak(0, since)
+        self._peak = Peak(0, since)
         self._opened = False
 
     def _get(self, resource: str) -> _Series:
@@ -66,8 +66,8 @@ class StandingAccess:
         end = min(self.until, self.since + (index + 1) * self.width)
         series.deltas[index] += delta
         series.weights[index] += delta * (end - at)
-        if self.total > self.peak.level:
-            self.peak = Peak(self.total, at)
+        if self.total > self._peak.level:
+            self._peak = Peak(self.total, at)
         if series.level > series.peak.level:
             series.peak = Peak(series.level, at)
 
@@ -78,11 +78,17 @@ class StandingAccess:
             return
         self._opened = True
         start_total = sum(s.start_level for s in self._series.values())
-        if start_total > self.peak.level:
-            self.peak = Peak(start_total, self.since)
+        if start_total > self._peak.level:
+            self._peak = Peak(start_total, self.since)
         for series in self._series.values():
             if series.start_level > series.peak.level:
                 series.peak = Peak(series.start_level, self.since)
+
+    @property
+    def peak(self) -> Peak:
+        """The most grants live at one moment in the window, and when."""
+        self._open_window()
+        return self._peak
 
     def bucket_starts(self) -> list[float]:
         return [self.since + i * self.width for i in range(self.buckets)]

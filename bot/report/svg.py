@@ -29,6 +29,8 @@ def nice_max(value: float) -> float:
     if value <= 0:
         return 1.0
     quarter = value / 4
+    if value >= 1 and quarter < 1:
+        return 4.0  # counts: whole-number grid lines
     exp = 10.0 ** math.floor(math.log10(quarter))
     for step in (1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0):
         if quarter <= step * exp:
