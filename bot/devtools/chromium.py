@@ -150,7 +150,7 @@ class Page:
         shot = await self.call(
             "Page.captureScreenshot", format="png", captureBeyondViewport=max_height is None
         )
-        path.write_bytes(base64.b64decode(shot["data"]))
+        await asyncio.to_thread(path.write_bytes, base64.b64decode(shot["data"]))
 
     async def aclose(self) -> None:
         self._reader.cancel()
@@ -166,11 +166,7 @@ async def headless_page(binary: str | None = None) -> AsyncIterator[Page]:
     if exe is None:
         raise ConfigError("chromium not found: apt-get install chromium")
     profile = Path(tempfile.mkdtemp(prefix="grantbot-chromium-"))
-    proc = subprocess.Popen(  # noqa: S603 - our own binary and flags
-        [exe, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = _launch([exe, *FLAGS, f"--user-data-dir={profile}", "about:blank"])
     session = aiohttp.ClientSession()
     page: Page | None = None
     try:
@@ -192,6 +188,10 @@ async def headless_page(binary: str | None = None) -> AsyncIterator[Page]:
             proc.kill()
             proc.wait(timeout=10)
         shutil.rmtree(profile, ignore_errors=True)
+
+
+def _launch(argv: list[str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603 - our own binary and flags
 
 
 async def _devtools_port(profile: Path, proc: subprocess.Popen[bytes]) -> int:

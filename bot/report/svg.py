@@ -182,8 +182,9 @@ def line_chart(days: Sequence[float], series: dict[str, list[int]]) -> str:
     parts += body
     for k in sorted({round(i * (len(days) - 1) / 5) for i in range(6)} if days else set()):
         x = LEFT + (step * k if len(days) > 1 else plot_w / 2)
+        anchor = "start" if k == 0 else "end" if k == len(days) - 1 else "middle"
         parts.append(
-            f'<text class="tick" x="{x:.0f}" y="{TOP + plot_h + 16}" text-anchor="middle">'
+            f'<text class="tick" x="{x:.0f}" y="{TOP + plot_h + 16}" text-anchor="{anchor}">'
             f"{_day(days[k])}</text>"
         )
     parts += _legend(names, y=HEIGHT - 6)

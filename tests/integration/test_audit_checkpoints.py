@@ -117,7 +117,7 @@ async def test_checkpointed_chain_verifies_and_rewrite_is_caught(
 
     await _rewrite_wholesale(store, old="U0A1", new="U0EVIL")
     await store.audit.verify()  # the chain alone is consistent again
-    with pytest.raises(AuditChainError, match="checkpoint 1 .* says entry seq 9 has hash"):
+    with pytest.raises(AuditChainError, match=r"checkpoint 1 .* says entry seq 9 has hash"):
         await _verify(store, pem)
 
 
@@ -162,7 +162,7 @@ async def test_deleted_newest_checkpoint_leaves_entries_uncovered(
     await store.redis.xdel(store.keys.audit_checkpoints, newest)
     report = await _verify(store, pem)  # within the allowance: they may await the next one
     assert report.checkpoints.uncovered == 3  # type: ignore[attr-defined]
-    with pytest.raises(AuditChainError, match="from seq 4 .* covered by no checkpoint"):
+    with pytest.raises(AuditChainError, match=r"from seq 4 .* covered by no checkpoint"):
         await _verify(store, pem, now=time.time() + HOUR)
 
 
@@ -186,7 +186,7 @@ async def test_altered_checkpoint_signature_fails(store: GrantStore, pem: bytes)
     signature."""
     await _history(store, 1)
     await _checkpointer(store, pem).write()
-    (stream_id, fields), = await store.redis.xrange(store.keys.audit_checkpoints)
+    ((stream_id, fields),) = await store.redis.xrange(store.keys.audit_checkpoints)
     await store.redis.delete(store.keys.audit_checkpoints)
     forged = fields["payload"].replace('"seq":3', '"seq":2')
     await store.redis.xadd(

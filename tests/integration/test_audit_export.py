@@ -68,9 +68,7 @@ async def test_find_seq_finds_every_entry_even_many_per_millisecond(store: Grant
     assert await store.audit.find_seq(301) is None
 
 
-def test_export_after_resumes_and_names_a_missing_seq(
-    store: GrantStore, redis_url: str
-) -> None:
+def test_export_after_resumes_and_names_a_missing_seq(store: GrantStore, redis_url: str) -> None:
     """--after SEQ prints exactly the entries after SEQ; an unknown SEQ is one line, exit 1."""
     env = {"REDIS_URL": redis_url, "GRANTBOT_REDIS_PREFIX": store.keys.prefix}
     done = grantbot("audit", "export", "--after", "0", env=env)

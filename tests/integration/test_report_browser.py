@@ -53,7 +53,8 @@ async def test_report_renders_every_chart_in_chromium(
         shot = tmp_path / "report.png"
         await page.screenshot(shot, max_height=2600)
     assert not page.problems.any, page.problems
-    assert {c["chart"] for c in charts} == {"standing", "daily", "decisions", "lateness", "episodes"}
+    names = {c["chart"] for c in charts}
+    assert names == {"standing", "daily", "decisions", "lateness", "episodes"}
     for chart in charts:
         assert chart["expected"] > 0, chart
         assert chart["present"] == chart["expected"] == chart["drawn"], chart

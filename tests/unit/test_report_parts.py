@@ -37,7 +37,7 @@ def test_sketch_memory_stays_bounded() -> None:
     rng = random.Random(1)
     for _ in range(100_000):
         sketch.add(10 ** rng.uniform(-3, 6))
-    assert len(sketch._pos) < 2500  # noqa: SLF001 - the bound is the point
+    assert len(sketch._pos) < 2500  # the bound is the point
     assert Sketch().quantile(0.5) is None
 
 
@@ -83,8 +83,9 @@ def test_charts_count_their_points() -> None:
     """Each chart declares as many data points as it draws elements of class pt; text is
     escaped."""
     charts = [
-        svg.stacked_bars([0.0, 10.0], 10.0, {"a<b": [1.0, 0.0], "c": [2.0, 1.0]},
-                         peak_level=3, peak_at=0.0),  # fmt: skip
+        svg.stacked_bars(
+            [0.0, 10.0], 10.0, {"a<b": [1.0, 0.0], "c": [2.0, 1.0]}, peak_level=3, peak_at=0.0
+        ),
         svg.line_chart([0.0, 86400.0], {"x": [1, 0], "y": [0, 0]}),
         svg.histogram("h", ["a", "b", "c"], [3, 0, 1], caption="h", color="#000"),
         svg.horizontal_bars("e", [("g-1 db", 7200.0)], caption="e"),
