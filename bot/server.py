@@ -281,11 +281,11 @@ async def assemble(
         policy.in_use = store.live_rules  # a reload may not orphan live grants
         if install_reload_triggers:
             policy.install_reload_triggers(audit=store.audit, clock=clock)
-        await audit_policy_loaded(store.audit, policy, now=clock())
         async with (
             _timekeeping(service, store, redis_url=redis_url, clock=clock) as scheduler,
             audit_duties(duties, store, leader=lambda: scheduler.is_leader, clock=clock),
         ):
+            await audit_policy_loaded(store.audit, policy, now=clock())
             try:
                 yield bot
             finally:
