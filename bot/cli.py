@@ -1,4 +1,4 @@
-"""The ``grantbot`` command line: serve, demo, policy check, grants, revoke-all, audit.
+"""The ``grantbot`` command line: serve, demo, policy check, grants, revoke-all, audit, report.
 
 Each subcommand is a small function. A failure prints one line to stderr and exits non-zero
 (1 for a failed check or operation, 2 for bad usage); never a traceback.
@@ -197,29 +197,6 @@ async def cmd_revoke_all(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK if not failed else EXIT_FAILED
 
 
-async def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.runtime import open_store
-
-    async with open_store(settings) as store:
-        report = await store.audit.verify()
-    print(f"audit chain intact: {report.entries} entries, head {report.head_hash[:16]}")
-    return EXIT_OK
-
-
-async def cmd_audit_export(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.runtime import open_store
-
-    since_ms = None
-    if args.since:
-        since_ms = int(parse_since(args.since, now=datetime.now(tz=UTC).timestamp()) * 1000)
-    async with open_store(settings) as store:
-        async for entry in store.audit.entries(since_ms=since_ms):
-            sys.stdout.write(
-                json.dumps(entry.as_export(), ensure_ascii=False, sort_keys=True) + "\n"
-            )
-    return EXIT_OK
-
-
 async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from bot.server import serve
 
@@ -291,15 +268,11 @@ def build_parser() -> argparse.ArgumentParser:
     ra.add_argument("--operator", help="who is acting (default: your login name)")
     ra.set_defaults(handler=cmd_revoke_all)
 
-    au = sub.add_parser("audit", help="the tamper-evident audit log").add_subparsers(
-        dest="audit_command", required=True, parser_class=_Parser
-    )
-    v = au.add_parser("verify", help="walk the hash chain; exit 1 naming the first bad entry")
-    v.set_defaults(handler=cmd_audit_verify)
-    ex = au.add_parser("export", help="stream entries as JSON lines")
-    ex.add_argument("--since", help="ISO time, epoch seconds, or a duration ago (e.g. 24h)")
-    ex.add_argument("--format", choices=["jsonl"], default="jsonl")
-    ex.set_defaults(handler=cmd_audit_export)
+    from bot.cli_audit import add_audit_commands
+    from bot.cli_report import add_report_command
+
+    add_audit_commands(sub, _Parser)
+    add_report_command(sub)
     return p
 
 

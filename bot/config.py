@@ -46,6 +46,17 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path(".grantbot"), alias="GRANTBOT_DATA_DIR")
     log_level: str = Field(default="INFO", alias="GRANTBOT_LOG_LEVEL")
 
+    # For auditors (docs/operations.md, "For auditors"): the key that signs checkpoints of
+    # the audit chain (a PEM file's path, the PEM, or a base64 seed), how often the leader
+    # writes one, and where serve ships the log (https://..., file:///... or a path).
+    audit_signing_key: SecretStr | None = Field(default=None, alias="GRANTBOT_AUDIT_SIGNING_KEY")
+    audit_checkpoint_interval_s: float = Field(
+        default=300.0, alias="GRANTBOT_AUDIT_CHECKPOINT_INTERVAL", gt=0
+    )
+    audit_ship_to: str | None = Field(default=None, alias="GRANTBOT_AUDIT_SHIP_TO")
+    audit_ship_token: SecretStr | None = Field(default=None, alias="GRANTBOT_AUDIT_SHIP_TOKEN")
+    audit_ship_batch: int = Field(default=500, alias="GRANTBOT_AUDIT_SHIP_BATCH", ge=1, le=10000)
+
     def require_slack_http(self) -> tuple[str, str]:
         """The bot token and signing secret, or ConfigError naming the missing variable."""
         return (
@@ -80,6 +91,8 @@ def load_settings() -> Settings:
         settings.slack_bot_token,
         settings.slack_signing_secret,
         settings.slack_app_token,
+        settings.audit_signing_key,
+        settings.audit_ship_token,
     ):
         if secret is not None:
             register_secret(secret.get_secret_value())

@@ -101,3 +101,7 @@ class SlackError(GrantbotError):
     method: str = ""
     code: str = "unknown"
     status: int | None = None
+
+
+class SinkUnavailable(GrantbotError):
+    """An audit sink (a file, a SIEM endpoint) did not take a batch; it is sent again."""

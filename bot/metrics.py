@@ -262,6 +262,22 @@ def record_slack_refused(cause: str) -> None:
 # -- exposition ------------------------------------------------------------------------------
 
 
+AUDIT_SHIPPED = Counter(
+    "grantbot_audit_shipped_entries_total",
+    "Audit entries a sink (GRANTBOT_AUDIT_SHIP_TO) took, by kind of sink (file, http).",
+    ["sink"],
+)
+AUDIT_SHIP_FAILURES = Counter(
+    "grantbot_audit_ship_failures_total",
+    "Batches of audit entries a sink did not take (each is sent again), by kind of sink.",
+    ["sink"],
+)
+AUDIT_CHECKPOINTS = Counter(
+    "grantbot_audit_checkpoints_total",
+    "Signed audit checkpoints this replica wrote (as the scheduler's leader).",
+)
+
+
 def render_metrics(accept: str | None = None) -> tuple[bytes, str]:
     """The ``/metrics`` body and its Content-Type. ``accept`` is the request's Accept header:
     OpenMetrics when the scraper asks for it, else Prometheus' text format."""

@@ -17,13 +17,14 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Final
 
 from bot.aio import cancel_and_wait
 from bot.domain.policy import LoadedPolicy
-from bot.errors import PolicyError
+from bot.errors import GrantbotError, PolicyError
 from bot.policy_loader import load_policy
 from bot.store.audit import AuditLog
 
@@ -31,6 +32,9 @@ log = logging.getLogger(__name__)
 
 POLICY_RELOADED: Final = "POLICY_RELOADED"
 POLICY_REJECTED: Final = "POLICY_REJECTED"
+#: A process started with this policy (serve); with POLICY_RELOADED, the report's record
+#: of which policy versions were in force when.
+POLICY_LOADED: Final = "POLICY_LOADED"
 FILE_POLL_INTERVAL_S: Final = 2.0
 
 ClockFn = Callable[[], float]
@@ -154,3 +158,20 @@ class PolicyHolder:
     async def aclose(self) -> None:
         if self._watch is not None:
             await cancel_and_wait(self._watch)
+
+
+async def audit_policy_loaded(
+    audit: AuditLog, holder: PolicyHolder, *, now: float, actor: str = "grantbot"
+) -> None:
+    """Audit the policy a starting process loaded (one entry per replica start). A failure
+    is logged, not raised: Redis being down at start is reported by readiness."""
+    try:
+        await audit.append(
+            POLICY_LOADED,
+            actor=actor,
+            at=now,
+            policy_version=holder.version,
+            details={"path": str(holder.path), "host": socket.gethostname()},
+        )
+    except GrantbotError as e:
+        log.warning("could not audit the policy loaded at start: %s", e)

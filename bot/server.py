@@ -32,13 +32,14 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.aio import cancel_and_wait
 from bot.announcer import EndAnnouncer, consumer_name
+from bot.audit.duties import audit_duties, plan_duties
 from bot.config import Settings
 from bot.errors import ConfigError, SlackError
 from bot.log_throttle import Outage, Throttle
 from bot.notify import WithoutEnds
 from bot.oncall.lookup import DEFAULT_TIMEOUT_S as DEFAULT_ONCALL_TIMEOUT_S
 from bot.oncall.lookup import PolicyOnCallLookup, slack_lookup_by_email
-from bot.policy_holder import PolicyHolder
+from bot.policy_holder import PolicyHolder, audit_policy_loaded
 from bot.redis_runtime import redis_url_for
 from bot.revocation import Revoker
 from bot.scheduler import RevocationScheduler
@@ -202,7 +203,7 @@ async def _timekeeping(
     redis_url: str,
     clock: Callable[[], float],
     redis_outage: Outage,
-) -> AsyncIterator[None]:
+) -> AsyncIterator[RevocationScheduler]:
     """Revocation on time (the revoker and its scheduler, wired into ``service``) and the
     pending-request time-out sweep, for as long as the context is open. All of them tell
     ``redis_outage`` when Redis fails them."""
@@ -225,7 +226,7 @@ async def _timekeeping(
         name="timeout-sweep",
     )
     try:
-        yield
+        yield scheduler
     finally:
         await cancel_and_wait(sweep)
         await scheduler.stop()
@@ -260,6 +261,7 @@ async def assemble(
     :func:`bot.store.connection.redis_outage`).
     """
     policy = PolicyHolder.load(settings.policy_path)
+    duties = plan_duties(settings)
     redis = connect(redis_url, max_connections=256)
     session = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=SLACK_CONNECTIONS),
@@ -340,9 +342,13 @@ async def assemble(
         policy.in_use = store.live_rules  # a reload may not orphan live grants
         if install_reload_triggers:
             policy.install_reload_triggers(audit=store.audit, clock=clock)
-        async with _timekeeping(
-            service, store, redis_url=redis_url, clock=clock, redis_outage=outage
+        async with (
+            _timekeeping(
+                service, store, redis_url=redis_url, clock=clock, redis_outage=outage
+            ) as scheduler,
+            audit_duties(duties, store, leader=lambda: scheduler.is_leader, clock=clock),
         ):
+            await audit_policy_loaded(store.audit, policy, now=clock())
             announcer.start()
             try:
                 yield bot

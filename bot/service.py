@@ -159,6 +159,9 @@ class AutoApproval:
 
     reason: str | None = None
     note: str | None = None
+    #: The on-call schedule that made the requester eligible, if that was the rule (audited
+    #: as ``details.on_call``, so an access review can list on-call grants).
+    on_call: str | None = None
 
 
 #: Audit events that record no grant state change.
@@ -337,7 +340,9 @@ class GrantService:
         )
         auto = await self._auto_approval(grant, rule, now=now)
         if auto.reason is not None:
-            approved = await self._auto_approve(grant, reason=auto.reason, now=now)
+            approved = await self._auto_approve(
+                grant, reason=auto.reason, on_call=auto.on_call, now=now
+            )
             active, credential = await self.activate(approved)
             return RequestResult(grant=active, rule=rule, credential=credential)
         await self._safe(self.notifier.request_created(grant))
@@ -500,7 +505,9 @@ class GrantService:
         )
         auto = await self._auto_approval(extension, rule, now=now)
         if auto.reason is not None:
-            approved = await self._auto_approve(extension, reason=auto.reason, now=now)
+            approved = await self._auto_approve(
+                extension, reason=auto.reason, on_call=auto.on_call, now=now
+            )
             closed = await self._apply_extension(approved)
             return RequestResult(grant=closed, rule=rule)
         await self._safe(self.notifier.request_created(extension))
@@ -647,7 +654,10 @@ class GrantService:
                 parts.append(f"in #{grant.origin.channel_name or grant.origin.incident}")
             elif not parts:
                 parts.append(match.reason)
-            return AutoApproval(reason=f"auto-approved: {grant.requester} {', '.join(parts)}")
+            return AutoApproval(
+                reason=f"auto-approved: {grant.requester} {', '.join(parts)}",
+                on_call=match.rule.on_call,
+            )
         blocker = auto_approve_blocker(
             rule,
             duration_s=grant.duration_s,
@@ -669,8 +679,14 @@ class GrantService:
         )
         return AutoApproval(note=note)
 
-    async def _auto_approve(self, grant: Grant, *, reason: str, now: float) -> Grant:
-        """PENDING -> APPROVED by the policy, audited with ``reason`` and the incident."""
+    async def _auto_approve(
+        self, grant: Grant, *, reason: str, on_call: str | None, now: float
+    ) -> Grant:
+        """PENDING -> APPROVED by the policy, audited with ``reason``, the on-call schedule
+        that qualified the requester (if any) and the incident."""
+        details = _incident_details(grant)
+        if on_call is not None:
+            details["on_call"] = on_call
         outcome = await self.store.transition(
             grant.id,
             Event.AUTO_APPROVE,
@@ -678,7 +694,7 @@ class GrantService:
             now=now,
             policy_version=self.policy.version,
             reason=reason,
-            details=_incident_details(grant),
+            details=details,
         )
         metrics.record_request("auto_approved")
         metrics.record_auto_approval(grant.resource)

@@ -66,6 +66,11 @@ REQUIREMENTS: Final[dict[str, Requirement]] = {
             _answers(PG_HOST, PG_PORT) and _binary("initdb", "/usr/lib/postgresql/*/bin/initdb")
         ),
     ),
+    "chromium": Requirement(
+        "chromium (headless, for the report's browser test)",
+        "chromium (apt-get install chromium)",
+        lambda: bool(shutil.which("chromium") or shutil.which("chromium-browser")),
+    ),
     "mysql": Requirement(
         f"MariaDB/MySQL on {MYSQL_HOST}:{MYSQL_PORT}",
         "MariaDB and start it (apt-get install mariadb-server)",

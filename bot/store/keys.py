@@ -44,6 +44,17 @@ class Keys:
         return f"{self._p}:audit:head"
 
     @property
+    def audit_checkpoints(self) -> str:
+        """Stream: signed checkpoints of the audit chain (``payload``, ``sig``), written by
+        the scheduler's leader; each names the previous one, so a deleted one is noticed."""
+        return f"{self._p}:audit:checkpoints"
+
+    def audit_ship_position(self, sink_id: str) -> str:
+        """String ``"seq stream-id"``: the last audit entry a sink (a file or a SIEM) took,
+        so shipping resumes after it whichever replica ships next."""
+        return f"{self._p}:audit:ship:{sink_id}"
+
+    @property
     def all_grants(self) -> str:
         """Sorted set: every grant id, scored by created_at."""
         return f"{self._p}:grants"

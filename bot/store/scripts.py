@@ -23,6 +23,11 @@ def _with_prelude(name: str) -> str:
     )
 
 
+def lua_source(name: str) -> str:
+    """A script that needs none of the prelude (it touches no grant and no chain)."""
+    return _lua(name)
+
+
 def script_source(name: str) -> str:
     """Full source of a script (``commit.lua`` or ``append.lua``) with its prelude."""
     return _with_prelude(name)

@@ -93,6 +93,9 @@ def test_unknown_command_is_one_line_exit_2() -> None:
         ["revoke-all"],
         ["audit", "verify"],
         ["audit", "export"],
+        ["audit", "keygen"],
+        ["audit", "checkpoint"],
+        ["report"],
     ],
 )
 def test_every_command_has_help(argv: list[str]) -> None:
@@ -103,10 +106,17 @@ def test_every_command_has_help(argv: list[str]) -> None:
 
 
 def test_unreachable_redis_is_one_line_not_a_traceback() -> None:
-    """With REDIS_URL pointing at a closed port the CLI says so in one line, exit 1."""
-    done = grantbot("audit", "verify", env={"REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"})
+    """With REDIS_URL pointing at a closed port the CLI says so in one line, exit 1 (3 for
+    `audit verify`, whose exit codes tell tampering from an unreadable log)."""
+    down = {"REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
+    done = grantbot("grants", "list", env=down)
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == ["grantbot: Redis is unavailable; try again shortly"]
+    verify = grantbot("audit", "verify", env=down)
+    assert verify.returncode == 3
+    assert verify.stderr.strip().splitlines() == [
+        "grantbot: could not read the audit log: Redis is unavailable; try again shortly"
+    ]
 
 
 async def test_audit_verify_and_export(store: GrantStore, cli_env: dict[str, str]) -> None:
