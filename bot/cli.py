@@ -200,7 +200,7 @@ async def cmd_revoke_all(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from bot.server import serve
 
-    await serve(settings, socket_mode=args.socket_mode)
+    await serve(settings, socket_mode=args.socket_mode, dev=args.dev)
     return EXIT_OK
 
 
@@ -213,8 +213,10 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     """`make run`: serve when Slack credentials are set, otherwise the narrated demo."""
     if settings.slack_configured:
+        # `make run` is a try-out on a developer's machine: an embedded Redis is fine there.
         return await cmd_serve(
-            argparse.Namespace(socket_mode=settings.slack_app_token is not None), settings
+            argparse.Namespace(socket_mode=settings.slack_app_token is not None, dev=True),
+            settings,
         )
     return await cmd_demo(args, settings)
 
@@ -229,6 +231,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("serve", help="serve Slack (HTTP at /slack/events, or Socket Mode)")
     s.add_argument("--socket-mode", action="store_true", help="connect out with SLACK_APP_TOKEN")
+    s.add_argument(
+        "--dev",
+        action="store_true",
+        help="without REDIS_URL, use localhost:6379 or start an embedded redis-server (its "
+        "data lives and dies with this machine: never in production)",
+    )
     s.set_defaults(handler=cmd_serve)
 
     d = sub.add_parser("demo", help="a narrated request -> approval -> credential -> revocation")

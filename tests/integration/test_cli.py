@@ -174,3 +174,28 @@ async def test_grants_list_filters(store: GrantStore, cli_env: dict[str, str]) -
     assert b.id in approved.stdout and a.id not in approved.stdout
     bad_state = grantbot("grants", "list", "--state", "bogus", env=cli_env)
     assert bad_state.returncode == 2
+
+
+def test_serve_without_redis_url_refuses_to_start_with_one_line(tmp_path: Path) -> None:
+    """`grantbot serve` with no REDIS_URL (and no --dev) exits 1 with one line naming
+    REDIS_URL and pointing to `grantbot demo`; it starts nothing (no embedded Redis dir)."""
+    env = {
+        "SLACK_BOT_TOKEN": "xoxb-not-used-here",
+        "SLACK_SIGNING_SECRET": "not-used-here",
+        "GRANTBOT_DATA_DIR": str(tmp_path / "data"),
+    }
+    environ_without_redis = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "serve"],
+        cwd=ROOT,
+        env={**environ_without_redis, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "REDIS_URL is not set" in lines[0] and "grantbot demo" in lines[0]
+    assert not (tmp_path / "data").exists()
