@@ -398,8 +398,6 @@ async def serve(settings: Settings, *, socket_mode: bool, dev: bool = False) -> 
     ConfigError naming it, raised before anything starts. /healthz and /readyz are served
     on GRANTBOT_HOST:GRANTBOT_PORT in both modes.
     """
-    if not settings.redis_url and not dev:
-        raise ConfigError(NO_REDIS_URL)
     use_socket = socket_mode or settings.slack_app_token is not None
     if use_socket:
         bot_token = _require(settings.slack_bot_token, "SLACK_BOT_TOKEN")
@@ -412,6 +410,8 @@ async def serve(settings: Settings, *, socket_mode: bool, dev: bool = False) -> 
     else:
         bot_token, signing_secret = settings.require_slack_http()
         app_token = ""
+    if not settings.redis_url and not dev:
+        raise ConfigError(NO_REDIS_URL)
     with redis_url_for(settings, start_embedded=True) as redis_url:
         async with assemble(
             settings,
