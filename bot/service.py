@@ -24,14 +24,14 @@ from bot.auto_approval_quota import AutoApprovalQuota
 from bot.domain.duration import format_duration
 from bot.domain.ids import new_grant_id
 from bot.domain.model import LIVE, Actor, ActorKind, Event, Grant, Origin, Status
-from bot.domain.policy import (
+from bot.domain.policy.decisions import (
     RequestDecision,
-    RoleRule,
     auto_approve_blocker,
     evaluate_request,
     match_auto_approve,
 )
-from bot.domain.policy_schema import EscalationTier
+from bot.domain.policy.rules import RoleRule
+from bot.domain.policy.schema import EscalationTier
 from bot.envrefs import resolve as resolve_env_refs
 from bot.errors import (
     ConcurrencyError,

@@ -28,8 +28,8 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.domain.policy import Policy
-from bot.domain.policy_schema import (
+from bot.domain.policy.rules import Policy
+from bot.domain.policy.schema import (
     OpsgenieSchedule,
     PagerDutySchedule,
     StaticSchedule,

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Final
 from bot.domain.duration import format_duration
 from bot.domain.grammar import MAX_REASON_CHARS, USAGE
 from bot.domain.model import Grant, Status
-from bot.domain.policy import RoleRule, describe
+from bot.domain.policy.rules import RoleRule, describe
 from bot.providers.ssh_cert import SSHCertProvider
 from bot.slack import ids
 

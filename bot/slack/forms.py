@@ -24,7 +24,7 @@ from bot.domain.grammar import (
     normalize_reason,
     parse_public_key,
 )
-from bot.domain.policy import RoleRule
+from bot.domain.policy.rules import RoleRule
 from bot.errors import UsageError
 from bot.slack import ids
 from bot.slack.blocks import DENY_REASON_MAX, TICKETS_INPUT_MAX

@@ -30,7 +30,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import metrics
 from bot.domain.model import LIVE, Grant, Status
-from bot.domain.policy import RoleRule
+from bot.domain.policy.rules import RoleRule
 from bot.errors import GrantbotError, SlackError
 from bot.logs import register_secret
 from bot.policy_holder import PolicyHolder
