@@ -21,6 +21,7 @@ from typing import Any, Final, Protocol
 
 from bot import metrics
 from bot.auto_approval_quota import AutoApprovalQuota
+from bot.domain.credentials import Credential
 from bot.domain.duration import format_duration
 from bot.domain.ids import new_grant_id
 from bot.domain.model import LIVE, Actor, ActorKind, Event, Grant, Origin, Status
@@ -47,14 +48,7 @@ from bot.log_throttle import Throttle
 from bot.notify import Notifier, NullNotifier
 from bot.oncall.base import OnCallResult, OnCallUnavailable
 from bot.policy_holder import PolicyHolder
-from bot.providers.base import (
-    Credential,
-    GrantContext,
-    Housekeeper,
-    Provider,
-    RequestChecker,
-    RequestContext,
-)
+from bot.providers.base import GrantContext, Housekeeper, Provider, RequestChecker, RequestContext
 from bot.providers.registry import build_provider, provider_type
 from bot.store.grants import GrantStore
 from bot.store.provider_state import ProviderState

@@ -47,8 +47,6 @@ Pure: no I/O, no clock.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import difflib
 import re
 import unicodedata
@@ -59,6 +57,7 @@ from typing import Final, NamedTuple, TypeAlias
 
 from bot.domain.duration import parse_duration
 from bot.domain.ids import is_grant_id
+from bot.domain.ssh_keys import contains_private_key, key_problem
 from bot.errors import UsageError
 
 __all__ = [
@@ -67,7 +66,6 @@ __all__ = [
     "MAX_ERROR_CHARS",
     "MAX_REASON_CHARS",
     "NAME_RE",
-    "SSH_KEY_TYPES",
     "SUBCOMMAND_USAGE",
     "TICKET_RE",
     "USAGE",
@@ -82,7 +80,6 @@ __all__ = [
     "RevokeGrant",
     "SshKeyAdd",
     "SshKeyShow",
-    "contains_private_key",
     "extract_tickets",
     "normalize_reason",
     "parse_command",
@@ -195,18 +192,6 @@ NAME_RE: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 #: is harmless for an index but means a policy must not treat "has a ticket" as proof.
 TICKET_RE: Final = re.compile(r"(?<![A-Za-z0-9_-])[A-Z][A-Z0-9_]{1,9}-[0-9]+(?![A-Za-z0-9_-])")
 
-SSH_KEY_TYPES: Final = (
-    "ssh-ed25519",
-    "ecdsa-sha2-nistp256",
-    "ecdsa-sha2-nistp384",
-    "ecdsa-sha2-nistp521",
-    "ssh-rsa",
-    "sk-ssh-ed25519@openssh.com",
-)
-_MIN_RSA_BITS: Final = 2048
-# Uncompressed EC point sizes (0x04 || X || Y) per curve, RFC 5656.
-_EC_POINT_BYTES: Final = {"nistp256": 65, "nistp384": 97, "nistp521": 133}
-
 # ---------------------------------------------------------------------------------------------
 # Usage text
 
@@ -283,12 +268,6 @@ _ANY_ESCAPE: Final = rf"<(?:[@#!]|{_ESC_SCHEME}){_ESC_TARGET}(?:\|{_ESC_LABEL})?
 _TOKEN_RE: Final = re.compile(rf"(?:{_ANY_ESCAPE}|\S)+")
 # C0/C1 controls other than the whitespace ones, DEL, and lone surrogates (from bad JSON).
 _FORBIDDEN_RE: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff]")
-# Case-sensitive on purpose: a reason may well say "rotate the private key".
-_PRIVATE_KEY_RE: Final = re.compile(
-    r"BEGIN[A-Z0-9 ]*PRIVATE KEY"
-    r"|PuTTY-User-Key-File-"
-    r"|b3BlbnNzaC1rZXktdjE"  # base64 of "openssh-key-v1": an OpenSSH private key body
-)
 _ENTITY_RE: Final = re.compile(r"&(amp|lt|gt);")
 _ENTITIES: Final = {"amp": "&", "lt": "<", "gt": ">"}
 # Reads as an attempt at a duration ("30x", "0m", "٣٠m"), so not as a role. Unicode \d on purpose.
@@ -377,13 +356,6 @@ def normalize_reason(text: str, *, slack_escaped: bool = True) -> str:
         )
     )
     return " ".join(unicodedata.normalize("NFC", text).split())
-
-
-def contains_private_key(text: str) -> bool:
-    """True when ``text`` looks like it holds a private key (refused wherever it appears;
-    never quote such text back). For input that does not go through :func:`parse_command`,
-    such as the request form's fields."""
-    return _PRIVATE_KEY_RE.search(text) is not None
 
 
 def extract_tickets(reason: str) -> tuple[str, ...]:
@@ -567,81 +539,25 @@ def _key_error(problem: str) -> UsageError:
     return _fail(f"{problem}; {_NEVER_PRIVATE}", "ssh-key add")
 
 
-def _ssh_fields(blob: bytes) -> list[bytes]:
-    """Split an SSH wire-format blob into its length-prefixed fields (RFC 4251 string/mpint)."""
-    fields: list[bytes] = []
-    pos = 0
-    while pos < len(blob):
-        if pos + 4 > len(blob):
-            raise ValueError("truncated length")
-        size = int.from_bytes(blob[pos : pos + 4], "big")
-        pos += 4
-        if pos + size > len(blob):
-            raise ValueError("truncated field")
-        fields.append(blob[pos : pos + size])
-        pos += size
-    return fields
-
-
-def _key_body_problem(key_type: str, fields: list[bytes]) -> str | None:
-    """Why ``fields`` is not a well-formed ``key_type`` public key, or None when it is."""
-    if not fields or fields[0] != key_type.encode():
-        return f"the key's body is not a {key_type} key; copy the whole line unchanged"
-    rest = fields[1:]
-    if key_type == "ssh-ed25519":
-        ok = len(rest) == 1 and len(rest[0]) == 32
-    elif key_type == "sk-ssh-ed25519@openssh.com":  # key, application (PROTOCOL.u2f)
-        ok = len(rest) == 2 and len(rest[0]) == 32 and len(rest[1]) > 0
-    elif key_type.startswith("ecdsa-sha2-"):  # curve name, uncompressed point (RFC 5656)
-        curve = key_type.removeprefix("ecdsa-sha2-")
-        ok = (
-            len(rest) == 2
-            and rest[0] == curve.encode()
-            and len(rest[1]) == _EC_POINT_BYTES[curve]
-            and rest[1][0] == 4
-        )
-    else:  # ssh-rsa: e, n as mpints (RFC 4253)
-        if len(rest) != 2:
-            return "the key's body is malformed; copy the whole line unchanged"
-        bits = int.from_bytes(rest[1], "big").bit_length()
-        if bits < _MIN_RSA_BITS:
-            return f"that RSA key has {bits} bits; use at least {_MIN_RSA_BITS}, or better ed25519"
-        ok = int.from_bytes(rest[0], "big") > 1
-    return None if ok else "the key's body is malformed; copy the whole line unchanged"
-
-
 def _public_key(text: str, args: Sequence[_Token]) -> str:
     if not args:
         raise _key_error("missing key")
     if len(text[args[0].start : args[-1].end].splitlines()) > 1:
         raise _key_error("the key must be on one line")
-    key_type = args[0].text
-    if key_type not in SSH_KEY_TYPES:
-        raise _key_error(
-            "that is not an OpenSSH public key of type ssh-ed25519,"
-            " ecdsa-sha2-nistp256/384/521, ssh-rsa or sk-ssh-ed25519@openssh.com"
-        )
-    if len(args) < 2:
-        raise _key_error(f"the key has no body after {key_type}")
-    body = args[1].text
-    try:
-        if not body.isascii():
-            raise ValueError("non-ASCII")
-        fields = _ssh_fields(base64.b64decode(body, validate=True))
-    except (binascii.Error, ValueError) as e:
-        raise _key_error("the key's body is not valid base64 SSH key data") from e
-    problem = _key_body_problem(key_type, fields)
+    problem = key_problem(args[0].text, args[1].text if len(args) > 1 else None)
     if problem is not None:
         raise _key_error(problem)
+    key = f"{args[0].text} {args[1].text}"  # a type and a body: key_problem found both
     # The comment is free text; Slack may have turned "me@host.com" into a mailto link.
     comment = normalize_reason(text[args[2].start : args[-1].end]) if len(args) > 2 else ""
-    return f"{key_type} {body} {comment}" if comment else f"{key_type} {body}"
+    return f"{key} {comment}" if comment else key
 
 
 def parse_public_key(text: str) -> str:
     """An OpenSSH public key pasted on its own (the request form's field), checked exactly as
     ``/access ssh-key add`` checks it; UsageError, quoting none of the text, otherwise. The
-    caller rejects private keys first (:func:`contains_private_key`)."""
+    caller rejects private keys first
+    (:func:`~bot.domain.ssh_keys.contains_private_key`)."""
     return _public_key(text, _tokenize(text))
 
 
@@ -672,7 +588,7 @@ def parse_command(text: str) -> Command:
     valid command; the module docstring lists what the message promises.
     """
     # Before anything that might quote the input: a private key must never be echoed.
-    if _PRIVATE_KEY_RE.search(text):
+    if contains_private_key(text):
         raise UsageError(_PRIVATE_KEY_MESSAGE)
     if len(text) > MAX_COMMAND_CHARS:
         raise UsageError(

@@ -30,6 +30,7 @@ from typing import Any, ClassVar, Final, Literal
 
 from pydantic import Field, field_validator
 
+from bot.domain.credentials import Credential, CredentialField
 from bot.domain.duration import format_duration
 from bot.envrefs import has_reference
 from bot.errors import PolicyDenied, ProviderError, TargetUnavailable
@@ -42,8 +43,6 @@ from bot.providers.aws_client import (
 )
 from bot.providers.aws_limits import iso_duration_s, permission_set_findings
 from bot.providers.base import (
-    Credential,
-    CredentialField,
     GrantContext,
     ProviderSettings,
     RequestContext,

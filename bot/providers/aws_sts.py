@@ -33,6 +33,7 @@ from typing import Any, ClassVar, Final, Literal
 
 from pydantic import Field, field_validator
 
+from bot.domain.credentials import Credential, CredentialField
 from bot.envrefs import has_reference
 from bot.errors import PolicyDenied, ProviderError
 from bot.providers.aws_client import AWSClients, AWSSettings, DurationSetting, is_code
@@ -45,8 +46,6 @@ from bot.providers.aws_limits import (
     sts_role_findings,
 )
 from bot.providers.base import (
-    Credential,
-    CredentialField,
     GrantContext,
     ProviderSettings,
     RequestContext,

@@ -19,12 +19,12 @@ from bot.domain.grammar import (
     MAX_REASON_CHARS,
     NAME_RE,
     TICKET_RE,
-    contains_private_key,
     extract_tickets,
     normalize_reason,
     parse_public_key,
 )
 from bot.domain.policy.rules import RoleRule
+from bot.domain.ssh_keys import contains_private_key
 from bot.errors import UsageError
 from bot.slack import ids
 from bot.slack.blocks import DENY_REASON_MAX, TICKETS_INPUT_MAX

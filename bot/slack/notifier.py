@@ -41,7 +41,7 @@ from bot.store.connection import aw
 from bot.store.grants import GrantStore
 
 if TYPE_CHECKING:
-    from bot.providers.base import Credential
+    from bot.domain.credentials import Credential
 
 log = logging.getLogger(__name__)
 

@@ -29,6 +29,7 @@ import boto3
 import pytest
 import redis.asyncio as aioredis
 
+from bot.domain.credentials import Credential
 from bot.domain.ids import new_grant_id
 from bot.domain.model import Actor, ActorKind, Status
 from bot.errors import ConfigError, PolicyDenied, ProviderError, TargetUnavailable
@@ -42,7 +43,7 @@ from bot.providers.aws_sts import (
     AWSSTSSettings,
     deny_policy_name,
 )
-from bot.providers.base import Credential, GrantContext, Provider, RequestContext
+from bot.providers.base import GrantContext, Provider, RequestContext
 from bot.providers.registry import build_provider
 from bot.revocation import RetryPolicy, Revoker
 from bot.scheduler import Reconciler, RevocationJobs, RevocationScheduler

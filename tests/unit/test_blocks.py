@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 
 from bot.devtools.slack_emulator import BlockKitValidator
+from bot.domain.credentials import Credential, CredentialField
 from bot.domain.grammar import MAX_REASON_CHARS
 from bot.domain.model import Approval, Grant, Origin, Status
 from bot.domain.policy.rules import RoleRule
 from bot.policy_loader import load_policy
-from bot.providers.base import Credential, CredentialField
 from bot.slack import blocks, ids
 from tests.factories import NOW, make_grant
 
