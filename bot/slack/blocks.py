@@ -23,11 +23,12 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from bot.domain.duration import format_duration
-from bot.domain.grammar import MAX_REASON_CHARS, USAGE
 from bot.domain.model import Grant, Status
 from bot.domain.policy.rules import RoleRule, describe
 from bot.domain.ssh_keys import SSH_CERT_PROVIDER_TYPE
 from bot.slack import ids
+from bot.slack.commands.reasons import MAX_REASON_CHARS
+from bot.slack.commands.usage import USAGE
 
 if TYPE_CHECKING:
     from bot.domain.credentials import Credential

@@ -1,4 +1,5 @@
-"""``/access`` text -> command objects, with usage errors a person can act on.
+"""``/access`` text -> command objects (:mod:`bot.slack.commands.parsed`), with usage errors a
+person can act on.
 
 Grammar (the text Slack sends after ``/access``)::
 
@@ -13,10 +14,10 @@ Grammar (the text Slack sends after ``/access``)::
     ssh-key add <openssh public key>                  SshKeyAdd
     ssh-key show                                      SshKeyShow
 
-Contract of :func:`parse_command`: it returns one of the :data:`Command` dataclasses or raises
+Contract of :func:`parse_command`: it returns one of the ``Command`` dataclasses or raises
 :class:`~bot.errors.UsageError` -- never anything else. Every message is one line of plain text
 of at most :data:`MAX_ERROR_CHARS` characters; it says what was wrong, ends with the usage line
-of the subcommand concerned (from :data:`SUBCOMMAND_USAGE`), and quotes at most
+of the subcommand concerned (from :mod:`bot.slack.commands.usage`), and quotes at most
 :data:`ECHO_CHARS` characters of any one piece of the input, with invisible characters shown as
 ``\\uXXXX``. A message never quotes the key text of ``ssh-key add``. Messages are plain text:
 whoever posts one as mrkdwn must escape ``&``, ``<`` and ``>`` (the usage lines contain ``<``).
@@ -34,13 +35,15 @@ duration (``1d``) cannot be written here.
 
 Slack escapes. Slack sends mentions, channels and links as ``<@U123|name>``, ``<#C123|chan>``,
 ``<!here>``, ``<https://x|label>``, and a typed ``&``, ``<``, ``>`` as ``&amp;``, ``&lt;``,
-``&gt;``. Where a name, id or duration is expected any escape is refused, naming its kind. In a
-reason they are rendered readable (see :func:`normalize_reason`).
+``&gt;`` (:mod:`bot.slack.commands.escapes`). Where a name, id or duration is expected any
+escape is refused, naming its kind. In a reason they are rendered readable (see
+:func:`~bot.slack.commands.reasons.normalize_reason`).
 
 Limits: the whole text at most :data:`MAX_COMMAND_CHARS` characters, a reason at most
-:data:`MAX_REASON_CHARS` after normalisation; no control characters (tab, CR and LF are
-whitespace) and no unpaired surrogates anywhere. Text that looks like a private key is refused
-wherever it appears, without being quoted.
+``MAX_REASON_CHARS`` (:mod:`bot.slack.commands.reasons`) after normalisation; no control
+characters (tab, CR and LF are whitespace) and no unpaired surrogates anywhere. Text that looks
+like a private key is refused wherever it appears, without being quoted; a public key is
+checked by :mod:`bot.domain.ssh_keys`.
 
 Pure: no I/O, no clock.
 """
@@ -49,9 +52,7 @@ from __future__ import annotations
 
 import difflib
 import re
-import unicodedata
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final, NamedTuple, TypeAlias
 
@@ -59,124 +60,36 @@ from bot.domain.duration import parse_duration
 from bot.domain.ids import is_grant_id
 from bot.domain.ssh_keys import contains_private_key, key_problem
 from bot.errors import UsageError
+from bot.slack.commands.escapes import TOKEN_RE, escape_kind
+from bot.slack.commands.parsed import (
+    Command,
+    ExtendGrant,
+    Help,
+    ListGrants,
+    ListResources,
+    OpenForm,
+    PendingApprovals,
+    RequestAccess,
+    RevokeGrant,
+    SshKeyAdd,
+    SshKeyShow,
+)
+from bot.slack.commands.reasons import MAX_REASON_CHARS, extract_tickets, normalize_reason
+from bot.slack.commands.usage import SUBCOMMAND_USAGE
 
 __all__ = [
     "ECHO_CHARS",
     "MAX_COMMAND_CHARS",
     "MAX_ERROR_CHARS",
-    "MAX_REASON_CHARS",
     "NAME_RE",
-    "SUBCOMMAND_USAGE",
-    "TICKET_RE",
-    "USAGE",
-    "Command",
-    "ExtendGrant",
-    "Help",
-    "ListGrants",
-    "ListResources",
-    "OpenForm",
-    "PendingApprovals",
-    "RequestAccess",
-    "RevokeGrant",
-    "SshKeyAdd",
-    "SshKeyShow",
-    "extract_tickets",
-    "normalize_reason",
     "parse_command",
+    "parse_public_key",
 ]
-
-# ---------------------------------------------------------------------------------------------
-# Commands
-
-
-@dataclass(frozen=True, slots=True)
-class OpenForm:
-    """``/access`` with no text: open the request form."""
-
-
-@dataclass(frozen=True, slots=True)
-class RequestAccess:
-    """Ask for ``role`` (None: the resource's default) on ``resource`` for ``duration_s``.
-
-    ``reason`` is normalised plain text (see :func:`normalize_reason`), never empty;
-    ``tickets`` are the ticket references found in it, first occurrence first.
-    """
-
-    resource: str
-    role: str | None
-    duration_s: int
-    reason: str
-    tickets: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class ListGrants:
-    """My pending and active grants."""
-
-
-@dataclass(frozen=True, slots=True)
-class PendingApprovals:
-    """Requests waiting for my approval."""
-
-
-@dataclass(frozen=True, slots=True)
-class RevokeGrant:
-    """End ``grant_id`` now; ``reason`` is normalised plain text and may be empty."""
-
-    grant_id: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class ExtendGrant:
-    """Ask for ``duration_s`` more on ``grant_id``; reason and tickets as in RequestAccess."""
-
-    grant_id: str
-    duration_s: int
-    reason: str
-    tickets: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class ListResources:
-    """What I may request, with limits."""
-
-
-@dataclass(frozen=True, slots=True)
-class Help:
-    """Show :data:`USAGE`."""
-
-
-@dataclass(frozen=True, slots=True)
-class SshKeyAdd:
-    """Register ``public_key``: ``"<type> <base64>[ <comment>]"``, checked, single spaces."""
-
-    public_key: str
-
-
-@dataclass(frozen=True, slots=True)
-class SshKeyShow:
-    """Show the SSH public key I registered."""
-
-
-Command: TypeAlias = (
-    OpenForm
-    | RequestAccess
-    | ListGrants
-    | PendingApprovals
-    | RevokeGrant
-    | ExtendGrant
-    | ListResources
-    | Help
-    | SshKeyAdd
-    | SshKeyShow
-)
 
 # ---------------------------------------------------------------------------------------------
 # Limits and shapes
 
 MAX_COMMAND_CHARS: Final = 2000
-MAX_REASON_CHARS: Final = 500
 #: The most characters of any one piece of user input an error message quotes.
 ECHO_CHARS: Final = 40
 #: No error message from this module is longer (kept sane for an ephemeral Slack reply).
@@ -186,90 +99,11 @@ MAX_ERROR_CHARS: Final = 300
 #: a trailing newline.
 NAME_RE: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
-#: A ticket reference: an uppercase project key of 2-10 characters (letter first; digits and
-#: ``_`` allowed, as in Jira), ``-``, digits, not glued to a surrounding word. Case-sensitive so
-#: ordinary words are not taken; look-alikes such as ``UTF-8`` or ``SHA-256`` do match, which
-#: is harmless for an index but means a policy must not treat "has a ticket" as proof.
-TICKET_RE: Final = re.compile(r"(?<![A-Za-z0-9_-])[A-Z][A-Z0-9_]{1,9}-[0-9]+(?![A-Za-z0-9_-])")
-
-# ---------------------------------------------------------------------------------------------
-# Usage text
-
-SUBCOMMAND_USAGE: Final[Mapping[str, str]] = MappingProxyType(
-    {
-        "request": "/access request <resource> [<role>] <duration> <reason...>",
-        "list": "/access list",
-        "pending": "/access pending",
-        "revoke": "/access revoke <grant-id> [reason...]",
-        "extend": "/access extend <grant-id> <duration> <reason...>",
-        "resources": "/access resources",
-        "help": "/access help",
-        "ssh-key": "/access ssh-key add <openssh public key> | /access ssh-key show",
-        "ssh-key add": "/access ssh-key add <openssh public key>",
-        "ssh-key show": "/access ssh-key show",
-    }
-)
-"""Plain-text usage line per subcommand (and per ``ssh-key`` action), as quoted in errors."""
-
-_SUBCOMMANDS: Final = ("request", "list", "pending", "revoke", "extend", "resources", "help")
-_SUBCOMMANDS_ALL: Final = (*_SUBCOMMANDS, "ssh-key")
-
-_HELP_LINES: Final = (
-    ("/access", "open the request form"),
-    (
-        SUBCOMMAND_USAGE["request"],
-        "ask for access, e.g. `/access request orders-db read 30m INC-42 checkout is down`",
-    ),
-    (SUBCOMMAND_USAGE["list"], "your pending and active grants"),
-    (SUBCOMMAND_USAGE["pending"], "requests waiting for your approval"),
-    (SUBCOMMAND_USAGE["revoke"], "end a grant now"),
-    (SUBCOMMAND_USAGE["extend"], "ask for more time on a grant"),
-    (SUBCOMMAND_USAGE["resources"], "what you may request, with limits"),
-    (SUBCOMMAND_USAGE["help"], "this message"),
-    (
-        SUBCOMMAND_USAGE["ssh-key add"],
-        "register your SSH public key (the line in ~/.ssh/id_ed25519.pub)",
-    ),
-    (SUBCOMMAND_USAGE["ssh-key show"], "show the SSH public key you registered"),
-)
-
-
-def _mrkdwn_escape(text: str) -> str:
-    # Slack reads "<...>" as a mention/link and "&" as an entity, even inside `code`.
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-USAGE: Final = "\n".join(
-    [
-        "*`/access`: just-in-time access*",
-        *(f"• `{_mrkdwn_escape(line)}`: {what}" for line, what in _HELP_LINES),
-        "Durations look like 90s, 15m, 2h, 1h30m or 1d. Ticket references such as INC-42 in a"
-        " reason are picked up. Never paste a private key anywhere: `ssh-key add` takes only"
-        " the public key.",
-    ]
-)
-"""The full help text (Slack mrkdwn, already escaped) that ``/access help`` shows."""
-
 # ---------------------------------------------------------------------------------------------
 # Lexing
 
-_ESC_TARGET: Final = r"[^<>|\s]+"
-_ESC_LABEL: Final = r"[^<>]*"
-_ESC_SCHEME: Final = r"[A-Za-z][A-Za-z0-9+.\-]*:"
-#: One Slack escape: a mention/channel/special (`<@..>`, `<#..>`, `<!..>`) or a link.
-_ESCAPE_RE: Final = re.compile(
-    rf"<(?P<sigil>[@#!])(?P<target>{_ESC_TARGET})(?:\|(?P<label>{_ESC_LABEL}))?>"
-    rf"|<(?P<url>{_ESC_SCHEME}{_ESC_TARGET})(?:\|(?P<ulabel>{_ESC_LABEL}))?>"
-)
-# A token is a run of non-space characters in which a whole escape counts as one character, so
-# a link label with spaces stays in its token. (Input is at most 2000 characters, so the
-# escape alternative's scan to the next '>' cannot get expensive.)
-_ANY_ESCAPE: Final = rf"<(?:[@#!]|{_ESC_SCHEME}){_ESC_TARGET}(?:\|{_ESC_LABEL})?>"
-_TOKEN_RE: Final = re.compile(rf"(?:{_ANY_ESCAPE}|\S)+")
 # C0/C1 controls other than the whitespace ones, DEL, and lone surrogates (from bad JSON).
 _FORBIDDEN_RE: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff]")
-_ENTITY_RE: Final = re.compile(r"&(amp|lt|gt);")
-_ENTITIES: Final = {"amp": "&", "lt": "<", "gt": ">"}
 # Reads as an attempt at a duration ("30x", "0m", "٣٠m"), so not as a role. Unicode \d on purpose.
 _DURATION_LIKE_RE: Final = re.compile(r"\d\w*")
 
@@ -281,7 +115,7 @@ class _Token(NamedTuple):
 
 
 def _tokenize(text: str) -> list[_Token]:
-    return [_Token(m.group(), m.start(), m.end()) for m in _TOKEN_RE.finditer(text)]
+    return [_Token(m.group(), m.start(), m.end()) for m in TOKEN_RE.finditer(text)]
 
 
 def _show(text: str) -> str:
@@ -303,66 +137,6 @@ def _fail(problem: str, subcommand: str) -> UsageError:
 # Reasons
 
 
-def _render_escape(match: re.Match[str]) -> str:
-    sigil, target, label = match["sigil"], match["target"], match["label"]
-    if sigil == "@":
-        return "@" + (label or target).removeprefix("@")
-    if sigil == "#":
-        return "#" + (label or target).removeprefix("#")
-    if sigil == "!":
-        name, _, rest = target.partition("^")
-        if name in ("here", "channel", "everyone"):
-            return "@" + name
-        if name == "subteam":
-            return "@" + (label or rest).removeprefix("@")
-        return label or name  # e.g. <!date^...|Feb 18, 2014>: the fallback text
-    url, ulabel = match["url"], match["ulabel"]
-    bare = url.split(":", 1)[1].removeprefix("//")  # mailto:a@b -> a@b; https://x -> x
-    if not ulabel or ulabel in (url, bare):
-        # Slack links what people type ("example.com" -> <http://example.com|example.com>):
-        # give back what they typed.
-        return ulabel or (bare if url.lower().startswith("mailto:") else url)
-    return f"{ulabel} ({url})"
-
-
-def normalize_reason(text: str, *, slack_escaped: bool = True) -> str:
-    """Return ``text`` as the plain-text reason grantbot stores and shows.
-
-    With ``slack_escaped`` (slash-command text) Slack's escapes are rendered first:
-    ``<@U1|name>`` -> ``@name``, ``<@U1>`` -> ``@U1``, ``<#C1|chan>`` -> ``#chan``,
-    ``<!here>`` -> ``@here`` (also channel, everyone), ``<!subteam^S1|@team>`` -> ``@team``,
-    other ``<!x|label>`` -> ``label``, ``<https://x|label>`` -> ``label (https://x)``,
-    ``<https://x>`` -> ``https://x``, ``<http://x.com|x.com>`` -> ``x.com``,
-    ``<mailto:a@b|a@b>`` -> ``a@b``; then ``&lt;`` ``&gt;`` ``&amp;`` become ``<`` ``>`` ``&``.
-    Pass ``slack_escaped=False`` for text that was never escaped (a modal's input value).
-
-    Then invisible format characters (Unicode Cf: zero-width spaces and joiners, bidi controls,
-    BOM, tag characters) and non-whitespace controls are removed so the reason reads as it
-    displays, the text is NFC-normalised, and runs of whitespace become one space.
-
-    The result is plain text and may contain ``<``: put back into mrkdwn it must be escaped,
-    or a typed ``<!here>`` would ping.
-    """
-    if slack_escaped:
-        text = _ESCAPE_RE.sub(_render_escape, text)
-        # One pass, so "&amp;lt;" becomes "&lt;" and not "<".
-        text = _ENTITY_RE.sub(lambda m: _ENTITIES[m[1]], text)
-    text = "".join(
-        ch
-        for ch in text
-        if not (
-            unicodedata.category(ch) in ("Cf", "Cs")
-            or (unicodedata.category(ch) == "Cc" and not ch.isspace())
-        )
-    )
-    return " ".join(unicodedata.normalize("NFC", text).split())
-
-
-def extract_tickets(reason: str) -> tuple[str, ...]:
-    """Ticket references (:data:`TICKET_RE`) in ``reason``, de-duplicated, first seen first."""
-    return tuple(dict.fromkeys(TICKET_RE.findall(reason)))
-
-
 def _reason(text: str, args: Sequence[_Token], subcommand: str, *, required: bool) -> str:
     raw = text[args[0].start : args[-1].end] if args else ""
     reason = normalize_reason(raw)
@@ -379,26 +153,8 @@ def _reason(text: str, args: Sequence[_Token], subcommand: str, *, required: boo
 # Names, ids, durations
 
 
-def _escape_kind(token: str) -> str | None:
-    """What kind of Slack escape ``token`` contains, for a message; None when it has none."""
-    match = _ESCAPE_RE.search(token)
-    if match is None:
-        return None
-    sigil = match["sigil"]
-    if sigil == "@":
-        return "a user mention"
-    if sigil == "#":
-        return "a channel link"
-    if sigil == "!":
-        name = match["target"].partition("^")[0].lower()
-        if name in ("here", "channel", "everyone"):
-            return f"an @{name} mention"
-        return "a user-group mention" if name == "subteam" else "a Slack special mention"
-    return "an email link" if match["url"].lower().startswith("mailto:") else "a link"
-
-
 def _name(token: _Token, what: str, subcommand: str, example: str) -> str:
-    kind = _escape_kind(token.text)
+    kind = escape_kind(token.text)
     if kind is not None:
         raise _fail(f"{what} must be a plain name like {example}, not {kind}", subcommand)
     # ASCII first: str.lower() maps e.g. the Kelvin sign to "k", which would slip through.
@@ -413,7 +169,7 @@ def _name(token: _Token, what: str, subcommand: str, example: str) -> str:
 
 
 def _grant_id(token: _Token, subcommand: str) -> str:
-    kind = _escape_kind(token.text)
+    kind = escape_kind(token.text)
     if kind is not None:
         raise _fail(f"grant id must look like g-7k3p9xqm, not {kind}", subcommand)
     lowered = token.text.lower() if token.text.isascii() else ""
@@ -425,7 +181,7 @@ def _grant_id(token: _Token, subcommand: str) -> str:
 
 
 def _duration(token: _Token, subcommand: str) -> int:
-    kind = _escape_kind(token.text)
+    kind = escape_kind(token.text)
     if kind is not None:
         raise _fail(f"duration must be written like 30m or 1h30m, not {kind}", subcommand)
     # parse_duration's \d would take non-ASCII digits ("٣٠m"), and it quotes its input as is.
@@ -573,6 +329,8 @@ _HANDLERS: Final[Mapping[str, _Handler]] = MappingProxyType(
         "ssh-key": _ssh_key,
     }
 )
+#: Every subcommand, in the order messages list them.
+_SUBCOMMANDS: Final = tuple(_HANDLERS)
 
 _PRIVATE_KEY_MESSAGE: Final = (
     "that looks like a PRIVATE key, so nothing was done and none of it is repeated here."
@@ -616,13 +374,13 @@ def parse_command(text: str) -> Command:
 
 def _unknown_subcommand(word: str) -> UsageError:
     key = word.lower()[:ECHO_CHARS]
-    close = difflib.get_close_matches(key, _SUBCOMMANDS_ALL, n=1, cutoff=0.6)
+    close = difflib.get_close_matches(key, _SUBCOMMANDS, n=1, cutoff=0.6)
     if close:
         return UsageError(
             f'unknown subcommand "{_show(word)}"; did you mean "{close[0]}"?'
             f" Usage: {SUBCOMMAND_USAGE[close[0]]}"
         )
     return UsageError(
-        f'unknown subcommand "{_show(word)}"; use one of {", ".join(_SUBCOMMANDS_ALL)}'
+        f'unknown subcommand "{_show(word)}"; use one of {", ".join(_SUBCOMMANDS)}'
         " (/access help explains them)"
     )
