@@ -14,19 +14,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.domain.model import Origin
 from bot.slack import blocks
 from bot.slack.asking import file_and_announce, open_request_form
-from bot.slack.commands.parsed import (
-    Command,
-    ExtendGrant,
-    Help,
-    ListGrants,
-    ListResources,
-    OpenForm,
-    PendingApprovals,
-    RequestAccess,
-    RevokeGrant,
-    SshKeyAdd,
-    SshKeyShow,
-)
+from bot.slack.commands import parsed
 from bot.slack.context import SlackDeps
 from bot.slack.reply import Reply
 
@@ -36,7 +24,7 @@ NO_FORM_HERE: Final = "Type `/access` on its own to open the request form."
 async def run_command(
     deps: SlackDeps,
     client: AsyncWebClient,
-    command: Command,
+    command: parsed.Command,
     *,
     user: str,
     origin: Origin,
@@ -49,7 +37,7 @@ async def run_command(
     try:
         message: blocks.Message | None
         match command:
-            case OpenForm():
+            case parsed.OpenForm():
                 message = None
                 if trigger_id:
                     await open_request_form(
@@ -62,7 +50,7 @@ async def run_command(
                     )
                 else:
                     message = blocks.info_message(NO_FORM_HERE)
-            case RequestAccess():
+            case parsed.RequestAccess():
                 result, _ = await file_and_announce(deps, client, user, command, origin)
                 message = blocks.request_confirmation(
                     result.grant,
@@ -71,7 +59,7 @@ async def run_command(
                     note=result.note,
                     credential_sent=result.credential is not None,
                 )
-            case ExtendGrant():
+            case parsed.ExtendGrant():
                 result = await service.request_extension(
                     command.grant_id,
                     user=user,
@@ -83,25 +71,25 @@ async def run_command(
                 message = blocks.request_confirmation(
                     result.grant, result.rule, now=now(), note=result.note
                 )
-            case RevokeGrant():
+            case parsed.RevokeGrant():
                 grant = await service.revoke(
                     command.grant_id, user=user, reason=command.reason or None
                 )
                 message = blocks.grant_status(grant, now=now())
-            case ListGrants():
+            case parsed.ListGrants():
                 message = blocks.grants_list(await service.my_grants(user), now=now())
-            case PendingApprovals():
+            case parsed.PendingApprovals():
                 message = blocks.pending_list(await service.waiting_for(user), now=now())
-            case ListResources():
+            case parsed.ListResources():
                 message = blocks.resources_list(await service.requestable(user))
-            case Help():
+            case parsed.Help():
                 message = blocks.help_message()
-            case SshKeyAdd():
+            case parsed.SshKeyAdd():
                 await service.set_ssh_key(user, command.public_key)
                 message = blocks.info_message(
                     "Your SSH public key is registered; certificates will be issued for it."
                 )
-            case SshKeyShow():
+            case parsed.SshKeyShow():
                 message = blocks.ssh_key_message(await service.ssh_key(user))
     except Exception as e:
         await reply.error(e)
