@@ -92,7 +92,7 @@ GRANT_HEADERS = ["id", "state", "requester", "resource", "role", "duration", "ex
 
 
 async def cmd_policy_check(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.domain.policy import format_summary
+    from bot.domain.policy.summary import format_summary
     from bot.policy_loader import load_policy
 
     path = args.path or settings.policy_path

@@ -12,23 +12,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any
 
+from bot.domain.policy.schema import ENV_REFERENCE_RE
 from bot.errors import ConfigError
 from bot.logs import register_secret
-
-REFERENCE_RE: Final = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def has_reference(value: object) -> bool:
     """True when ``value`` is a string that still contains a ``${VAR}`` reference."""
-    return isinstance(value, str) and REFERENCE_RE.search(value) is not None
+    return isinstance(value, str) and ENV_REFERENCE_RE.search(value) is not None
 
 
 def referenced_names(value: Any) -> list[str]:
     """Every variable name referenced anywhere in ``value`` (strings, mappings, lists)."""
     if isinstance(value, str):
-        return REFERENCE_RE.findall(value)
+        return ENV_REFERENCE_RE.findall(value)
     if isinstance(value, Mapping):
         return [n for v in value.values() for n in referenced_names(v)]
     if isinstance(value, list | tuple):
@@ -51,7 +50,7 @@ def resolve(value: Any, *, env: Mapping[str, str], key: str = "") -> Any:
             register_secret(env[name])
             return env[name]
 
-        return REFERENCE_RE.sub(substitute, value)
+        return ENV_REFERENCE_RE.sub(substitute, value)
     if isinstance(value, Mapping):
         return {
             k: resolve(v, env=env, key=f"{key}.{k}" if key else str(k)) for k, v in value.items()

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 from bot.domain.model import Grant
 
 if TYPE_CHECKING:
-    from bot.providers.base import Credential
+    from bot.domain.credentials import Credential
 
 
 class Notifier(Protocol):

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Final
 
 from bot.aio import cancel_and_wait
-from bot.domain.policy import LoadedPolicy
+from bot.domain.policy.rules import LoadedPolicy
 from bot.errors import GrantbotError, PolicyError
 from bot.policy_loader import load_policy
 from bot.store.audit import AuditLog

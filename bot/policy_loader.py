@@ -3,7 +3,7 @@
 Every problem is reported, not just the first, each as ``file:line key.path: message``:
 YAML errors (a parse error stops there), duplicate keys, schema errors and literal secrets
 together, then -- once the schema is valid -- the cross-checks of
-:func:`bot.domain.policy.check_policy`. Lines come from PyYAML's node marks; a missing key
+:func:`bot.domain.policy.checks.check_policy`. Lines come from PyYAML's node marks; a missing key
 is reported at the line of the mapping that should hold it.
 
 ``${ENV_VAR}`` references are left as written; :mod:`bot.envrefs` resolves them where a
@@ -23,8 +23,9 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from bot.domain.policy import LoadedPolicy, Policy, check_policy
-from bot.domain.policy_schema import Finding, Loc, literal_secret_findings
+from bot.domain.policy.checks import Finding, check_policy, literal_secret_findings
+from bot.domain.policy.rules import LoadedPolicy, Policy
+from bot.domain.policy.schema import Loc
 from bot.envrefs import referenced_names
 from bot.errors import PolicyError, PolicyIssue
 from bot.providers.base import RoleLimits

@@ -37,7 +37,7 @@ from bot.config import Settings
 from bot.errors import ConfigError, SlackError
 from bot.log_throttle import Outage, Throttle
 from bot.notify import WithoutEnds
-from bot.oncall.lookup import DEFAULT_TIMEOUT_S as DEFAULT_ONCALL_TIMEOUT_S
+from bot.oncall.cached import DEFAULT_TIMEOUT_S as DEFAULT_ONCALL_TIMEOUT_S
 from bot.oncall.lookup import PolicyOnCallLookup, slack_lookup_by_email
 from bot.policy_holder import PolicyHolder, audit_policy_loaded
 from bot.redis_runtime import redis_url_for

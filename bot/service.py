@@ -21,17 +21,18 @@ from typing import Any, Final, Protocol
 
 from bot import metrics
 from bot.auto_approval_quota import AutoApprovalQuota
+from bot.domain.credentials import Credential
 from bot.domain.duration import format_duration
 from bot.domain.ids import new_grant_id
 from bot.domain.model import LIVE, Actor, ActorKind, Event, Grant, Origin, Status
-from bot.domain.policy import (
+from bot.domain.policy.decisions import (
     RequestDecision,
-    RoleRule,
     auto_approve_blocker,
     evaluate_request,
     match_auto_approve,
 )
-from bot.domain.policy_schema import EscalationTier
+from bot.domain.policy.rules import RoleRule
+from bot.domain.policy.schema import EscalationTier
 from bot.envrefs import resolve as resolve_env_refs
 from bot.errors import (
     ConcurrencyError,
@@ -47,14 +48,7 @@ from bot.log_throttle import Throttle
 from bot.notify import Notifier, NullNotifier
 from bot.oncall.base import OnCallResult, OnCallUnavailable
 from bot.policy_holder import PolicyHolder
-from bot.providers.base import (
-    Credential,
-    GrantContext,
-    Housekeeper,
-    Provider,
-    RequestChecker,
-    RequestContext,
-)
+from bot.providers.base import GrantContext, Housekeeper, Provider, RequestChecker, RequestContext
 from bot.providers.registry import build_provider, provider_type
 from bot.store.grants import GrantStore
 from bot.store.provider_state import ProviderState

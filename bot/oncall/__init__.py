@@ -6,11 +6,13 @@ The service asks :meth:`OnCallLookup.schedules_for` (its ``OnCallLookup`` Protoc
 """
 
 from bot.oncall.base import OnCallResult, OnCallSource, OnCallUnavailable, SlackUserByEmail
-from bot.oncall.lookup import (
+from bot.oncall.cached import (
     DEFAULT_FAILURE_TTL_S,
     DEFAULT_TIMEOUT_S,
     DEFAULT_TTL_S,
     CachedSource,
+)
+from bot.oncall.lookup import (
     OnCallLookup,
     PolicyOnCallLookup,
     build_oncall_lookup,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from bot.domain.policy_schema import StaticSchedule
+from bot.domain.policy.schema import StaticSchedule
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,34 +23,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Final, Literal
+from typing import Any, ClassVar, Final
 
-from pydantic import Field, field_validator
-
+from bot.domain.credentials import Credential, CredentialField
 from bot.domain.duration import format_duration
-from bot.envrefs import has_reference
 from bot.errors import PolicyDenied, ProviderError, TargetUnavailable
-from bot.providers.aws_client import (
-    ACCOUNT_ID_RE,
-    AWSClients,
-    AWSSettings,
-    DurationSetting,
-    is_code,
+from bot.providers.aws_client import AWSClients, is_code
+from bot.providers.aws_limits import iso_duration_s
+from bot.providers.aws_provider_settings import (
+    AWSIdentityCenterRoleSettings,
+    AWSIdentityCenterSettings,
 )
-from bot.providers.aws_limits import iso_duration_s, permission_set_findings
-from bot.providers.base import (
-    Credential,
-    CredentialField,
-    GrantContext,
-    ProviderSettings,
-    RequestContext,
-    RoleLimits,
-    SettingsFinding,
-    ensure_not_expired,
-)
+from bot.providers.base import GrantContext, RequestContext, ensure_not_expired
 from bot.providers.naming import check_grant_id
 from bot.providers.validation import parse_role_settings, parse_settings
 from bot.store.provider_state import FOUND_THERE, ProviderState
@@ -58,12 +44,6 @@ from bot.store.provider_state import FOUND_THERE, ProviderState
 log = logging.getLogger(__name__)
 
 KIND: Final = "aws_identity_center"
-#: AWS's own form, and moto's (``instance/<id>/ps-...``), which the tests run against.
-_PERMISSION_SET_RE: Final = re.compile(
-    r"^arn:aws[a-z-]*:sso:::(permissionSet|instance)/[\w.-]+/ps-[\w.-]+$"
-)
-_INSTANCE_RE: Final = re.compile(r"^arn:aws[a-z-]*:sso:::instance/[\w.-]+$")
-_STORE_ID_RE: Final = re.compile(r"^d-[0-9a-z]{10}$|^[0-9a-f-]{36}$")
 IN_PROGRESS: Final = "IN_PROGRESS"
 SUCCEEDED: Final = "SUCCEEDED"
 #: "Another operation on this assignment is in progress": tried again within the wait bound.
@@ -71,73 +51,6 @@ CONFLICT: Final = "ConflictException"
 #: A revoke waits at most this long (the revoker gives each revocation 30 s; one still in
 #: progress is REVOKE_FAILED and retried, and the retry finds the assignment gone).
 REVOKE_WAIT_MAX_S: Final = 25.0
-
-
-class AWSIdentityCenterSettings(AWSSettings):
-    """Resource-level settings (see :class:`AWSSettings`): the Identity Store (default: the
-    instance's, from sso:ListInstances), the access portal URL shown in the DM, and how long
-    to wait for an assignment to be created or deleted."""
-
-    type: Literal["aws_identity_center"] = "aws_identity_center"
-    identity_store_id: str | None = None
-    portal_url: str | None = None
-    wait_timeout_s: float = Field(default=120.0, gt=0, le=900)
-    poll_initial_s: float = Field(default=1.0, gt=0)
-    poll_max_s: float = Field(default=10.0, gt=0)
-
-    @field_validator("identity_store_id")
-    @classmethod
-    def _store_id(cls, v: str | None) -> str | None:
-        if v is not None and not has_reference(v) and not _STORE_ID_RE.match(v):
-            raise ValueError("must be an Identity Store id (d-1234567890)")
-        return v
-
-    @field_validator("portal_url")
-    @classmethod
-    def _portal(cls, v: str | None) -> str | None:
-        if v is not None and not has_reference(v) and not v.startswith("https://"):
-            raise ValueError("must be an https:// URL (the AWS access portal's)")
-        return v
-
-
-class AWSIdentityCenterRoleSettings(ProviderSettings):
-    """Role-level settings: the instance, the permission set and the account.
-    ``session_duration`` mirrors the permission set's session duration so that
-    ``policy check`` can warn when it outlasts max_duration."""
-
-    instance_arn: str
-    permission_set_arn: str
-    account_id: str
-    session_duration: DurationSetting | None = Field(default=None, ge=3600, le=43_200)
-
-    @field_validator("instance_arn")
-    @classmethod
-    def _instance(cls, v: str) -> str:
-        if not has_reference(v) and not _INSTANCE_RE.match(v):
-            raise ValueError("must be an Identity Center instance ARN (arn:aws:sso:::instance/…)")
-        return v
-
-    @field_validator("permission_set_arn")
-    @classmethod
-    def _permission_set(cls, v: str) -> str:
-        if not has_reference(v) and not _PERMISSION_SET_RE.match(v):
-            raise ValueError("must be a permission set ARN (arn:aws:sso:::permissionSet/…)")
-        return v
-
-    @field_validator("account_id")
-    @classmethod
-    def _account(cls, v: str) -> str:
-        if not has_reference(v) and not ACCOUNT_ID_RE.match(v):
-            raise ValueError("must be a 12-digit AWS account id (quote it in YAML)")
-        return v
-
-
-def role_limit_findings(
-    settings: ProviderSettings, role: ProviderSettings, limits: RoleLimits
-) -> list[SettingsFinding]:
-    """For ``grantbot policy check``: warn when a portal session can outlive the grant."""
-    assert isinstance(role, AWSIdentityCenterRoleSettings)
-    return permission_set_findings(limits, session_duration_s=role.session_duration)
 
 
 def poll_delays(*, initial_s: float, max_s: float, budget_s: float) -> list[float]:

@@ -23,37 +23,24 @@ role (its trust policy too), and ``iam:GetRole``, ``iam:GetRolePolicy``, ``iam:P
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Final, Literal
+from typing import Any, ClassVar, Final
 
-from pydantic import Field, field_validator
-
-from bot.envrefs import has_reference
+from bot.domain.credentials import Credential, CredentialField
 from bot.errors import PolicyDenied, ProviderError
-from bot.providers.aws_client import AWSClients, AWSSettings, DurationSetting, is_code
-from bot.providers.aws_limits import (
-    ROLE_MAX_SESSION_MIN_S,
-    STS_MAX_S,
-    STS_MIN_S,
-    sts_duration_refusal,
-    sts_limit_s,
-    sts_role_findings,
+from bot.providers.aws_client import AWSClients, is_code
+from bot.providers.aws_limits import STS_MAX_S, STS_MIN_S, sts_duration_refusal, sts_limit_s
+from bot.providers.aws_provider_settings import (
+    AWSSTSRoleSettings,
+    AWSSTSSettings,
+    compact_json,
+    role_name,
 )
-from bot.providers.base import (
-    Credential,
-    CredentialField,
-    GrantContext,
-    ProviderSettings,
-    RequestContext,
-    RoleLimits,
-    SettingsFinding,
-    ensure_not_expired,
-)
+from bot.providers.base import GrantContext, RequestContext, ensure_not_expired
 from bot.providers.naming import check_grant_id
 from bot.providers.validation import parse_role_settings, parse_settings
 from bot.store.provider_state import ProviderState
@@ -69,72 +56,7 @@ CLEANUP_MARGIN_S: Final = 300
 ISSUE_SLACK_S: Final = 60
 #: How long a role's MaxSessionDuration and grantbot's own identity are reused.
 LOOKUP_TTL_S: Final = 300.0
-_ROLE_ARN_RE: Final = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
-_POLICY_ARN_RE: Final = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}|aws):policy/[\w+=,.@/-]+$")
 _SOURCE_IDENTITY_RE: Final = re.compile(r"^[\w+=,.@-]{2,64}$")
-#: AWS's limit on an inline session policy (its plain-text length).
-SESSION_POLICY_MAX_CHARS: Final = 2048
-POLICY_ARNS_MAX: Final = 10
-
-
-class AWSSTSSettings(AWSSettings):
-    """Resource-level settings (see :class:`AWSSettings`), plus ``role_chaining``: declare
-    that grantbot runs with a role's credentials (an instance or task role), so
-    ``policy check`` holds every role to 1 hour. grantbot also finds this out itself
-    (sts:GetCallerIdentity) when a request is made."""
-
-    type: Literal["aws_sts"] = "aws_sts"
-    role_chaining: bool = False
-
-
-class AWSSTSRoleSettings(ProviderSettings):
-    """Role-level settings: the IAM role, and what narrows its sessions.
-
-    ``max_session_duration`` mirrors the role's MaxSessionDuration in IAM so that
-    ``policy check`` can hold max_duration to it (grantbot reads the real one with
-    iam:GetRole when a request is made)."""
-
-    role_arn: str
-    session_policy: dict[str, Any] | None = None
-    policy_arns: list[str] = Field(default_factory=list, max_length=POLICY_ARNS_MAX)
-    max_session_duration: DurationSetting | None = Field(
-        default=None, ge=ROLE_MAX_SESSION_MIN_S, le=STS_MAX_S
-    )
-
-    @field_validator("role_arn")
-    @classmethod
-    def _role_arn(cls, v: str) -> str:
-        if not has_reference(v) and not _ROLE_ARN_RE.match(v):
-            raise ValueError("must be an IAM role ARN (arn:aws:iam::123456789012:role/name)")
-        return v
-
-    @field_validator("policy_arns")
-    @classmethod
-    def _policy_arns(cls, v: list[str]) -> list[str]:
-        for arn in v:
-            if not has_reference(arn) and not _POLICY_ARN_RE.match(arn):
-                raise ValueError(f"{arn!r} is not an IAM policy ARN")
-        return v
-
-    @field_validator("session_policy")
-    @classmethod
-    def _session_policy(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
-        if v is not None and len(compact_json(v)) > SESSION_POLICY_MAX_CHARS:
-            raise ValueError(f"is longer than AWS's {SESSION_POLICY_MAX_CHARS} characters")
-        return v
-
-    @property
-    def role_name(self) -> str:
-        return role_name(self.role_arn)
-
-
-def role_name(arn: str) -> str:
-    """``arn:aws:iam::123456789012:role/path/name`` -> ``name`` (what IAM's APIs take)."""
-    return arn.rsplit("/", 1)[-1]
-
-
-def compact_json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
 def deny_policy_name(grant_id: str) -> str:
@@ -156,16 +78,6 @@ def deny_policy_document(grant_id: str) -> dict[str, Any]:
             }
         ],
     }
-
-
-def role_limit_findings(
-    settings: ProviderSettings, role: ProviderSettings, limits: RoleLimits
-) -> list[SettingsFinding]:
-    """For ``grantbot policy check`` (see :func:`bot.providers.aws_limits.sts_role_findings`)."""
-    assert isinstance(settings, AWSSTSSettings) and isinstance(role, AWSSTSRoleSettings)
-    return sts_role_findings(
-        limits, max_session_s=role.max_session_duration, role_chaining=settings.role_chaining
-    )
 
 
 class AWSSTSProvider:

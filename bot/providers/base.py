@@ -15,7 +15,8 @@ Contracts every provider keeps:
   target has a way to.
 - Each grant gets its own login or certificate, so overlapping grants of one user never cut
   each other short.
-- Secrets exist only inside the returned :class:`Credential`; they are never logged.
+- Secrets exist only inside the returned :class:`~bot.domain.credentials.Credential`;
+  they are never logged.
 - Errors are :class:`~bot.errors.ProviderError`; "target unreachable, retry later" is
   :class:`~bot.errors.TargetUnavailable`. Library errors are translated at the call site.
 """
@@ -29,14 +30,12 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from bot.domain.credentials import REDACTED, Credential
 from bot.envrefs import has_reference
 from bot.errors import ProviderError
 
 if TYPE_CHECKING:
     from bot.domain.model import Grant
-
-#: Shown instead of a secret value wherever a credential is rendered for logs or debugging.
-REDACTED = "***"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -115,52 +114,6 @@ class SettingsFinding:
     key: str
     message: str
     severity: str = "error"  # "error" | "warning"
-
-
-@dataclass(frozen=True, slots=True)
-class CredentialField:
-    """One labelled value of a credential (host, port, user, password, certificate...)."""
-
-    label: str
-    value: str = field(repr=False)
-    secret: bool = False
-
-    def __repr__(self) -> str:
-        shown = REDACTED if self.secret else repr(self.value)
-        return f"CredentialField(label={self.label!r}, value={shown}, secret={self.secret})"
-
-    __str__ = __repr__
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Credential:
-    """What the requester receives by DM. Secret field values never appear in repr/str.
-
-    ``ref`` is a non-secret handle stored on the grant (login name, certificate serial).
-    Render the fields for the DM by iterating ``fields``; use :meth:`secret_values` to scrub
-    text that must not carry a secret (logs, channel messages, error reports).
-    """
-
-    ref: str
-    expires_at: float
-    fields: tuple[CredentialField, ...] = ()
-
-    def secret_values(self) -> list[str]:
-        """Every secret value in this credential, for scrubbing and for tests."""
-        return [f.value for f in self.fields if f.secret]
-
-    def get(self, label: str) -> str | None:
-        """The value of the field labelled ``label``, or None."""
-        for f in self.fields:
-            if f.label == label:
-                return f.value
-        return None
-
-    def __repr__(self) -> str:
-        inner = ", ".join(repr(f) for f in self.fields)
-        return f"Credential(ref={self.ref!r}, expires_at={self.expires_at}, fields=({inner}))"
-
-    __str__ = __repr__
 
 
 @runtime_checkable

@@ -29,11 +29,9 @@ from urllib.parse import quote, unquote, urlsplit
 import pymysql
 from pydantic import AfterValidator, Field, field_validator
 
+from bot.domain.credentials import REDACTED, Credential, CredentialField
 from bot.errors import ProviderError, TargetUnavailable
 from bot.providers.base import (
-    REDACTED,
-    Credential,
-    CredentialField,
     DatabaseSettings,
     GrantContext,
     ProviderSettings,

@@ -9,13 +9,8 @@ from __future__ import annotations
 import logging
 from typing import ClassVar, Literal
 
-from bot.providers.base import (
-    Credential,
-    CredentialField,
-    GrantContext,
-    ProviderSettings,
-    ensure_not_expired,
-)
+from bot.domain.credentials import Credential, CredentialField
+from bot.providers.base import GrantContext, ProviderSettings, ensure_not_expired
 
 log = logging.getLogger(__name__)
 

@@ -30,15 +30,9 @@ from urllib.parse import quote, unquote, urlsplit
 import asyncpg
 from pydantic import AfterValidator, Field
 
+from bot.domain.credentials import Credential, CredentialField
 from bot.errors import ProviderError, TargetUnavailable
-from bot.providers.base import (
-    Credential,
-    CredentialField,
-    DatabaseSettings,
-    GrantContext,
-    ProviderSettings,
-    ensure_not_expired,
-)
+from bot.providers.base import DatabaseSettings, GrantContext, ProviderSettings, ensure_not_expired
 from bot.providers.naming import LOGIN_LIKE, LOGIN_PREFIX, grant_id_from_login, login_name
 from bot.providers.passwords import new_password
 from bot.providers.scram import scram_sha256_verifier

@@ -29,15 +29,10 @@ import redis.asyncio as aioredis
 from pydantic import Field, SecretStr, field_validator
 from redis import exceptions as redis_errors
 
+from bot.domain.credentials import Credential, CredentialField
 from bot.envrefs import has_reference
 from bot.errors import ProviderError, TargetUnavailable
-from bot.providers.base import (
-    Credential,
-    CredentialField,
-    GrantContext,
-    ProviderSettings,
-    ensure_not_expired,
-)
+from bot.providers.base import GrantContext, ProviderSettings, ensure_not_expired
 from bot.providers.naming import grant_id_from_login, login_name
 from bot.providers.passwords import new_password
 from bot.providers.validation import parse_role_settings

@@ -19,12 +19,16 @@ from pydantic import ValidationError
 from bot.envrefs import referenced_names, resolve
 from bot.errors import ConfigError
 from bot.providers import aws_identity_center, aws_sts
-from bot.providers.aws_identity_center import (
-    AWSIdentityCenterProvider,
+from bot.providers.aws_identity_center import AWSIdentityCenterProvider
+from bot.providers.aws_provider_settings import (
     AWSIdentityCenterRoleSettings,
     AWSIdentityCenterSettings,
+    AWSSTSRoleSettings,
+    AWSSTSSettings,
+    identity_center_limit_findings,
+    sts_limit_findings,
 )
-from bot.providers.aws_sts import AWSSTSProvider, AWSSTSRoleSettings, AWSSTSSettings
+from bot.providers.aws_sts import AWSSTSProvider
 from bot.providers.base import (
     Provider,
     ProviderSettings,
@@ -98,7 +102,7 @@ PROVIDER_TYPES: Final[Mapping[str, ProviderType]] = MappingProxyType(
                 AWSSTSRoleSettings,
                 AWSSTSProvider,
                 stateful=True,
-                limit_check=aws_sts.role_limit_findings,
+                limit_check=sts_limit_findings,
             ),
             ProviderType(
                 aws_identity_center.KIND,
@@ -106,7 +110,7 @@ PROVIDER_TYPES: Final[Mapping[str, ProviderType]] = MappingProxyType(
                 AWSIdentityCenterRoleSettings,
                 AWSIdentityCenterProvider,
                 stateful=True,
-                limit_check=aws_identity_center.role_limit_findings,
+                limit_check=identity_center_limit_findings,
             ),
         )
     }

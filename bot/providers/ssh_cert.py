@@ -27,14 +27,10 @@ from typing import Annotated, ClassVar, Final, Literal
 
 from pydantic import AfterValidator, Field
 
+from bot.domain.credentials import Credential, CredentialField
+from bot.domain.ssh_keys import SSH_CERT_PROVIDER_TYPE
 from bot.errors import ProviderError, TargetUnavailable
-from bot.providers.base import (
-    Credential,
-    CredentialField,
-    GrantContext,
-    ProviderSettings,
-    ensure_not_expired,
-)
+from bot.providers.base import GrantContext, ProviderSettings, ensure_not_expired
 from bot.providers.naming import cert_serial, check_grant_id
 from bot.providers.ssh_ledger import IssuedCert, Ledger, file_lock
 from bot.providers.sshkeygen import SshKeygen, normalize_public_key
@@ -99,7 +95,7 @@ def _iso(epoch_s: float) -> str:
 class SSHCertProvider:
     """Certificates signed by one CA; see the module docstring for the full contract."""
 
-    type: ClassVar[str] = "ssh_cert"
+    type: ClassVar[str] = SSH_CERT_PROVIDER_TYPE
 
     def __init__(
         self, settings: SSHCertSettings, *, clock: Callable[[], float] = time.time

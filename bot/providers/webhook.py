@@ -42,15 +42,10 @@ from urllib.parse import urlsplit
 import aiohttp
 from pydantic import Field, SecretStr, field_validator
 
+from bot.domain.credentials import Credential, CredentialField
 from bot.envrefs import has_reference
 from bot.errors import ProviderError, TargetUnavailable
-from bot.providers.base import (
-    Credential,
-    CredentialField,
-    GrantContext,
-    ProviderSettings,
-    ensure_not_expired,
-)
+from bot.providers.base import GrantContext, ProviderSettings, ensure_not_expired
 from bot.providers.naming import check_grant_id
 from bot.providers.validation import parse_role_settings
 

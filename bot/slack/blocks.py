@@ -23,14 +23,15 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from bot.domain.duration import format_duration
-from bot.domain.grammar import MAX_REASON_CHARS, USAGE
 from bot.domain.model import Grant, Status
-from bot.domain.policy import RoleRule, describe
-from bot.providers.ssh_cert import SSHCertProvider
+from bot.domain.policy.rules import RoleRule, describe
+from bot.domain.ssh_keys import SSH_CERT_PROVIDER_TYPE
 from bot.slack import ids
+from bot.slack.commands.reasons import MAX_REASON_CHARS
+from bot.slack.commands.usage import USAGE
 
 if TYPE_CHECKING:
-    from bot.providers.base import Credential
+    from bot.domain.credentials import Credential
 
 Block = dict[str, Any]
 
@@ -77,8 +78,6 @@ CREDENTIAL_INLINE_MAX: Final = 200
 CREDENTIAL_PART_MAX: Final = 2850
 #: An OpenSSH public key line: RSA 4096 is ~750 characters; room for a long comment.
 SSH_KEY_INPUT_MAX: Final = 3000
-#: The provider type whose roles need the requester's SSH public key.
-SSH_CERT_PROVIDER: Final = SSHCertProvider.type
 #: The longest deny reason; the same bound as a request's reason.
 DENY_REASON_MAX: Final = MAX_REASON_CHARS
 
@@ -797,7 +796,7 @@ def request_form(rules: Sequence[RoleRule], *, private_metadata: str = "") -> di
             },
         },
     ]
-    if any(rule.provider_type == SSH_CERT_PROVIDER for rule in rules[:OPTIONS_MAX]):
+    if any(rule.provider_type == SSH_CERT_PROVIDER_TYPE for rule in rules[:OPTIONS_MAX]):
         blocks.append(
             {
                 "type": "input",

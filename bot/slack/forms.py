@@ -15,19 +15,18 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from bot.domain.duration import parse_duration
-from bot.domain.grammar import (
-    MAX_REASON_CHARS,
-    NAME_RE,
-    TICKET_RE,
-    contains_private_key,
-    extract_tickets,
-    normalize_reason,
-    parse_public_key,
-)
-from bot.domain.policy import RoleRule
+from bot.domain.policy.rules import RoleRule
+from bot.domain.ssh_keys import contains_private_key
 from bot.errors import UsageError
 from bot.slack import ids
 from bot.slack.blocks import DENY_REASON_MAX, TICKETS_INPUT_MAX
+from bot.slack.commands.grammar import NAME_RE, parse_public_key
+from bot.slack.commands.reasons import (
+    MAX_REASON_CHARS,
+    TICKET_RE,
+    extract_tickets,
+    normalize_reason,
+)
 
 #: Slack shows a field error under the input; keep it short enough to read there.
 FIELD_ERROR_MAX: Final = 150

@@ -30,7 +30,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import metrics
 from bot.domain.model import LIVE, Grant, Status
-from bot.domain.policy import RoleRule
+from bot.domain.policy.rules import RoleRule
 from bot.errors import GrantbotError, SlackError
 from bot.logs import register_secret
 from bot.policy_holder import PolicyHolder
@@ -41,7 +41,7 @@ from bot.store.connection import aw
 from bot.store.grants import GrantStore
 
 if TYPE_CHECKING:
-    from bot.providers.base import Credential
+    from bot.domain.credentials import Credential
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from bot.devtools.opsgenie_emulator import OpsgenieEmulator
 from bot.devtools.pagerduty_emulator import PagerDutyEmulator, PagerDutyOnCall, PagerDutyUser
 from bot.devtools.slack_emulator import FakeUser, SlackEmulator
 from bot.domain.model import Origin, Status
-from bot.domain.policy import Policy
+from bot.domain.policy.rules import Policy
 from bot.oncall import OnCallLookup, PolicyOnCallLookup, build_oncall_lookup
 from bot.oncall.base import SlackUserByEmail
 from bot.oncall.lookup import slack_lookup_by_email

@@ -15,7 +15,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.devtools.opsgenie_emulator import OpsgenieEmulator, OpsgenieShift
 from bot.devtools.slack_emulator import FakeUser, SlackEmulator
-from bot.domain.policy import Policy
+from bot.domain.policy.rules import Policy
 from bot.oncall import OnCallLookup, build_oncall_lookup, slack_lookup_by_email
 from bot.oncall.base import SlackUserByEmail
 

@@ -21,7 +21,7 @@ from bot.devtools.pagerduty_emulator import (
     PagerDutyUser,
 )
 from bot.devtools.slack_emulator import FakeUser, SlackEmulator
-from bot.domain.policy import Policy
+from bot.domain.policy.rules import Policy
 from bot.oncall import OnCallLookup, build_oncall_lookup, slack_lookup_by_email
 from bot.oncall.base import SlackUserByEmail
 

@@ -29,20 +29,14 @@ import boto3
 import pytest
 import redis.asyncio as aioredis
 
+from bot.domain.credentials import Credential
 from bot.domain.ids import new_grant_id
 from bot.domain.model import Actor, ActorKind, Status
 from bot.errors import ConfigError, PolicyDenied, ProviderError, TargetUnavailable
-from bot.providers.aws_identity_center import (
-    AWSIdentityCenterProvider,
-    AWSIdentityCenterSettings,
-)
-from bot.providers.aws_sts import (
-    CLEANUP_MARGIN_S,
-    AWSSTSProvider,
-    AWSSTSSettings,
-    deny_policy_name,
-)
-from bot.providers.base import Credential, GrantContext, Provider, RequestContext
+from bot.providers.aws_identity_center import AWSIdentityCenterProvider
+from bot.providers.aws_provider_settings import AWSIdentityCenterSettings, AWSSTSSettings
+from bot.providers.aws_sts import CLEANUP_MARGIN_S, AWSSTSProvider, deny_policy_name
+from bot.providers.base import GrantContext, Provider, RequestContext
 from bot.providers.registry import build_provider
 from bot.revocation import RetryPolicy, Revoker
 from bot.scheduler import Reconciler, RevocationJobs, RevocationScheduler

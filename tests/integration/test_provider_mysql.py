@@ -13,8 +13,9 @@ from urllib.parse import urlsplit
 import pymysql
 import pytest
 
+from bot.domain.credentials import Credential
 from bot.errors import TargetUnavailable
-from bot.providers.base import Credential, GrantContext, Provider
+from bot.providers.base import GrantContext, Provider
 from bot.providers.naming import login_name
 from bot.providers.registry import build_provider
 from tests.integration.providers_fixtures import (

@@ -15,8 +15,9 @@ from urllib.parse import urlsplit
 import asyncpg
 import pytest
 
+from bot.domain.credentials import Credential
 from bot.errors import ProviderError, TargetUnavailable
-from bot.providers.base import Credential, GrantContext, Provider
+from bot.providers.base import GrantContext, Provider
 from bot.providers.naming import login_name
 from bot.providers.registry import build_provider
 from bot.providers.scram import scram_sha256_verifier

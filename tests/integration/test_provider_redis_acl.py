@@ -14,8 +14,9 @@ import pytest
 import redis.asyncio
 
 from bot.devtools.redis_server import RedisServer
+from bot.domain.credentials import Credential
 from bot.errors import TargetUnavailable
-from bot.providers.base import BulkRevoker, Credential, GrantContext, Provider
+from bot.providers.base import BulkRevoker, GrantContext, Provider
 from bot.providers.naming import login_name
 from bot.providers.redis_acl import DELUSER_CHUNK
 from bot.providers.registry import build_provider

@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
+from bot.domain.credentials import Credential
 from bot.errors import ProviderError, TargetUnavailable
-from bot.providers.base import Credential, GrantContext
+from bot.providers.base import GrantContext
 from bot.providers.naming import cert_serial
 from bot.providers.registry import build_provider
 from bot.providers.ssh_cert import CLOCK_SKEW_S, SSHCertProvider, SSHCertSettings

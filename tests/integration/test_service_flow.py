@@ -18,11 +18,11 @@ from redis.exceptions import AuthenticationError
 
 from bot.cli import SLACK_WHEN_A_BOT_STARTS
 from bot.devtools.redis_server import RedisServer
+from bot.domain.credentials import Credential
 from bot.domain.model import Actor, ActorKind, Event, Grant, Origin, Status
 from bot.errors import NotAuthorized, PolicyDenied, TransitionError
 from bot.logs import configure_logging
 from bot.policy_holder import PolicyHolder
-from bot.providers.base import Credential
 from bot.providers.naming import login_name
 from bot.revocation import Revoker
 from bot.service import GrantService

@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 
 from bot.devtools.slack_emulator import BlockKitValidator
-from bot.domain.grammar import MAX_REASON_CHARS
+from bot.domain.credentials import Credential, CredentialField
 from bot.domain.model import Approval, Grant, Origin, Status
-from bot.domain.policy import RoleRule
+from bot.domain.policy.rules import RoleRule
 from bot.policy_loader import load_policy
-from bot.providers.base import Credential, CredentialField
 from bot.slack import blocks, ids
+from bot.slack.commands.reasons import MAX_REASON_CHARS
 from tests.factories import NOW, make_grant
 
 POLICY_FILE = Path(__file__).parent.parent / "fixtures" / "slack_policy.yaml"

@@ -279,7 +279,7 @@ def test_the_slash_command_is_the_one_the_listeners_register(
     """The manifest declares exactly the commands the code registers (``/access``, from
     bot.slack.ids.COMMAND); mentions arrive escaped, as the grammar expects; the usage hint
     names only real subcommands."""
-    from bot.domain.grammar import SUBCOMMAND_USAGE
+    from bot.slack.commands.usage import SUBCOMMAND_USAGE
     from bot.slack.ids import COMMAND
 
     commands = slack_manifest["features"]["slash_commands"]

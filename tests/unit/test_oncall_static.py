@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.domain.policy_schema import StaticSchedule
+from bot.domain.policy.schema import StaticSchedule
 from bot.oncall.static import StaticSource, on_call_at, rotation_epoch_s, shift_at
 
 DAY_S = 86_400

@@ -6,7 +6,7 @@ from textwrap import dedent
 
 import pytest
 
-from bot.domain.policy import LoadedPolicy
+from bot.domain.policy.rules import LoadedPolicy
 from bot.errors import PolicyError
 from bot.policy_loader import parse_policy
 

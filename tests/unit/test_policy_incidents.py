@@ -7,7 +7,8 @@ from datetime import date
 
 import pytest
 
-from bot.domain.policy import Policy, auto_approve_blocker
+from bot.domain.policy.decisions import auto_approve_blocker
+from bot.domain.policy.rules import Policy
 from bot.policy_loader import parse_policy
 
 POLICY = rb"""

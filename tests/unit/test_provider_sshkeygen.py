@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from bot.domain import ssh_keys
 from bot.errors import ProviderError
-from bot.providers.sshkeygen import normalize_public_key, utc_stamp
+from bot.providers.sshkeygen import KEY_TYPES, normalize_public_key, utc_stamp
 
 ED25519 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAqn7bIKgOqIn1r7hBa3I+o0Y0kFPERaX1YVWrHVQTGF"
 ECDSA = (
@@ -43,3 +44,8 @@ def test_bad_keys_are_refused_with_a_reason_and_no_echo(sent: str, reason: str) 
 def test_validity_timestamps_are_explicit_utc() -> None:
     """ssh-keygen -V gets YYYYMMDDHHMMSSZ in UTC, whatever the local time zone."""
     assert utc_stamp(1_795_000_000.9) == "20261118110640Z"
+
+
+def test_every_key_a_requester_may_register_can_be_certified() -> None:
+    """The provider certifies every type registration accepts (and one more it signs)."""
+    assert set(ssh_keys.KEY_TYPES) < KEY_TYPES

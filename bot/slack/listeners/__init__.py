@@ -1,5 +1,6 @@
 """Bolt listeners, one module per Slack surface. Each acks first, then hands the rest of the
-work to :class:`~bot.slack.tasks.BackgroundTasks`; what the work does is in ``_shared``."""
+work to :class:`~bot.slack.tasks.BackgroundTasks`; what the work does is elsewhere in
+:mod:`bot.slack` (``commands.dispatch``, ``asking``, ``home``)."""
 
 from __future__ import annotations
 

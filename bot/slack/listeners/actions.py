@@ -20,8 +20,9 @@ from bot.domain.ids import is_grant_id
 from bot.domain.model import Status
 from bot.errors import NotFound, TransitionError
 from bot.slack import blocks, delivery, ids
+from bot.slack.asking import open_request_form
 from bot.slack.context import SlackDeps
-from bot.slack.listeners._shared import open_request_form, publish_home
+from bot.slack.home import publish_home
 from bot.slack.reply import Reply
 
 REVOKED_FROM_SLACK = "ended early from Slack"

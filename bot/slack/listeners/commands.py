@@ -8,10 +8,11 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.domain.grammar import parse_command
 from bot.slack import ids
+from bot.slack.asking import origin_for
+from bot.slack.commands.dispatch import run_command
+from bot.slack.commands.grammar import parse_command
 from bot.slack.context import SlackDeps
-from bot.slack.listeners._shared import origin_for, run_command
 from bot.slack.reply import Reply
 
 

@@ -13,16 +13,14 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.domain.grammar import RequestAccess, parse_command
 from bot.domain.model import Origin
 from bot.slack import blocks, ids
+from bot.slack.asking import file_and_announce, origin_for
+from bot.slack.commands.dispatch import run_command
+from bot.slack.commands.grammar import parse_command
+from bot.slack.commands.parsed import RequestAccess
 from bot.slack.context import SlackDeps
-from bot.slack.listeners._shared import (
-    file_and_announce,
-    origin_for,
-    publish_home,
-    run_command,
-)
+from bot.slack.home import publish_home
 from bot.slack.reply import Reply
 
 #: A leading mention of the bot (``<@U0GRANTBOT>`` or ``<@U0GRANTBOT|grantbot>``).

@@ -19,9 +19,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.domain.ids import is_grant_id
 from bot.errors import GrantbotError, PolicyDenied
 from bot.slack import blocks, ids
+from bot.slack.asking import file_and_announce, origin_for
 from bot.slack.context import SlackDeps
 from bot.slack.forms import RequestInput, parse_deny_form, parse_request_form, policy_error_field
-from bot.slack.listeners._shared import file_and_announce, origin_for
 from bot.slack.reply import Reply, error_reply
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,5 @@
-"""The /access grammar: text after the slash command -> command objects or a UsageError."""
+"""The /access grammar (bot.slack.commands: grammar, escapes, reasons, usage): text after the
+slash command -> command objects or a UsageError."""
 
 from __future__ import annotations
 
@@ -12,11 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.domain.duration import MAX_DURATION_S, format_duration, parse_duration
-from bot.domain.grammar import (
-    ECHO_CHARS,
-    MAX_ERROR_CHARS,
-    SUBCOMMAND_USAGE,
-    USAGE,
+from bot.domain.ids import ALPHABET
+from bot.errors import UsageError
+from bot.slack.commands.grammar import ECHO_CHARS, MAX_ERROR_CHARS, parse_command
+from bot.slack.commands.parsed import (
     Command,
     ExtendGrant,
     Help,
@@ -28,12 +28,9 @@ from bot.domain.grammar import (
     RevokeGrant,
     SshKeyAdd,
     SshKeyShow,
-    extract_tickets,
-    normalize_reason,
-    parse_command,
 )
-from bot.domain.ids import ALPHABET
-from bot.errors import UsageError
+from bot.slack.commands.reasons import extract_tickets, normalize_reason
+from bot.slack.commands.usage import SUBCOMMAND_USAGE, USAGE
 
 REQUEST_USAGE = SUBCOMMAND_USAGE["request"]
 GID = "g-7k3p9xqm"

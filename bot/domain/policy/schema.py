@@ -1,4 +1,4 @@
-"""The shapes of policies.yaml: pydantic models and the value types they are built from.
+"""The shapes of policies.yaml below its root: pydantic models and their value types.
 
 Every model forbids unknown keys and validates strictly (``"true"`` is not a bool, ``5`` is
 not a string). Values are normalised on the way in: durations become int seconds, dates
@@ -6,14 +6,15 @@ become :class:`datetime.date`, and regular expressions are checked to compile (a
 their source text). Error messages are written for the person editing the file; the loader
 prefixes them with ``file:line key.path``.
 
-Behaviour (inheritance, membership, decisions) lives in :mod:`bot.domain.policy`.
+The root (:class:`~bot.domain.policy.rules.Policy`) and what it resolves to live in
+:mod:`bot.domain.policy.rules`; cross-checks in :mod:`bot.domain.policy.checks`; decisions in
+:mod:`bot.domain.policy.decisions`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import date, time
 from typing import Annotated, Any, Final, Literal
 
@@ -29,20 +30,15 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from bot.domain.duration import parse_duration
-from bot.envrefs import REFERENCE_RE as ENV_REF_RE
 from bot.errors import UsageError
 
 #: A key path into the policy document, e.g. ("resources", "orders-db", "roles", "write").
 Loc = tuple[str | int, ...]
 
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """One problem found by a check, located by key path (the loader adds file and line)."""
-
-    loc: Loc
-    message: str
-    severity: Literal["error", "warning"] = "error"
+#: How policies.yaml names an environment variable instead of writing a secret: ``${NAME}``
+#: (group 1 is the name). :mod:`bot.envrefs` resolves them; the schema and the secret check
+#: recognise them.
+ENV_REFERENCE_RE: Final = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def _invalid(message: str) -> PydanticCustomError:
@@ -128,7 +124,7 @@ EnvRef = Annotated[
     str,
     BeforeValidator(
         _matching(
-            r"\$\{[A-Za-z_][A-Za-z0-9_]*\}",
+            ENV_REFERENCE_RE.pattern,
             "an ${ENV_VAR} reference; secrets are never written literally",
         )
     ),
@@ -377,78 +373,3 @@ class OpsgenieSchedule(Strict):
 OnCallSource = Annotated[
     StaticSchedule | PagerDutySchedule | OpsgenieSchedule, Field(discriminator="type")
 ]
-
-
-# --- secrets in provider settings ----------------------------------------------------------
-
-_SECRET_WORDS: Final = frozenset(
-    {"password", "passwd", "passphrase", "secret", "token", "key", "apikey", "credential"}
-)
-_URL_WORDS: Final = frozenset({"dsn", "url", "uri"})
-# A key ending in one of these names or locates a secret (ca_key_file, key_id) rather than
-# holding one, so it may be written literally.
-_REFERENCE_SUFFIXES: Final = frozenset({"file", "path", "id", "name"})
-# scheme://user:password@host -- the password is the part between ':' and '@'.
-_URL_PASSWORD_RE: Final = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/@:]*:([^/@]*)@")
-
-
-def _is_env_ref(value: object) -> bool:
-    return isinstance(value, str) and ENV_REF_RE.fullmatch(value) is not None
-
-
-def _secret_problem(key: str, value: object) -> str | None:
-    words = re.split(r"[_.-]", key.lower())
-    if words[-1] in _REFERENCE_SUFFIXES:
-        return None
-    if _SECRET_WORDS.intersection(words):
-        if _is_env_ref(value):
-            return None
-        return f'"{key}" looks secret; write it as an ${{ENV_VAR}} reference, not a literal'
-    if _URL_WORDS.intersection(words) and isinstance(value, str):
-        m = _URL_PASSWORD_RE.match(value)
-        if m and m[1] and not _is_env_ref(m[1]):
-            return (
-                f'"{key}" has a password in it; write the password (or the whole value) '
-                "as an ${ENV_VAR} reference"
-            )
-    return None
-
-
-def _walk_settings(settings: object, loc: Loc) -> list[Finding]:
-    found: list[Finding] = []
-    if isinstance(settings, Mapping):
-        for key, value in settings.items():
-            if isinstance(value, Mapping | list):
-                found += _walk_settings(value, (*loc, str(key)))
-            elif (problem := _secret_problem(str(key), value)) is not None:
-                found.append(Finding((*loc, str(key)), problem))
-    elif isinstance(settings, list):
-        for i, item in enumerate(settings):
-            found += _walk_settings(item, (*loc, i))
-    return found
-
-
-def literal_secret_findings(data: object) -> list[Finding]:
-    """Provider settings holding a literal secret, found in the raw (unvalidated) document.
-
-    A setting is secret when a word of its key (split on ``_ - .``) is password, passwd,
-    passphrase, secret, token, key, apikey or credential, unless the key ends in _file,
-    _path, _id or _name; it must then be exactly ``${ENV_VAR}``. A dsn/url/uri setting with
-    ``scheme://user:password@`` in it must have the password (or the whole value) as a
-    reference. This runs on raw data so that it reports alongside schema errors.
-    """
-    found: list[Finding] = []
-    resources = data.get("resources") if isinstance(data, Mapping) else None
-    if not isinstance(resources, Mapping):
-        return found
-    for rname, resource in resources.items():
-        if not isinstance(resource, Mapping):
-            continue
-        found += _walk_settings(resource.get("provider"), ("resources", str(rname), "provider"))
-        roles = resource.get("roles")
-        if isinstance(roles, Mapping):
-            for role_name, role in roles.items():
-                if isinstance(role, Mapping):
-                    loc: Loc = ("resources", str(rname), "roles", str(role_name), "provider")
-                    found += _walk_settings(role.get("provider"), loc)
-    return found

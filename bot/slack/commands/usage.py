@@ -1,0 +1,60 @@
+"""The ``/access`` usage lines (plain text, quoted in the grammar's errors) and the help text
+``/access help`` shows (Slack mrkdwn)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Final
+
+SUBCOMMAND_USAGE: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "request": "/access request <resource> [<role>] <duration> <reason...>",
+        "list": "/access list",
+        "pending": "/access pending",
+        "revoke": "/access revoke <grant-id> [reason...]",
+        "extend": "/access extend <grant-id> <duration> <reason...>",
+        "resources": "/access resources",
+        "help": "/access help",
+        "ssh-key": "/access ssh-key add <openssh public key> | /access ssh-key show",
+        "ssh-key add": "/access ssh-key add <openssh public key>",
+        "ssh-key show": "/access ssh-key show",
+    }
+)
+"""Plain-text usage line per subcommand (and per ``ssh-key`` action), as quoted in errors."""
+
+_HELP_LINES: Final = (
+    ("/access", "open the request form"),
+    (
+        SUBCOMMAND_USAGE["request"],
+        "ask for access, e.g. `/access request orders-db read 30m INC-42 checkout is down`",
+    ),
+    (SUBCOMMAND_USAGE["list"], "your pending and active grants"),
+    (SUBCOMMAND_USAGE["pending"], "requests waiting for your approval"),
+    (SUBCOMMAND_USAGE["revoke"], "end a grant now"),
+    (SUBCOMMAND_USAGE["extend"], "ask for more time on a grant"),
+    (SUBCOMMAND_USAGE["resources"], "what you may request, with limits"),
+    (SUBCOMMAND_USAGE["help"], "this message"),
+    (
+        SUBCOMMAND_USAGE["ssh-key add"],
+        "register your SSH public key (the line in ~/.ssh/id_ed25519.pub)",
+    ),
+    (SUBCOMMAND_USAGE["ssh-key show"], "show the SSH public key you registered"),
+)
+
+
+def _mrkdwn_escape(text: str) -> str:
+    # Slack reads "<...>" as a mention/link and "&" as an entity, even inside `code`.
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+USAGE: Final = "\n".join(
+    [
+        "*`/access`: just-in-time access*",
+        *(f"• `{_mrkdwn_escape(line)}`: {what}" for line, what in _HELP_LINES),
+        "Durations look like 90s, 15m, 2h, 1h30m or 1d. Ticket references such as INC-42 in a"
+        " reason are picked up. Never paste a private key anywhere: `ssh-key add` takes only"
+        " the public key.",
+    ]
+)
+"""The full help text (Slack mrkdwn, already escaped) that ``/access help`` shows."""
