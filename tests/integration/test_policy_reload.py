@@ -14,8 +14,8 @@ from bot.domain.model import Actor, Event, Status
 from bot.policy_holder import POLICY_REJECTED, POLICY_RELOADED, PolicyHolder
 from bot.store.grants import GrantStore
 from tests.factories import NOW, make_grant
+from tests.integration.support import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 GOOD = (ROOT / "policies.yaml").read_bytes()
 
 

@@ -43,6 +43,7 @@ from bot.scheduler import (
 )
 from bot.store.grants import GrantStore
 from tests.factories import POLICY_V, make_grant
+from tests.integration.support import wait_for
 
 TTL_S = 1.0
 
@@ -67,18 +68,6 @@ async def grant_in(store: GrantStore, status: Status, *, expires_at: float) -> G
         expires_at=expires_at,
     )
     return await store.create(grant, actor=Actor.system(), policy_version=POLICY_V)
-
-
-async def wait_for(
-    predicate: Callable[[], Awaitable[bool]], *, timeout_s: float, what: str
-) -> float:
-    """Poll until true; returns the seconds it took."""
-    start = time.monotonic()
-    while time.monotonic() - start < timeout_s:
-        if await predicate():
-            return time.monotonic() - start
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
 
 
 async def all_status(store: GrantStore, grants: list[Grant], status: Status) -> bool:
@@ -348,9 +337,7 @@ async def test_only_one_scheduler_leads_and_another_takes_over(
     takes over within the lease TTL plus a check interval; never are both leading."""
     a = await schedulers("replica-a")
     b = await schedulers("replica-b")
-    await wait_for(
-        lambda: asyncio.sleep(0, a.is_leader or b.is_leader), timeout_s=5, what="a leader"
-    )
+    await wait_for(lambda: a.is_leader or b.is_leader, timeout_s=5, what="a leader")
     await asyncio.sleep(3 * a.tick_s)
     assert a.is_leader != b.is_leader
     leader, follower = (a, b) if a.is_leader else (b, a)
@@ -469,9 +456,7 @@ async def test_reconciler_fixes_what_jobs_missed_and_reports_it(
 
     # Taking the lease sweeps at once; a second sweep then finds nothing left to fix.
     scheduler = await schedulers(providers=resolver.inventory, reconcile_interval_s=3600)
-    await wait_for(
-        lambda: asyncio.sleep(0, scheduler.last_report is not None), timeout_s=5, what="a sweep"
-    )
+    await wait_for(lambda: scheduler.last_report is not None, timeout_s=5, what="a sweep")
     first = scheduler.last_report
     assert first is not None and first.revoked_without_job == [due_no_job.id]
     assert (await scheduler.reconcile()).fixed == 0

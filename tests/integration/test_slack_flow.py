@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
@@ -29,15 +28,6 @@ from tests.integration.slack_harness import (
     SlackHarness,
     running_bot,
 )
-
-
-@pytest.fixture
-async def slack(
-    redis_url: str, keys: Keys, redis_client: aioredis.Redis
-) -> AsyncIterator[SlackHarness]:
-    """The bot on this test's Redis prefix, with the emulator and a driver."""
-    async with running_bot(redis_url=redis_url, prefix=keys.prefix) as harness:
-        yield harness
 
 
 def _text(value: object) -> str:

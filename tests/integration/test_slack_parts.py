@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
 
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
@@ -17,21 +16,7 @@ from bot.server import serve
 from bot.slack.app import build_client
 from bot.slack.directory import SlackDirectory
 from bot.slack.tasks import BackgroundTasks
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-async def emulator() -> AsyncIterator[SlackEmulator]:
-    """A fresh emulator."""
-    async with SlackEmulator() as emu:
-        yield emu
+from tests.integration.support import FakeClock
 
 
 def _client(emulator: SlackEmulator) -> AsyncWebClient:
@@ -40,7 +25,7 @@ def _client(emulator: SlackEmulator) -> AsyncWebClient:
 
 async def test_usergroup_members_are_cached_for_their_ttl(emulator: SlackEmulator) -> None:
     """One usergroups.users.list per group per TTL, shared by concurrent lookups."""
-    clock = Clock()
+    clock = FakeClock(100.0)
     directory = SlackDirectory(_client(emulator), ttl_s=60, clock=clock)
     answers = await asyncio.gather(*(directory.members(["S0APPROVERS"]) for _ in range(10)))
     assert all(a == {"S0APPROVERS": frozenset({"U0BOB", "U0CAROL"})} for a in answers)
@@ -53,7 +38,7 @@ async def test_usergroup_members_are_cached_for_their_ttl(emulator: SlackEmulato
 async def test_an_unknown_or_failing_group_counts_as_empty(emulator: SlackEmulator) -> None:
     """A group Slack does not know is left out (empty: grants nothing); when Slack fails
     later, the last known members are used."""
-    clock = Clock()
+    clock = FakeClock(100.0)
     directory = SlackDirectory(_client(emulator), ttl_s=60, clock=clock)
     assert await directory.members(["S0NOSUCH"]) == {}
     assert await directory.members(["S0ONCALL"]) == {"S0ONCALL": frozenset({"U0CAROL"})}
