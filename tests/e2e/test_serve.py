@@ -349,7 +349,10 @@ async def test_retried_event_delivery_is_processed_once(slack: Slack) -> None:
 def test_missing_signing_secret_fails_fast_naming_it(tmp_path: Path) -> None:
     """`grantbot serve` without SLACK_SIGNING_SECRET exits 1 naming the variable."""
     env = serve_env(
-        SLACK_BOT_TOKEN="xoxb-1", GRANTBOT_POLICY=str(POLICY), GRANTBOT_DATA_DIR=str(tmp_path)
+        SLACK_BOT_TOKEN="xoxb-1",
+        GRANTBOT_POLICY=str(POLICY),
+        GRANTBOT_DATA_DIR=str(tmp_path),
+        REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",  # never reached: it fails before
     )
     done = subprocess.run(
         [sys.executable, "-m", "bot", "serve"],

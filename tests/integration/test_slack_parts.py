@@ -10,6 +10,7 @@ import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
+from bot.devtools.redis_server import free_port
 from bot.devtools.slack_emulator import SlackEmulator
 from bot.errors import ConfigError
 from bot.server import serve
@@ -119,6 +120,8 @@ async def test_serve_fails_fast_naming_the_missing_setting(
     naming the variable, before touching Redis or Slack."""
     for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN"):
         monkeypatch.delenv(name, raising=False)
-    settings = Settings.model_validate(env)
+    # A Redis nothing answers at: the Slack setting is named before Redis is touched.
+    nowhere = f"redis://127.0.0.1:{free_port()}/0"
+    settings = Settings.model_validate({**env, "REDIS_URL": nowhere})
     with pytest.raises(ConfigError, match=missing):
         await serve(settings, socket_mode=socket_mode)
