@@ -24,7 +24,7 @@ from bot.devtools.slack_emulator import SlackEmulator
 from bot.domain.policy import Policy
 from bot.oncall import OnCallLookup, build_oncall_lookup, slack_lookup_by_email
 from bot.oncall.base import SlackUserByEmail
-from tests.integration.support import PD_TOKEN, FakeClock
+from tests.integration.support import PD_TOKEN, FakeClock, wait_for
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC).timestamp()
 NOW_ISO = "2026-03-02T12:00:00Z"
@@ -202,7 +202,7 @@ async def test_a_caller_giving_up_does_not_cancel_the_shared_fetch(
     lookup = make_lookup(timeout_s=5.0)
     impatient = asyncio.create_task(lookup.schedules_for("U0CAROL", now=NOW))
     patient = asyncio.create_task(lookup.schedules_for("U0CAROL", now=NOW))
-    await asyncio.sleep(0.1)
+    await wait_for(lambda: lookup.busy, what="the fetch both wait on to be in flight")
     impatient.cancel()
     assert await patient == frozenset({"primary"})
     assert impatient.cancelled()

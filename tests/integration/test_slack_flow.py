@@ -3,7 +3,6 @@ real service and providers; Slack is the emulator, driven by signed requests."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 
@@ -28,6 +27,7 @@ from tests.integration.slack_harness import (
     SlackHarness,
     running_bot,
 )
+from tests.integration.support import wait_for
 
 
 def _text(value: object) -> str:
@@ -456,11 +456,7 @@ async def test_grants_expire_on_time_and_the_requester_hears(
         async def expired() -> bool:
             return (await slack.bot.store.get(grant.id)).status is Status.EXPIRED
 
-        for _ in range(100):
-            if await expired():
-                break
-            await asyncio.sleep(0.1)
-        assert await expired()
+        await wait_for(expired, what="the grant to expire")
         await slack.settle()
         await slack.emulator.wait_for(lambda: "Expired at" in _text(slack.dms(ALICE)[-2].blocks))
 

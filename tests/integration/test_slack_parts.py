@@ -16,7 +16,7 @@ from bot.errors import ConfigError
 from bot.server import serve
 from bot.slack.app import build_client
 from bot.slack.directory import SlackDirectory
-from bot.slack.tasks import BackgroundTasks
+from bot.slack.tasks import MAX_DEFER_S, QUIET_S, BackgroundTasks
 from tests.integration.support import FakeClock
 
 
@@ -82,7 +82,7 @@ async def test_background_failures_are_logged_and_drain_cancels_stragglers(
 
     with caplog.at_level(logging.ERROR):
         tasks.spawn(boom(), name="boom-job")
-        await asyncio.sleep(0.05)
+        await tasks.idle()
     assert tasks.failures == 1 and "boom-job" in caplog.text
     tasks.spawn(forever(), name="forever", urgent=True)
     await tasks.drain(timeout_s=0.1)
@@ -90,18 +90,27 @@ async def test_background_failures_are_logged_and_drain_cancels_stragglers(
 
 
 async def test_acks_go_first_while_requests_keep_arriving() -> None:
-    """A queued job waits while requests are being answered, and starts once they stop."""
+    """A queued job waits while requests are being answered (at most MAX_DEFER_S), and starts
+    once they stop (after QUIET_S without one)."""
+    loop = asyncio.get_running_loop()
     tasks = BackgroundTasks()
-    started = asyncio.Event()
+    started: dict[str, float] = {}
 
-    async def job() -> None:
-        started.set()
+    async def job(name: str) -> None:
+        started[name] = loop.time()
+
+    with tasks.answering():  # answering all along: only the deferral's end lets it start
+        spawned = loop.time()
+        tasks.spawn(job("busy"), name="busy")
+        await tasks.idle()
+    assert started["busy"] - spawned >= MAX_DEFER_S
 
     with tasks.answering():
-        tasks.spawn(job(), name="job")
-        await asyncio.sleep(0.05)
-        assert not started.is_set()
-    await asyncio.wait_for(started.wait(), timeout=1.0)
+        spawned = loop.time()
+        tasks.spawn(job("quiet"), name="quiet")
+        answered = loop.time()  # the answer ends after this
+    await tasks.idle()
+    assert answered + QUIET_S <= started["quiet"] < spawned + MAX_DEFER_S
 
 
 @pytest.mark.parametrize(
