@@ -321,8 +321,8 @@ async def postgres_target(
     )
     try:
         yield target
-        await target.aclose()
     finally:
+        await target.aclose()  # nothing a test issued outlives it
         admin = await asyncpg.connect(dsn)
         try:
             for name in target.foreign:
@@ -485,8 +485,8 @@ async def mysql_target(
     await asyncio.to_thread(target.sql, f"INSERT INTO test.{table} VALUES (42)")
     try:
         yield target
-        await target.aclose()
     finally:
+        await target.aclose()  # nothing a test issued outlives it
         for name in target.foreign:
             await asyncio.to_thread(target.sql, "DROP USER IF EXISTS %s@'%%'", name)
         await asyncio.to_thread(target.sql, f"DROP TABLE IF EXISTS test.{table}")
