@@ -185,11 +185,13 @@ async def test_http_shipping_survives_the_collector_being_killed(
         )  # it keeps retrying
         assert shipper.position is not None and shipper.position.seq < total
         receiver()
-        await wait_for(
-            lambda: shipper.position is not None and shipper.position.seq == total,
-            what="every entry shipped",
-            timeout_s=30,
-        )
+
+        async def all_stored() -> bool:
+            """The stored position (moved after the in-memory one) has reached the end."""
+            stored = await positions.get()
+            return stored is not None and stored.seq == total
+
+        await wait_for(all_stored, what="every entry shipped", timeout_s=30)
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
