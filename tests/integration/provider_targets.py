@@ -518,12 +518,11 @@ class Resp:
         return line.decode().rstrip("\r\n")
 
     async def alive(self) -> bool:
-        """A read the role allows is answered (an empty line: the server closed it)."""
+        """The connection still answers (an empty line: the server closed it)."""
         try:
-            reply = await self.call("GET", "cache:x")
-        except (ConnectionError, TimeoutError):
+            return await self.call("GET", "cache:x") != ""
+        except ConnectionError:
             return False
-        return reply != "" and not reply.startswith("-")
 
     async def close(self) -> None:
         self.writer.close()
@@ -601,6 +600,7 @@ class RedisAclTarget(Target):
     async def open_session(self, ctx: GrantContext) -> Session:
         conn, reply = await self.login(self.creds[ctx.grant_id])
         assert reply == "+OK", reply
+        assert not (await conn.call("GET", "cache:x")).startswith("-")  # in use
         return conn
 
     @contextlib.asynccontextmanager
