@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test system-deps lint typecheck pytest bench clean
+.PHONY: run test system-deps lint typecheck pytest configmap bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -30,6 +30,10 @@ typecheck: $(STAMP)
 
 pytest: $(STAMP)
 	$(BIN)/pytest
+
+# manifests/kubernetes/configmap.yaml holds a copy of policies.yaml; rewrite it after a change.
+configmap:
+	$(PY) scripts/sync-configmap
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

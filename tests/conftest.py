@@ -16,7 +16,6 @@ from bot.store.connection import connect
 from bot.store.grants import GrantStore
 from bot.store.keys import Keys
 from tests import system
-from tests.integration.aws_fixtures import MotoServer
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -83,11 +82,3 @@ async def redis_client(redis_url: str, keys: Keys) -> AsyncIterator[aioredis.Red
 @pytest.fixture
 async def store(redis_client: aioredis.Redis, keys: Keys) -> GrantStore:
     return GrantStore(redis_client, keys=keys)
-
-
-@pytest.fixture(scope="session")
-def moto_server() -> Iterator[MotoServer]:
-    """A real AWS API endpoint (``moto_server``, its own process on a loopback port) for the
-    whole session; tests create uniquely named roles, users and permission sets on it."""
-    with MotoServer() as server:
-        yield server

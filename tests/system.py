@@ -76,6 +76,14 @@ REQUIREMENTS: Final[dict[str, Requirement]] = {
         "MariaDB and start it (apt-get install mariadb-server)",
         lambda: _answers(MYSQL_HOST, MYSQL_PORT),
     ),
+    "mariadbd": Requirement(
+        "mariadbd and mariadb-install-db (a private MariaDB server)",
+        "mariadb-server (apt-get install mariadb-server)",
+        lambda: (
+            (_binary("mariadbd") or _binary("mysqld"))
+            and bool(shutil.which("mariadb-install-db") or shutil.which("mysql_install_db"))
+        ),
+    ),
 }
 
 

@@ -39,6 +39,8 @@ POLICY = ROOT / "tests" / "fixtures" / "slack_policy.yaml"
 SECRET = "e2e-signing-secret-" + uuid.uuid4().hex
 ALICE, BOB, CAROL, DAVE = "U0ALICE", "U0BOB", "U0CAROL", "U0DAVE"
 START_TIMEOUT_S = 20.0
+#: What the bot logs when it drops the work of a delivery it has already processed.
+DUPLICATE_DROPPED = "duplicate delivery ignored"
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,15 @@ class Stack:
     prefix: str
     bot: subprocess.Popen[bytes]
     cache_url: str
+    #: The bot's log (its stderr: one JSON object per line).
+    log: Path
+
+    def logged(self, message: str) -> int:
+        """How many of the bot's log lines so far have ``message`` as their msg."""
+        lines = self.log.read_text().splitlines()
+        return sum(
+            1 for line in lines if line.startswith("{") and json.loads(line)["msg"] == message
+        )
 
 
 def _start_emulator() -> tuple[subprocess.Popen[bytes], str]:
@@ -69,13 +80,14 @@ def _start_emulator() -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("the emulator did not start")
 
 
-def _wait_healthy(url: str, proc: subprocess.Popen[bytes]) -> None:
+def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path | None = None) -> None:
     import urllib.request
 
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"grantbot serve exited with {proc.returncode}")
+            said = log.read_text()[-2000:] if log is not None else ""
+            raise RuntimeError(f"grantbot serve exited with {proc.returncode}: {said}")
         try:
             with urllib.request.urlopen(f"{url}/healthz", timeout=1) as r:  # noqa: S310
                 if r.status == 200:
@@ -128,10 +140,14 @@ def stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         GRANTBOT_DATA_DIR=str(tmp_path_factory.mktemp("data")),
         GRANTBOT_TEST_CACHE_URL=cache.url,
     )
-    bot = subprocess.Popen([sys.executable, "-m", "bot", "serve"], env=env, cwd=ROOT)
+    log = tmp_path_factory.mktemp("log") / "serve.log"
+    with log.open("wb") as stderr:
+        bot = subprocess.Popen(
+            [sys.executable, "-m", "bot", "serve"], env=env, cwd=ROOT, stderr=stderr
+        )
     try:
-        _wait_healthy(bot_url, bot)
-        yield Stack(bot_url, emulator_url, redis_url, prefix, bot, cache.url)
+        _wait_healthy(bot_url, bot, log)
+        yield Stack(bot_url, emulator_url, redis_url, prefix, bot, cache.url, log)
         assert _stop(bot) == 0, "grantbot serve exits 0 on SIGTERM"
     finally:
         _stop(bot)
@@ -200,6 +216,17 @@ class Slack:
         return message
 
 
+async def refused_total(stack: Stack) -> float:
+    """Deliveries the process's edge has refused so far, whatever the cause (/metrics)."""
+    async with aiohttp.ClientSession() as http, http.get(f"{stack.bot_url}/metrics") as r:
+        assert r.status == 200
+        text = await r.text()
+    family = "grantbot_slack_requests_refused_total{"
+    return sum(
+        float(line.rpartition(" ")[2]) for line in text.splitlines() if line.startswith(family)
+    )
+
+
 async def scrape(stack: Stack, sample: str) -> float:
     """One sample's value from the process's /metrics (0 when absent)."""
     async with aiohttp.ClientSession() as http, http.get(f"{stack.bot_url}/metrics") as r:
@@ -243,9 +270,10 @@ async def test_health_and_readiness(stack: Stack) -> None:
 @pytest.mark.parametrize(
     "delivery", [Delivery.unsigned(), Delivery.bad_signature(), Delivery.stale()], ids=str
 )
-async def test_bad_signatures_are_refused(slack: Slack, delivery: Delivery) -> None:
+async def test_bad_signatures_are_refused(slack: Slack, stack: Stack, delivery: Delivery) -> None:
     """Unsigned, wrongly signed and replayed-old requests get 401 and file nothing."""
     before = len(await slack.store.list_grants(user=DAVE))
+    refused = await refused_total(stack)
     resp = await slack.driver.slash_command(
         DAVE,
         "request sandbox play 10m x",
@@ -254,7 +282,12 @@ async def test_bad_signatures_are_refused(slack: Slack, delivery: Delivery) -> N
         delivery=delivery,
     )
     assert resp.status == 401
-    await asyncio.sleep(0.2)
+
+    async def counted() -> bool:
+        """The edge counted the refusal: the delivery ended there, before Bolt."""
+        return await refused_total(stack) >= refused + 1
+
+    await slack.eventually(counted)
     assert len(await slack.store.list_grants(user=DAVE)) == before
 
 
@@ -331,16 +364,22 @@ async def test_grant_expires_on_time_in_the_real_process(slack: Slack) -> None:
     assert ended.ended_at - ended.expires_at < 2.0
 
 
-async def test_retried_event_delivery_is_processed_once(slack: Slack) -> None:
+async def test_retried_event_delivery_is_processed_once(slack: Slack, stack: Stack) -> None:
     """Slack's retry of an app_mention (same event_id, X-Slack-Retry-Num) files one request."""
     before = len(await slack.store.list_grants(user=DAVE))
+    dropped = stack.logged(DUPLICATE_DROPPED)
     first = await slack.driver.app_mention(
         BOB, "request sandbox play 10m e2e retry", channel="C0GENERAL"
     )
     again = await slack.driver.redeliver(first.request, retry_num=1)
     assert first.status == again.status == 200
     grant = await slack.newest_grant(BOB)
-    await asyncio.sleep(0.5)
+
+    async def retry_dropped() -> bool:
+        """The retry's work has run: it found the delivery already claimed, and stopped."""
+        return stack.logged(DUPLICATE_DROPPED) >= dropped + 1
+
+    await slack.eventually(retry_dropped)
     mine = [g for g in await slack.store.list_grants(user=BOB) if g.reason == "e2e retry"]
     assert [g.id for g in mine] == [grant.id]
     assert len(await slack.store.list_grants(user=DAVE)) == before
@@ -349,7 +388,10 @@ async def test_retried_event_delivery_is_processed_once(slack: Slack) -> None:
 def test_missing_signing_secret_fails_fast_naming_it(tmp_path: Path) -> None:
     """`grantbot serve` without SLACK_SIGNING_SECRET exits 1 naming the variable."""
     env = serve_env(
-        SLACK_BOT_TOKEN="xoxb-1", GRANTBOT_POLICY=str(POLICY), GRANTBOT_DATA_DIR=str(tmp_path)
+        SLACK_BOT_TOKEN="xoxb-1",
+        GRANTBOT_POLICY=str(POLICY),
+        GRANTBOT_DATA_DIR=str(tmp_path),
+        REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",  # never reached: it fails before
     )
     done = subprocess.run(
         [sys.executable, "-m", "bot", "serve"],

@@ -22,14 +22,24 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
 import boto3
+import redis.asyncio as aioredis
 
 from bot.devtools.redis_server import free_port
+from bot.providers.aws_identity_center import (
+    AWSIdentityCenterProvider,
+    AWSIdentityCenterSettings,
+)
+from bot.providers.aws_sts import AWSSTSProvider, AWSSTSSettings, deny_policy_name
+from bot.providers.base import Credential
+from bot.store.keys import Keys
+from bot.store.provider_state import ProviderState
 
 REGION = "us-east-1"
 #: Any key works against moto (it does not check signatures unless told to).
@@ -222,3 +232,48 @@ def identity_center(moto: MotoServer, *, name: str | None = None) -> IdentityCen
         identity_store_id=instance["IdentityStoreId"],
         permission_set_arn=ps["PermissionSet"]["PermissionSetArn"],
     )
+
+
+def session_client(service: str, moto: MotoServer, cred: Credential) -> Any:
+    """A boto3 client signing with the credentials grantbot issued."""
+    return boto3.session.Session(
+        aws_access_key_id=cred.get("access key id"),
+        aws_secret_access_key=cred.get("secret access key"),
+        aws_session_token=cred.get("session token"),
+        region_name=REGION,
+    ).client(service, endpoint_url=moto.url)  # type: ignore[call-overload]
+
+
+def deny_statement(moto: MotoServer, role_arn: str, grant_id: str) -> dict[str, Any] | None:
+    """The deny policy grantbot attached to the role for ``grant_id``'s session, or None."""
+    iam = moto.client("iam")
+    name = role_arn.rsplit("/", 1)[-1]
+    try:
+        out = iam.get_role_policy(RoleName=name, PolicyName=deny_policy_name(grant_id))
+    except iam.exceptions.NoSuchEntityException:
+        return None
+    document = out["PolicyDocument"]
+    document = json.loads(document) if isinstance(document, str) else document
+    [statement] = document["Statement"]
+    return dict(statement)
+
+
+def provider_state(redis: aioredis.Redis, keys: Keys, kind: str) -> ProviderState:
+    """The books an AWS provider keeps in grantbot's Redis (the test's key prefix)."""
+    return ProviderState(redis, keys=keys, kind=kind, resource="aws-test")
+
+
+def sts_provider(
+    moto: MotoServer, state: ProviderState, clock: Callable[[], float], **extra: Any
+) -> AWSSTSProvider:
+    """aws_sts on moto: one attempt per call, a short timeout, ``clock`` as its clock."""
+    settings = AWSSTSSettings.model_validate(moto.settings(max_attempts=1, timeout_s=3, **extra))
+    return AWSSTSProvider(settings, state=state, clock=clock)
+
+
+def ic_provider(moto: MotoServer, state: ProviderState, **extra: Any) -> AWSIdentityCenterProvider:
+    """aws_identity_center on moto: one attempt per call, quick status polls."""
+    settings = AWSIdentityCenterSettings.model_validate(
+        moto.settings(max_attempts=1, timeout_s=3, poll_initial_s=0.05, **extra)
+    )
+    return AWSIdentityCenterProvider(settings, state=state)

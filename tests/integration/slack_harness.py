@@ -13,7 +13,7 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -22,29 +22,17 @@ from aiohttp import web
 
 from bot.config import Settings
 from bot.devtools.slack_driver import SlackDriver
-from bot.devtools.slack_emulator import Message, SlackEmulator
+from bot.devtools.slack_emulator import FakeChannel, FakeUser, Message, SlackEmulator
 from bot.domain.model import Grant
 from bot.errors import StoreUnavailable
 from bot.server import ONCALL_TIMEOUT_S, Bot, assemble, check_slack
+from tests.integration.support import FakeClock
 
 POLICY_FILE = Path(__file__).parent.parent / "fixtures" / "slack_policy.yaml"
 SIGNING_SECRET = "test-signing-secret-0123456789abcdef"
 
 ALICE, BOB, CAROL, DAVE = "U0ALICE", "U0BOB", "U0CAROL", "U0DAVE"
 ACCESS_CHANNEL, GENERAL, INCIDENT = "C0ACCESS", "C0GENERAL", "C0INC42"
-
-
-class FakeClock:
-    """The bot's clock (epoch seconds), moved by hand. Slack's side keeps real time."""
-
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class SlackHarness:
@@ -146,6 +134,8 @@ async def running_bot(
     auth_test: bool = True,
     extra_settings: Mapping[str, str] | None = None,
     emulator: SlackEmulator | None = None,
+    extra_users: Sequence[FakeUser] = (),
+    extra_channels: Sequence[FakeChannel] = (),
     **assemble_options: Any,
 ) -> AsyncIterator[SlackHarness]:
     """Emulator + the assembled bot on a free local port + a driver; all closed on exit.
@@ -153,11 +143,16 @@ async def running_bot(
     ``enterprise_id`` puts the emulated workspace in an Enterprise Grid organisation;
     ``auth_test`` False serves before auth.test has answered; ``extra_settings`` are more
     environment settings (``SLACK_TEAM_ID``...). Pass an ``emulator`` to share one Slack
-    between bots (replicas, a restart); it is left running. Other keyword options go to
-    :func:`bot.server.assemble` (e.g. ``slack_timeout_s``)."""
+    between bots (replicas, a restart); it is left running. ``extra_users`` and
+    ``extra_channels`` join the emulated workspace before the bot starts. Other keyword
+    options go to :func:`bot.server.assemble` (e.g. ``slack_timeout_s``)."""
     async with contextlib.AsyncExitStack() as stack:
         if emulator is None:
             emulator = await stack.enter_async_context(SlackEmulator(enterprise_id=enterprise_id))
+        for user in extra_users:
+            emulator.directory.add_user(user)
+        for channel in extra_channels:
+            emulator.directory.add_channel(channel)
         settings = settings_for(emulator, prefix=prefix, policy=policy, **(extra_settings or {}))
         env = {**os.environ, **(environ or {})}
         bot = await stack.enter_async_context(

@@ -22,7 +22,7 @@ from bot.store.audit import GENESIS, chain_hash
 from bot.store.checkpoints import CheckpointLog
 from bot.store.grants import GrantStore
 from tests.factories import NOW, POLICY_V, make_grant
-from tests.integration.test_cli import grantbot
+from tests.integration.support import grantbot
 
 HOUR = 3600.0
 
@@ -89,12 +89,6 @@ async def _rewrite_wholesale(store: GrantStore, *, old: str, new: str) -> None:
         )
         prev = digest
     await r.set(store.keys.audit_head, f"{len(raw)} {prev}")
-
-
-@pytest.fixture
-def cli_env(redis_url: str, store: GrantStore) -> dict[str, str]:
-    """Environment pointing the CLI at this test's Redis key prefix."""
-    return {"REDIS_URL": redis_url, "GRANTBOT_REDIS_PREFIX": store.keys.prefix}
 
 
 @pytest.fixture

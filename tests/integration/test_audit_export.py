@@ -27,20 +27,12 @@ from bot.store.checkpoints import CheckpointLog
 from bot.store.grants import GrantStore
 from bot.store.ship_position import ShipPositions
 from tests.factories import NOW
-from tests.integration.test_cli import ROOT, grantbot
+from tests.integration.support import ROOT, grantbot, wait_for
 
 
 async def _append(store: GrantStore, n: int, *, start: int = 0) -> None:
     for i in range(start, start + n):
         await store.audit.append("NOTE", actor="test", at=NOW + i, details={"i": i})
-
-
-async def _wait_for(check: Callable[[], bool], *, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.02)
 
 
 def _seqs(path: Path) -> list[int]:
@@ -183,15 +175,23 @@ async def test_http_shipping_survives_the_collector_being_killed(
     failures = metrics.AUDIT_SHIP_FAILURES.labels(sink="http")
     task = asyncio.create_task(shipper.run())
     try:
-        await _wait_for(lambda: len(_seqs(out)) >= 400)
+        await wait_for(lambda: len(_seqs(out)) >= 400, what="400 entries shipped", timeout_s=30)
         proc.kill()  # mid-stream: the shipper is sending batch after batch
         proc.wait()
         before = failures._value.get()
         await _append(store, total - total_first, start=total_first)
-        await _wait_for(lambda: failures._value.get() >= before + 3)  # it keeps retrying
+        await wait_for(
+            lambda: failures._value.get() >= before + 3, what="3 failures", timeout_s=30
+        )  # it keeps retrying
         assert shipper.position is not None and shipper.position.seq < total
         receiver()
-        await _wait_for(lambda: shipper.position is not None and shipper.position.seq == total)
+
+        async def all_stored() -> bool:
+            """The stored position (moved after the in-memory one) has reached the end."""
+            stored = await positions.get()
+            return stored is not None and stored.seq == total
+
+        await wait_for(all_stored, what="every entry shipped", timeout_s=30)
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -236,7 +236,7 @@ async def test_shipping_starts_when_the_replica_becomes_leader(
     task = asyncio.create_task(shipper.run())
     try:
         leading.set()
-        await _wait_for(lambda: len(_seqs(out)) == 10)
+        await wait_for(lambda: len(_seqs(out)) == 10, what="10 entries", timeout_s=30)
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -269,6 +269,6 @@ async def test_serve_duties_ship_and_checkpoint_at_shutdown(
     )  # type: ignore[call-arg]
     await _append(store, 30)
     async with audit_duties(plan_duties(settings), store, leader=lambda: True, clock=time.time):
-        await _wait_for(lambda: len(_seqs(out)) == 30)
+        await wait_for(lambda: len(_seqs(out)) == 30, what="30 entries", timeout_s=30)
     last = await CheckpointLog(store.redis, keys=store.keys).last()
     assert last is not None and '"seq":30' in last.payload

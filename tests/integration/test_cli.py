@@ -14,31 +14,7 @@ from bot.devtools.redis_server import free_port
 from bot.domain.model import Actor, ActorKind, Event
 from bot.store.grants import GrantStore
 from tests.factories import NOW, POLICY_V, make_grant
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def grantbot(
-    *args: str, env: dict[str, str] | None = None, timeout_s: float = 60
-) -> subprocess.CompletedProcess[str]:
-    """Run `python -m bot ARGS` from the repo root."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "GRANTBOT_"))}
-    full_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "bot", *args],
-        cwd=ROOT,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=timeout_s,
-        check=False,
-    )
-
-
-@pytest.fixture
-def cli_env(redis_url: str, store: GrantStore) -> dict[str, str]:
-    """Environment pointing the CLI at this test's Redis key prefix."""
-    return {"REDIS_URL": redis_url, "GRANTBOT_REDIS_PREFIX": store.keys.prefix}
+from tests.integration.support import ROOT, grantbot
 
 
 def test_policy_check_passes_on_the_repo_policy() -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import redis.asyncio as aioredis
@@ -31,20 +30,6 @@ from tests.integration.slack_harness import (
     running_bot,
     settings_for,
 )
-
-
-@pytest.fixture
-def cache_server() -> Iterator[RedisServer]:
-    """The credential target: a real Redis whose ACL users are the credentials."""
-    with RedisServer(appendonly=False) as server:
-        yield server
-
-
-@pytest.fixture
-async def emulator() -> AsyncIterator[SlackEmulator]:
-    """One Slack for every bot in a test (replicas, a restart)."""
-    async with SlackEmulator() as emu:
-        yield emu
 
 
 @pytest.fixture

@@ -10,27 +10,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.devtools.opsgenie_emulator import OpsgenieEmulator
-from bot.devtools.pagerduty_emulator import PagerDutyEmulator, PagerDutyOnCall, PagerDutyUser
-from bot.devtools.slack_emulator import FakeUser, SlackEmulator
+from bot.devtools.pagerduty_emulator import PagerDutyEmulator
+from bot.devtools.slack_emulator import SlackEmulator
 from bot.domain.model import Origin, Status
 from bot.domain.policy.rules import Policy
 from bot.oncall import OnCallLookup, PolicyOnCallLookup, build_oncall_lookup
 from bot.oncall.base import SlackUserByEmail
-from bot.oncall.lookup import slack_lookup_by_email
 from bot.policy_holder import PolicyHolder
 from bot.policy_loader import parse_policy
 from bot.service import GrantService
 from bot.store.grants import GrantStore
+from tests.integration.support import OG_KEY, ONCALL_ENV
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC).timestamp()
 #: The weekly rotation below started 2026-01-05 09:00 UTC; 8 shifts later is this handoff.
 WEEKLY_HANDOFF = datetime(2026, 3, 2, 9, 0, tzinfo=UTC).timestamp()
-PD_TOKEN = "pd-lookup-token-0123456789"
-OG_KEY = "og-lookup-key-0123456789"
-ENV = {"GB_PD_TOKEN": PD_TOKEN, "GB_OG_KEY": OG_KEY}
 
 POLICY = """
 groups:
@@ -59,41 +55,7 @@ def policy_text(pd: PagerDutyEmulator, og: OpsgenieEmulator, *, weekly: str) -> 
 
 
 def parse(text: str) -> Policy:
-    return parse_policy(text.encode(), filename="policies.yaml", environ=ENV).policy
-
-
-@pytest.fixture
-async def slack() -> AsyncIterator[SlackEmulator]:
-    users = [
-        FakeUser("U0ALICE", "alice", "Alice", "alice@example.com"),
-        FakeUser("U0BOB", "bob", "Bob", "bob@example.com"),
-        FakeUser("U0CAROL", "carol", "Carol", "carol@example.com"),
-    ]
-    async with SlackEmulator(users=users) as emu:
-        yield emu
-
-
-@pytest.fixture
-def by_email(slack: SlackEmulator) -> SlackUserByEmail:
-    return slack_lookup_by_email(AsyncWebClient(token=slack.bot_token, base_url=slack.api_url))
-
-
-@pytest.fixture
-async def pd() -> AsyncIterator[PagerDutyEmulator]:
-    """Carol is on call for PSCHED1, with no end."""
-    async with PagerDutyEmulator(
-        token=PD_TOKEN,
-        users=[PagerDutyUser("PCAROL", "Carol", "carol@example.com")],
-        oncalls=[PagerDutyOnCall("PCAROL", "PEP1", "PSCHED1")],
-    ) as emu:
-        yield emu
-
-
-@pytest.fixture
-async def og() -> AsyncIterator[OpsgenieEmulator]:
-    """Carol is on call for the Opsgenie schedule SRE."""
-    async with OpsgenieEmulator(api_key=OG_KEY, schedules={"SRE": ["carol@example.com"]}) as emu:
-        yield emu
+    return parse_policy(text.encode(), filename="policies.yaml", environ=ONCALL_ENV).policy
 
 
 @pytest.fixture
@@ -102,7 +64,7 @@ async def lookup(
 ) -> AsyncIterator[OnCallLookup]:
     built = build_oncall_lookup(
         parse(policy_text(pd, og, weekly="U0ALICE, U0BOB")),
-        env=ENV,
+        env=ONCALL_ENV,
         lookup_slack_user_by_email=by_email,
         timeout_s=0.4,
         failure_ttl_s=0.0,
@@ -183,10 +145,10 @@ async def test_an_unset_token_variable_fails_that_schedule_closed(
 
 
 async def test_slack_failing_fails_closed_naming_slack(
-    lookup: OnCallLookup, slack: SlackEmulator
+    lookup: OnCallLookup, emulator: SlackEmulator
 ) -> None:
     """When Slack cannot map an email, the schedule fails closed and says it was Slack."""
-    slack.faults.server_error("users.lookupByEmail", times=10)
+    emulator.faults.server_error("users.lookupByEmail", times=10)
     result = await lookup.check("U0CAROL", now=NOW, schedules=["primary"])
     assert result.schedules == frozenset()
     assert result.failures["primary"] == "Slack users.lookupByEmail failed (internal_error)"
@@ -200,7 +162,7 @@ async def test_a_reloaded_policy_is_followed_and_unchanged_caches_are_kept(
     path = tmp_path / "policies.yaml"
     path.write_text(policy_text(pd, og, weekly="U0ALICE"))
     holder = PolicyHolder.load(path)
-    lookup = PolicyOnCallLookup(holder, env=ENV, lookup_slack_user_by_email=by_email)
+    lookup = PolicyOnCallLookup(holder, env=ONCALL_ENV, lookup_slack_user_by_email=by_email)
     try:
         assert await lookup.schedules_for("U0ALICE", now=NOW) == frozenset({"weekly"})
         assert await lookup.schedules_for("U0CAROL", now=NOW) == frozenset({"primary", "secondary"})
@@ -227,9 +189,9 @@ async def test_the_service_auto_approves_only_whoever_is_on_call(
     path.write_text(policy_text(pd, og, weekly="U0ALICE"))
     holder = PolicyHolder.load(path)
     lookup = PolicyOnCallLookup(
-        holder, env=ENV, lookup_slack_user_by_email=by_email, failure_ttl_s=0.0, ttl_s=0.0
+        holder, env=ONCALL_ENV, lookup_slack_user_by_email=by_email, failure_ttl_s=0.0, ttl_s=0.0
     )
-    service = GrantService(store=store, policy=holder, oncall=lookup, environ=ENV)
+    service = GrantService(store=store, policy=holder, oncall=lookup, environ=ONCALL_ENV)
     ask: dict[str, Any] = {
         "resource": "sandbox",
         "role": None,

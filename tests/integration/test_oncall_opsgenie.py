@@ -11,66 +11,33 @@ from typing import Any
 
 import aiohttp
 import pytest
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.devtools.opsgenie_emulator import OpsgenieEmulator, OpsgenieShift
-from bot.devtools.slack_emulator import FakeUser, SlackEmulator
 from bot.domain.policy.rules import Policy
-from bot.oncall import OnCallLookup, build_oncall_lookup, slack_lookup_by_email
+from bot.oncall import OnCallLookup, build_oncall_lookup
 from bot.oncall.base import SlackUserByEmail
+from tests.integration.support import OG_KEY, FakeClock
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC).timestamp()
 HOUR_S = 3_600
-API_KEY = "og-test-key-0123456789"
+API_KEY = OG_KEY
 KEY_ENV = "GB_OPSGENIE_KEY"
 SCHEDULE = "SRE Primary/EU"  # a space and a slash: the name must be quoted in the path
 
-SLACK_USERS = [
-    FakeUser("U0CAROL", "carol", "Carol Oncall", "carol@example.com"),
-    FakeUser("U0BOB", "bob", "Bob Second", "bob@example.com"),
-]
-
-
-class Clock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.t = 1_000.0
-
-    def __call__(self) -> float:
-        return self.t
-
 
 @pytest.fixture
-async def slack() -> AsyncIterator[SlackEmulator]:
-    async with SlackEmulator(users=SLACK_USERS) as emu:
-        yield emu
-
-
-@pytest.fixture
-def by_email(slack: SlackEmulator) -> SlackUserByEmail:
-    """Slack's real users.lookupByEmail, through slack_sdk, against the emulator."""
-    return slack_lookup_by_email(AsyncWebClient(token=slack.bot_token, base_url=slack.api_url))
-
-
-@pytest.fixture
-async def og() -> AsyncIterator[OpsgenieEmulator]:
+def opsgenie_setup() -> dict[str, Any]:
+    """Carol on call now for SCHEDULE, Bob in the hour after."""
     shifts = [
         OpsgenieShift("carol@example.com", NOW - HOUR_S, NOW + HOUR_S),
         OpsgenieShift("bob@example.com", NOW + HOUR_S, NOW + 2 * HOUR_S),
     ]
-    async with OpsgenieEmulator(api_key=API_KEY, schedules={SCHEDULE: shifts}) as emu:
-        yield emu
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
+    return {"api_key": API_KEY, "schedules": {SCHEDULE: shifts}}
 
 
 @pytest.fixture
 async def make_lookup(
-    og: OpsgenieEmulator, by_email: SlackUserByEmail, clock: Clock
+    og: OpsgenieEmulator, by_email: SlackUserByEmail, clock: FakeClock
 ) -> AsyncIterator[Callable[..., OnCallLookup]]:
     """Builds lookups for one Opsgenie schedule ``primary`` (closing them afterwards)."""
     built: list[OnCallLookup] = []
@@ -124,14 +91,14 @@ async def test_the_date_asked_decides_who_is_on_call(
 
 
 async def test_answers_are_cached_for_the_ttl_then_asked_again(
-    make_lookup: Callable[..., OnCallLookup], og: OpsgenieEmulator, clock: Clock
+    make_lookup: Callable[..., OnCallLookup], og: OpsgenieEmulator, clock: FakeClock
 ) -> None:
     """Many lookups within the TTL make one Opsgenie call; after the TTL one more."""
     lookup = make_lookup(ttl_s=30.0)
     for user in ["U0CAROL", "U0BOB"] * 10:
         await lookup.schedules_for(user, now=NOW)
     assert len(og.calls()) == 1
-    clock.t += 31.0
+    clock.advance(31.0)
     og.set_on_call(SCHEDULE, ["bob@example.com"])
     assert await lookup.schedules_for("U0BOB", now=NOW) == frozenset({"primary"})
     assert await lookup.schedules_for("U0CAROL", now=NOW) == frozenset()

@@ -20,22 +20,18 @@ from bot.devtools.pagerduty_emulator import (
     PagerDutyOnCall,
     PagerDutyUser,
 )
-from bot.devtools.slack_emulator import FakeUser, SlackEmulator
+from bot.devtools.slack_emulator import SlackEmulator
 from bot.domain.policy.rules import Policy
 from bot.oncall import OnCallLookup, build_oncall_lookup, slack_lookup_by_email
 from bot.oncall.base import SlackUserByEmail
+from tests.integration.support import PD_TOKEN, FakeClock, wait_for
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC).timestamp()
 NOW_ISO = "2026-03-02T12:00:00Z"
 HOUR_S = 3_600
-TOKEN = "pd-test-token-0123456789"
+TOKEN = PD_TOKEN
 TOKEN_ENV = "GB_PD_TOKEN"
 
-SLACK_USERS = [
-    FakeUser("U0CAROL", "carol", "Carol Oncall", "carol@example.com"),
-    FakeUser("U0BOB", "bob", "Bob Second", "bob@example.com"),
-    FakeUser("U0DAVE", "dave", "Dave Departed", "dave@example.com", deleted=True),
-]
 PD_USERS = [
     PagerDutyUser("PCAROL", "Carol Oncall", "Carol@Example.com"),  # case differs from Slack
     PagerDutyUser("PBOB", "Bob Second", "bob@example.com"),
@@ -57,47 +53,21 @@ def shift(
     return PagerDutyOnCall(user, policy, schedule, level, start, end)
 
 
-class Clock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.t = 1_000.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
 @pytest.fixture
-async def slack() -> AsyncIterator[SlackEmulator]:
-    async with SlackEmulator(users=SLACK_USERS) as emu:
-        yield emu
-
-
-@pytest.fixture
-def by_email(slack: SlackEmulator) -> SlackUserByEmail:
-    """Slack's real users.lookupByEmail, through slack_sdk, against the emulator."""
-    return slack_lookup_by_email(AsyncWebClient(token=slack.bot_token, base_url=slack.api_url))
-
-
-@pytest.fixture
-async def pd() -> AsyncIterator[PagerDutyEmulator]:
-    async with PagerDutyEmulator(
-        token=TOKEN,
-        users=PD_USERS,
-        oncalls=[shift("PCAROL"), shift("PBOB", start=NOW + HOUR_S, end=NOW + 2 * HOUR_S)],
-        clock=lambda: NOW,
-    ) as emu:
-        yield emu
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def pagerduty_setup() -> dict[str, Any]:
+    """Carol on call now through PSCHED1 and Bob next; Erin has no Slack account and Dave
+    is deactivated there; PagerDuty's clock is NOW."""
+    return {
+        "token": TOKEN,
+        "users": PD_USERS,
+        "oncalls": [shift("PCAROL"), shift("PBOB", start=NOW + HOUR_S, end=NOW + 2 * HOUR_S)],
+        "clock": lambda: NOW,
+    }
 
 
 @pytest.fixture
 async def make_lookup(
-    pd: PagerDutyEmulator, by_email: SlackUserByEmail, clock: Clock
+    pd: PagerDutyEmulator, by_email: SlackUserByEmail, clock: FakeClock
 ) -> AsyncIterator[Callable[..., OnCallLookup]]:
     """Builds lookups for one PagerDuty schedule ``primary`` (closing them afterwards)."""
     built: list[OnCallLookup] = []
@@ -129,7 +99,7 @@ async def make_lookup(
 
 
 async def test_the_on_call_user_is_mapped_to_their_slack_id(
-    make_lookup: Callable[..., OnCallLookup], pd: PagerDutyEmulator, slack: SlackEmulator
+    make_lookup: Callable[..., OnCallLookup], pd: PagerDutyEmulator, emulator: SlackEmulator
 ) -> None:
     """Carol is on call in PagerDuty now, so her Slack id is on call for primary; Bob's
     later shift does not count yet."""
@@ -142,7 +112,7 @@ async def test_the_on_call_user_is_mapped_to_their_slack_id(
     assert call.params("schedule_ids[]") == ["PSCHED1"]
     assert call.params("include[]") == ["users"]
     assert (call.param("since"), call.param("until")) == (NOW_ISO, NOW_ISO)
-    assert [c.args["email"] for c in slack.calls("users.lookupByEmail")] == ["carol@example.com"]
+    assert [c.args["email"] for c in emulator.calls("users.lookupByEmail")] == ["carol@example.com"]
 
 
 async def test_pages_are_followed_until_more_is_false(
@@ -189,8 +159,8 @@ async def test_a_schedule_counts_at_any_escalation_level(
 async def test_answers_are_cached_for_the_ttl_then_asked_again(
     make_lookup: Callable[..., OnCallLookup],
     pd: PagerDutyEmulator,
-    slack: SlackEmulator,
-    clock: Clock,
+    emulator: SlackEmulator,
+    clock: FakeClock,
 ) -> None:
     """Many lookups within the TTL make one PagerDuty call; after the TTL one more."""
     lookup = make_lookup(ttl_s=60.0)
@@ -198,17 +168,17 @@ async def test_answers_are_cached_for_the_ttl_then_asked_again(
         await lookup.schedules_for(user, now=NOW)
     assert len(pd.calls("/oncalls")) == 1
 
-    clock.t += 59.0
+    clock.advance(59.0)
     assert await lookup.schedules_for("U0CAROL", now=NOW) == frozenset({"primary"})
     assert len(pd.calls("/oncalls")) == 1
 
-    clock.t += 2.0
+    clock.advance(2.0)
     pd.oncalls = [shift("PBOB")]  # the handoff happened upstream
     assert await lookup.schedules_for("U0CAROL", now=NOW) == frozenset()
     assert await lookup.schedules_for("U0BOB", now=NOW) == frozenset({"primary"})
     assert len(pd.calls("/oncalls")) == 2
     # Email -> Slack mappings have their own, longer cache: one Slack call per person.
-    emails = sorted(c.args["email"] for c in slack.calls("users.lookupByEmail"))
+    emails = sorted(c.args["email"] for c in emulator.calls("users.lookupByEmail"))
     assert emails == ["bob@example.com", "carol@example.com"]
 
 
@@ -232,7 +202,7 @@ async def test_a_caller_giving_up_does_not_cancel_the_shared_fetch(
     lookup = make_lookup(timeout_s=5.0)
     impatient = asyncio.create_task(lookup.schedules_for("U0CAROL", now=NOW))
     patient = asyncio.create_task(lookup.schedules_for("U0CAROL", now=NOW))
-    await asyncio.sleep(0.1)
+    await wait_for(lambda: lookup.busy, what="the fetch both wait on to be in flight")
     impatient.cancel()
     assert await patient == frozenset({"primary"})
     assert impatient.cancelled()
@@ -253,7 +223,7 @@ async def test_a_failing_pagerduty_fails_closed_with_the_reason(
 
 
 async def test_refused_connections_fail_closed_and_recovery_is_seen(
-    make_lookup: Callable[..., OnCallLookup], pd: PagerDutyEmulator, clock: Clock
+    make_lookup: Callable[..., OnCallLookup], pd: PagerDutyEmulator, clock: FakeClock
 ) -> None:
     """While PagerDuty refuses connections (even on a pooled keep-alive connection) the
     lookup fails closed; once it is back and the failure's short TTL has passed, Carol is on
@@ -261,18 +231,18 @@ async def test_refused_connections_fail_closed_and_recovery_is_seen(
     lookup = make_lookup(ttl_s=60.0, failure_ttl_s=10.0)
     assert await lookup.schedules_for("U0CAROL", now=NOW) == frozenset({"primary"})
     await pd.refuse()
-    clock.t += 61.0
+    clock.advance(61.0)
     result = await lookup.check("U0CAROL", now=NOW)
     assert result.schedules == frozenset()
     assert result.failures["primary"].startswith("PagerDuty is unreachable")
     assert (await lookup.check("U0CAROL", now=NOW)).failures  # a fresh connection: refused
-    clock.t += 11.0
+    clock.advance(11.0)
     assert "Cannot connect" in (await lookup.check("U0CAROL", now=NOW)).failures["primary"]
 
     await pd.heal()
-    clock.t += 5.0  # the failure is still believed: no hammering a dead service
+    clock.advance(5.0)  # the failure is still believed: no hammering a dead service
     assert (await lookup.check("U0CAROL", now=NOW)).failures
-    clock.t += 6.0
+    clock.advance(6.0)
     assert await lookup.schedules_for("U0CAROL", now=NOW) == frozenset({"primary"})
 
 
@@ -322,7 +292,7 @@ async def test_an_email_without_a_slack_user_is_not_on_call(
 
 
 async def test_users_are_fetched_when_the_entry_does_not_embed_them(
-    by_email: SlackUserByEmail, clock: Clock
+    by_email: SlackUserByEmail, clock: FakeClock
 ) -> None:
     """When include[]=users is not honoured the email comes from GET /users/{id}."""
     async with PagerDutyEmulator(
@@ -362,7 +332,7 @@ async def test_the_fake_checks_auth_and_accept_like_pagerduty(pd: PagerDutyEmula
 
 
 async def test_a_slack_error_mapping_emails_fails_closed_and_is_counted(
-    pd: PagerDutyEmulator, slack: SlackEmulator
+    pd: PagerDutyEmulator, emulator: SlackEmulator
 ) -> None:
     """Slack refusing users.lookupByEmail (here a revoked bot token) means nobody is on call
     for that schedule, the reason names Slack's error, and the Slack API error metric counts
@@ -379,7 +349,7 @@ async def test_a_slack_error_mapping_emails_fails_closed_and_is_counted(
         Policy.model_validate({"resources": {}, "oncall": {"primary": spec}}),
         env={TOKEN_ENV: TOKEN},
         lookup_slack_user_by_email=slack_lookup_by_email(
-            AsyncWebClient(token="xoxb-revoked", base_url=slack.api_url)
+            AsyncWebClient(token="xoxb-revoked", base_url=emulator.api_url)
         ),
         ttl_s=60.0,
         timeout_s=2.0,

@@ -6,12 +6,9 @@ ran into it. Redis is a real redis-server the test stops and starts again."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
@@ -20,25 +17,7 @@ from bot.devtools.redis_server import RedisServer
 from bot.domain.model import Status
 from bot.store.connection import redis_outage
 from tests.integration.slack_harness import ALICE, SlackHarness, running_bot
-
-
-class ManualClock:
-    """The outage's monotonic clock, moved by the test: a minute passes when it says so."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-async def eventually(check: Callable[[], Any], what: str, *, timeout_s: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while not (result := check()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
-    return result
+from tests.integration.support import FakeClock, wait_for
 
 
 async def _probe(slack: SlackHarness) -> tuple[int, int]:
@@ -61,7 +40,7 @@ async def test_a_redis_outage_logs_three_lines_however_many_loops_run_into_it(
     unavailable" (ERROR) after the minute the test lets pass, and "available again"
     (WARNING) when it is back; no other warning, no traceback. Nothing is lost: the grant
     expires once Redis is back."""
-    clock = ManualClock()
+    clock = FakeClock()  # the outage's monotonic clock: a minute passes when the test says
     outage = redis_outage(clock=clock)
     server = RedisServer(data_dir=tmp_path / "redis", appendonly=True).start()
     caplog.set_level(logging.INFO)
@@ -70,36 +49,45 @@ async def test_a_redis_outage_logs_three_lines_however_many_loops_run_into_it(
             redis_url=server.url, prefix="outage-logs", clock=time.time, redis_outage=outage
         ) as slack:
             scheduler = slack.bot.service.scheduler
-            await eventually(lambda: getattr(scheduler, "is_leader", False), "leadership")
+            await wait_for(
+                lambda: getattr(scheduler, "is_leader", False), what="leadership", timeout_s=20
+            )
             await slack.command(ALICE, "request lab play 2s expiring during the outage")
             [grant] = await slack.grants_of(ALICE)
             assert grant.status is Status.ACTIVE
             start = len(caplog.records)
 
             server.stop(keep_data=True)
-            await eventually(lambda: outage.down, "the outage to be noticed")
+            await wait_for(lambda: outage.down, what="the outage to be noticed", timeout_s=20)
             assert await _probe(slack) == (503, 200)
             await slack.command(ALICE, "request sandbox play 20m during the outage")
-            await eventually(lambda: not getattr(scheduler, "is_leader", True), "a step-down")
-            await eventually(lambda: outage.failures >= 8, "several loops to fail")
+            await wait_for(
+                lambda: not getattr(scheduler, "is_leader", True), what="a step-down", timeout_s=20
+            )
+            await wait_for(lambda: outage.failures >= 8, what="several loops to fail", timeout_s=20)
 
             clock.now += 61  # a minute of outage
             failures = outage.failures
-            await eventually(lambda: outage.failures > failures, "a failure after the minute")
+            await wait_for(
+                lambda: outage.failures > failures, what="a failure after the minute", timeout_s=20
+            )
             failures = outage.failures
-            await eventually(lambda: outage.failures >= failures + 5, "more failures")
+            await wait_for(
+                lambda: outage.failures >= failures + 5, what="more failures", timeout_s=20
+            )
 
             server.start()
-            await eventually(lambda: not outage.down, "the end of the outage")
-            await eventually(lambda: getattr(scheduler, "is_leader", False), "leadership again")
+            await wait_for(lambda: not outage.down, what="the end of the outage", timeout_s=20)
+            await wait_for(
+                lambda: getattr(scheduler, "is_leader", False),
+                what="leadership again",
+                timeout_s=20,
+            )
 
             async def expired() -> bool:
                 return (await slack.bot.store.get(grant.id)).status is Status.EXPIRED
 
-            deadline = time.monotonic() + 20
-            while not await expired():
-                assert time.monotonic() < deadline, "the grant did not expire after the outage"
-                await asyncio.sleep(0.05)
+            await wait_for(expired, what="the grant to expire after the outage", timeout_s=20)
             await slack.settle()
             assert await _probe(slack) == (200, 200)
             during = caplog.records[start:]

@@ -16,7 +16,7 @@ from bot.policy_holder import POLICY_LOADED, POLICY_RELOADED
 from bot.report.build import ReportRequest, make_report
 from bot.store.grants import GrantStore
 from tests.factories import NOW, POLICY_V, make_grant
-from tests.integration.test_cli import grantbot
+from tests.integration.support import grantbot
 
 SYS = Actor.system()
 APPROVER = Actor(kind=ActorKind.APPROVER, id="U0APPROVER")

@@ -3,7 +3,6 @@ stops answering and comes back, giving up loudly after the window, force-close."
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import time
@@ -22,6 +21,7 @@ from bot.revocation import ABANDONED_EVENT, RetryPolicy, Revoker
 from bot.scheduler import RevocationScheduler
 from bot.store.grants import GrantStore
 from tests.factories import POLICY_V, make_grant
+from tests.integration.support import wait_for
 
 LEASE_TTL_S = 1.0
 BATCH_GRANTS = 40
@@ -75,15 +75,6 @@ async def user_exists(acl: RedisACLProvider, grant_id: str) -> bool:
     return await acl.client.execute_command("ACL", "GETUSER", login_name(grant_id)) is not None
 
 
-async def wait_for(predicate: object, *, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if await predicate():  # type: ignore[operator]
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-
-
 async def audit_of(store: GrantStore, grant_id: str) -> list[dict[str, object]]:
     return [e.data async for e in store.audit.entries() if e.data["grant_id"] == grant_id]
 
@@ -106,9 +97,7 @@ async def running(
         store, revoker, redis=redis_url, replica_id="retry-test", lease_ttl_s=LEASE_TTL_S
     )
     await scheduler.start()
-    await wait_for(
-        lambda: asyncio.sleep(0, scheduler.is_leader), timeout_s=5, what="the scheduler to lead"
-    )
+    await wait_for(lambda: scheduler.is_leader, timeout_s=5, what="the scheduler to lead")
     yield revoker, scheduler, listener
     await scheduler.stop()
     await revoker.aclose()
@@ -141,9 +130,7 @@ async def test_revocation_retries_with_backoff_until_the_target_is_back(
     assert failing.status is Status.REVOKE_FAILED
     assert "timed out" in (failing.last_error or "")
     # The listener hears after the store commit, off the revocation path: wait for it.
-    await wait_for(
-        lambda: asyncio.sleep(0, len(listener.failed) >= 2), timeout_s=5, what="two notices"
-    )
+    await wait_for(lambda: len(listener.failed) >= 2, timeout_s=5, what="two notices")
     assert [g.id for g in listener.failed][:2] == [grant.id, grant.id]
     assert failures("cache") - before >= 2
     fails = [d for d in await audit_of(store, grant.id) if d["event"] == "REVOKE_FAIL"]
@@ -225,9 +212,7 @@ async def test_after_the_window_it_gives_up_loudly_and_an_operator_force_closes(
     assert metrics.REVOKE_ABANDONED.labels(resource="cache")._value.get() == abandoned_before + 1
     assert any("GAVE UP" in r.getMessage() for r in caplog.records)
     await wait_for(  # the listener hears off the revocation path, after the commit
-        lambda: asyncio.sleep(
-            0, bool(listener.failed) and listener.failed[-1].last_error == stuck.last_error
-        ),
+        lambda: bool(listener.failed) and listener.failed[-1].last_error == stuck.last_error,
         timeout_s=5,
         what="the give-up notice",
     )
@@ -283,7 +268,7 @@ async def test_a_batch_of_expiries_is_revoked_with_a_few_bulk_deletes(
         events = [d["event"] for d in await audit_of(store, grant.id)]
         assert events == ["REQUEST", "EXPIRE"]
     await wait_for(
-        lambda: asyncio.sleep(0, {g.id for g in grants} <= set(listener.ended)),
+        lambda: {g.id for g in grants} <= set(listener.ended),
         timeout_s=5,
         what="every end notice",
     )
@@ -314,7 +299,7 @@ async def test_a_batch_at_a_hung_target_fails_each_grant_and_retries_it(
         assert grant.status is Status.REVOKE_FAILED
         assert "timed out" in (grant.last_error or "")
     await wait_for(
-        lambda: asyncio.sleep(0, set(ids) <= {g.id for g in listener.failed}),
+        lambda: set(ids) <= {g.id for g in listener.failed},
         timeout_s=5,
         what="every failure notice",
     )

@@ -43,6 +43,7 @@ from bot.scheduler import (
 )
 from bot.store.grants import GrantStore
 from tests.factories import POLICY_V, make_grant
+from tests.integration.support import AheadClock, wait_for
 
 TTL_S = 1.0
 
@@ -67,18 +68,6 @@ async def grant_in(store: GrantStore, status: Status, *, expires_at: float) -> G
         expires_at=expires_at,
     )
     return await store.create(grant, actor=Actor.system(), policy_version=POLICY_V)
-
-
-async def wait_for(
-    predicate: Callable[[], Awaitable[bool]], *, timeout_s: float, what: str
-) -> float:
-    """Poll until true; returns the seconds it took."""
-    start = time.monotonic()
-    while time.monotonic() - start < timeout_s:
-        if await predicate():
-            return time.monotonic() - start
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
 
 
 async def all_status(store: GrantStore, grants: list[Grant], status: Status) -> bool:
@@ -268,8 +257,9 @@ async def test_unimportable_job_is_kept_and_reported_not_deleted(
     )
     await store.redis.zadd(store.keys.revocation_run_times, {grant.id: grant.expires_at or 0})
 
+    clock = AheadClock()
     with caplog.at_level(logging.ERROR, logger="bot.scheduler"):
-        scheduler = await schedulers(overdue_grace_s=2.0, reconcile_interval_s=3600)
+        scheduler = await schedulers(overdue_grace_s=2.0, reconcile_interval_s=3600, clock=clock)
 
         async def reported() -> bool:
             return any(grant.id in r.getMessage() for r in caplog.records)
@@ -279,9 +269,11 @@ async def test_unimportable_job_is_kept_and_reported_not_deleted(
     assert "kept" in caplog.records[-1].getMessage()
     pushed_back = await scheduler.jobs.run_time(grant.id)
     assert pushed_back is not None and pushed_back > time.time() + UNLOADABLE_RETRY_S / 2
+    # The sweep made on taking the lease has run (and found it within the grace).
+    await wait_for(lambda: scheduler.last_report is not None, timeout_s=5, what="the first sweep")
     assert (await store.get(grant.id)).status is Status.ACTIVE
 
-    await asyncio.sleep(2.0)
+    clock.offset = 2.0  # the grace passes, for the reconciler
     report = await scheduler.reconcile()
 
     assert report.revoked_overdue == [grant.id]
@@ -341,19 +333,18 @@ def test_stock_redis_job_store_deletes_a_job_it_cannot_import(redis_url: str) ->
 
 
 async def test_only_one_scheduler_leads_and_another_takes_over(
-    store: GrantStore, schedulers: Factory
+    store: GrantStore, schedulers: Factory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two schedulers on one Redis: exactly one leads (and the lease names it). When the
     leader stops renewing it stops running jobs before its lease can lapse, and the other
     takes over within the lease TTL plus a check interval; never are both leading."""
     a = await schedulers("replica-a")
     b = await schedulers("replica-b")
-    await wait_for(
-        lambda: asyncio.sleep(0, a.is_leader or b.is_leader), timeout_s=5, what="a leader"
-    )
-    await asyncio.sleep(3 * a.tick_s)
-    assert a.is_leader != b.is_leader
+    await wait_for(lambda: a.is_leader or b.is_leader, timeout_s=5, what="a leader")
     leader, follower = (a, b) if a.is_leader else (b, a)
+    refused = refusals(follower, monkeypatch)
+    await wait_for(lambda: len(refused) >= 3, timeout_s=5, what="three refused lease requests")
+    assert a.is_leader != b.is_leader
     holder = await leader.lease.holder()
     assert holder is not None and holder.startswith(leader.replica_id + ":")
     assert lease_gauge(leader.replica_id) == 1 and lease_gauge(follower.replica_id) == 0
@@ -375,6 +366,21 @@ async def test_only_one_scheduler_leads_and_another_takes_over(
     assert lease_gauge(leader.replica_id) == 0 and lease_gauge(follower.replica_id) == 1
 
 
+def refusals(scheduler: RevocationScheduler, monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """From now on, one entry per time ``scheduler`` asks for the lease and is refused."""
+    refused: list[bool] = []
+    acquire = scheduler.lease.acquire
+
+    async def counted() -> bool:
+        won = await acquire()
+        if not won:
+            refused.append(True)
+        return won
+
+    monkeypatch.setattr(scheduler.lease, "acquire", counted)
+    return refused
+
+
 def lease_gauge(replica: str) -> float | None:
     return REGISTRY.get_sample_value("grantbot_scheduler_lease_holder", {"replica": replica})
 
@@ -394,8 +400,7 @@ async def test_schedulers_sharing_a_store_run_each_job_once(
 ) -> None:
     """Four schedulers share one job store, 20 jobs come due: each grant is revoked once and
     expired once (the duplicate runs two running schedulers would cause cannot happen)."""
-    for i in range(4):
-        await schedulers(f"replica-{i}")
+    replicas = [await schedulers(f"replica-{i}") for i in range(4)]
     grants = [
         await grant_in(store, Status.ACTIVE, expires_at=time.time() + 1 + i * 0.05)
         for i in range(20)
@@ -407,7 +412,9 @@ async def test_schedulers_sharing_a_store_run_each_job_once(
     await wait_for(
         lambda: all_status(store, grants, Status.EXPIRED), timeout_s=10, what="20 expiries"
     )
-    await asyncio.sleep(0.3)
+    for replica in replicas:  # nothing runs after this: in-flight revocations have finished
+        await replica.stop()
+    assert await replicas[0].jobs.count() == 0  # and no job is left to run later
     assert provider.revoked == {g.id: 1 for g in grants}
     expires = [
         e.data["grant_id"] async for e in store.audit.entries() if e.data["event"] == "EXPIRE"
@@ -469,9 +476,7 @@ async def test_reconciler_fixes_what_jobs_missed_and_reports_it(
 
     # Taking the lease sweeps at once; a second sweep then finds nothing left to fix.
     scheduler = await schedulers(providers=resolver.inventory, reconcile_interval_s=3600)
-    await wait_for(
-        lambda: asyncio.sleep(0, scheduler.last_report is not None), timeout_s=5, what="a sweep"
-    )
+    await wait_for(lambda: scheduler.last_report is not None, timeout_s=5, what="a sweep")
     first = scheduler.last_report
     assert first is not None and first.revoked_without_job == [due_no_job.id]
     assert (await scheduler.reconcile()).fixed == 0
@@ -503,13 +508,17 @@ async def test_reconciler_revokes_an_overdue_grant_whose_job_did_not_run(
     """A grant overdue by more than the grace although it has a job (the job never ran) is
     revoked by the sweep, not left to wait."""
     grant = await grant_in(store, Status.ACTIVE, expires_at=time.time() - 120)
-    scheduler = await schedulers(reconcile_interval_s=3600)
-    # Its job sits in the future: something went wrong with it.
+    # Its job sits in the future: something went wrong with it. It is there before the
+    # scheduler starts, so the sweep made on taking the lease is the one that finds it.
     await RevocationJobs(store.redis, keys=store.keys).put(grant.id, time.time() + 3600)
+    scheduler = await schedulers(reconcile_interval_s=3600)
 
-    report = await scheduler.reconcile()
+    await wait_for(
+        lambda: scheduler.last_report is not None, timeout_s=5, what="the sweep at taking the lease"
+    )
 
-    assert report.revoked_overdue == [grant.id]
+    report = scheduler.last_report
+    assert report is not None and report.revoked_overdue == [grant.id]
     assert (await store.get(grant.id)).status is Status.EXPIRED
 
 

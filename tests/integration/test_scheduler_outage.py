@@ -18,6 +18,7 @@ from bot.store.connection import connect
 from bot.store.grants import GrantStore
 from bot.store.keys import Keys
 from tests.factories import POLICY_V, make_grant
+from tests.integration.support import wait_for
 
 LEASE_TTL_S = 1.0
 GRANTS = 50
@@ -57,22 +58,22 @@ async def test_grants_expiring_during_an_outage_are_revoked_when_redis_returns(
             grants.append(await store.create(g, actor=Actor.system(), policy_version=POLICY_V))
         await scheduler.start()
         await scheduler.schedule_many((g.id, g.expires_at or 0) for g in grants)
-        while not scheduler.is_leader:
-            await asyncio.sleep(0.02)
+        await wait_for(lambda: scheduler.is_leader, what="the scheduler to lead")
 
         server.stop(keep_data=True)  # SIGTERM: AOF flushed, as in a maintenance restart
-        await asyncio.sleep(max(0.0, t0 + 4.0 - time.time()))  # every grant expires meanwhile
-        assert not scheduler.is_leader  # could not renew: stopped running jobs in time
+        # Could not renew: it stops running jobs (before its lease could lapse).
+        await wait_for(lambda: not scheduler.is_leader, what="the scheduler to step down")
+        # The outage lasts until every grant's expiry has passed (the scenario's clock).
+        await asyncio.sleep(max(0.0, t0 + 4.0 - time.time()))
+        assert not scheduler.is_leader
         server.start()
         back_at = time.time()
 
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
+        async def all_expired() -> bool:
             stored = await store.get_many(g.id for g in grants)
-            if all(g.status is Status.EXPIRED for g in stored):
-                break
-            await asyncio.sleep(0.05)
-        caught_up_s = time.time() - back_at
+            return all(g.status is Status.EXPIRED for g in stored)
+
+        caught_up_s = await wait_for(all_expired, what="every grant to expire", timeout_s=20)
 
         stored = await store.get_many(g.id for g in grants)
         assert [g.status for g in stored] == [Status.EXPIRED] * GRANTS

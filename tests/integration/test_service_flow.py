@@ -29,7 +29,7 @@ from bot.service import GrantService
 from bot.store.grants import GrantStore
 from tests.factories import POLICY_V, make_grant
 from tests.integration.providers_fixtures import MYSQL_ADMIN_DSN, PG_ADMIN_DSN
-from tests.integration.test_cli import grantbot
+from tests.integration.support import grantbot
 
 pytestmark = pytest.mark.needs("postgres", "mysql")
 
@@ -63,12 +63,6 @@ resources:
 """
 
 
-@pytest.fixture(scope="module")
-def cache_target() -> Any:
-    with RedisServer(appendonly=False) as server:
-        yield server
-
-
 @pytest.fixture
 async def pg_role() -> AsyncIterator[None]:
     conn = await asyncpg.connect(PG_ADMIN_DSN)
@@ -82,9 +76,9 @@ async def pg_role() -> AsyncIterator[None]:
 
 
 @pytest.fixture
-def env(cache_target: RedisServer, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+def env(cache_server: RedisServer, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     values = {
-        "FLOW_CACHE_URL": cache_target.url,
+        "FLOW_CACHE_URL": cache_server.url,
         "FLOW_PG_DSN": PG_ADMIN_DSN,
         "FLOW_MYSQL_DSN": MYSQL_ADMIN_DSN,
     }
@@ -116,7 +110,7 @@ async def redis_login(cred: Credential, url: str) -> aioredis.Redis:
 
 
 async def test_request_approve_issue_revoke_with_a_real_redis_acl_user(
-    service: GrantService, cache_target: RedisServer
+    service: GrantService, cache_server: RedisServer
 ) -> None:
     """An approved request yields an ACL user that can read; a revoke kills it and its session."""
     result = await service.request_access(
@@ -137,7 +131,7 @@ async def test_request_approve_issue_revoke_with_a_real_redis_acl_user(
     # same user, fresh password) to hold one of its own.
     provider, ctx = service.resolve(grant)
     cred = await provider.issue(ctx, now=grant.activated_at or 0.0)
-    session = await redis_login(cred, cache_target.url)
+    session = await redis_login(cred, cache_server.url)
     assert await session.get("cache:x") is None
 
     ended = await service.revoke(grant.id, user="U0ALICE", reason="done")
@@ -146,7 +140,7 @@ async def test_request_approve_issue_revoke_with_a_real_redis_acl_user(
         await session.ping()
     await session.aclose()
     with pytest.raises(AuthenticationError):
-        await redis_login(cred, cache_target.url)
+        await redis_login(cred, cache_server.url)
 
 
 async def test_authority_comes_from_the_policy(service: GrantService) -> None:
@@ -284,7 +278,7 @@ async def test_no_secret_in_logs_audit_or_redis(
 
 
 async def test_cli_revoke_all_ends_every_grant_of_a_user(
-    service: GrantService, store: GrantStore, cache_target: RedisServer, redis_url: str
+    service: GrantService, store: GrantStore, cache_server: RedisServer, redis_url: str
 ) -> None:
     """`grantbot revoke-all --user U --reason R` (a real process) ends live grants and pending
     requests of that user, is audited with the operator, and the credential stops working."""
@@ -305,7 +299,7 @@ async def test_cli_revoke_all_ends_every_grant_of_a_user(
         "REDIS_URL": redis_url,
         "GRANTBOT_REDIS_PREFIX": store.keys.prefix,
         "GRANTBOT_POLICY": str(service.policy.path),
-        "FLOW_CACHE_URL": cache_target.url,
+        "FLOW_CACHE_URL": cache_server.url,
         "FLOW_PG_DSN": PG_ADMIN_DSN,
         "FLOW_MYSQL_DSN": MYSQL_ADMIN_DSN,
     }
@@ -321,15 +315,15 @@ async def test_cli_revoke_all_ends_every_grant_of_a_user(
     assert (await store.get(pending.grant.id)).status is Status.CANCELLED
     assert (await store.get(other.grant.id)).status is Status.PENDING
     with pytest.raises(AuthenticationError):
-        await redis_login(cred, cache_target.url)
+        await redis_login(cred, cache_server.url)
     last = [e.data async for e in store.audit.entries()][-2:]
     assert {e["actor"] for e in last} == {"cli:ops"}
     assert {e["reason"] for e in last} == {"offboarding"}
-    assert os.environ.get("FLOW_CACHE_URL") == cache_target.url
+    assert os.environ.get("FLOW_CACHE_URL") == cache_server.url
 
 
 async def test_cli_grants_revoke_one(
-    service: GrantService, store: GrantStore, cache_target: RedisServer, redis_url: str
+    service: GrantService, store: GrantStore, cache_server: RedisServer, redis_url: str
 ) -> None:
     """`grantbot grants revoke ID` ends that grant, audited; a second run is idempotent: it
     reports the grant as revoked and writes nothing."""
@@ -341,7 +335,7 @@ async def test_cli_grants_revoke_one(
         "REDIS_URL": redis_url,
         "GRANTBOT_REDIS_PREFIX": store.keys.prefix,
         "GRANTBOT_POLICY": str(service.policy.path),
-        "FLOW_CACHE_URL": cache_target.url,
+        "FLOW_CACHE_URL": cache_server.url,
         "FLOW_PG_DSN": PG_ADMIN_DSN,
         "FLOW_MYSQL_DSN": MYSQL_ADMIN_DSN,
     }
@@ -367,7 +361,7 @@ async def test_cli_grants_revoke_one(
 
 
 async def test_a_revoke_landing_while_an_extension_is_applied_leaves_no_access(
-    service: GrantService, cache_target: RedisServer, monkeypatch: pytest.MonkeyPatch
+    service: GrantService, cache_server: RedisServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The extension re-issues the credential (new expiry at the target) before storing
     EXTEND; a revoke that lands in between wins: EXTEND is not stored, the re-issued ACL
@@ -411,7 +405,7 @@ async def test_a_revoke_landing_while_an_extension_is_applied_leaves_no_access(
 
     assert (await service.store.get(grant.id)).status is Status.REVOKED
     assert closed.end_reason is not None and closed.end_reason.startswith("not applied")
-    admin = aioredis.Redis.from_url(cache_target.url, decode_responses=True)
+    admin = aioredis.Redis.from_url(cache_server.url, decode_responses=True)
     try:
         users = await admin.acl_users()
     finally:
@@ -420,7 +414,7 @@ async def test_a_revoke_landing_while_an_extension_is_applied_leaves_no_access(
 
 
 async def test_an_approved_grant_whose_issuing_never_finished_is_taken_back(
-    service: GrantService, store: GrantStore, cache_target: RedisServer
+    service: GrantService, store: GrantStore, cache_server: RedisServer
 ) -> None:
     """A login was created at the target but ACTIVE was never stored (the process died in
     between): after the grace period the sweep deletes the login and marks the grant FAILED,
@@ -459,7 +453,7 @@ async def test_an_approved_grant_whose_issuing_never_finished_is_taken_back(
     [closed] = await service.fail_stuck_approved()
     assert closed.id == stuck.id and closed.status is Status.FAILED
     assert "taken back" in (closed.last_error or "")
-    admin = aioredis.Redis.from_url(cache_target.url, decode_responses=True)
+    admin = aioredis.Redis.from_url(cache_server.url, decode_responses=True)
     try:
         users = await admin.acl_users()
         assert login_name(stuck.id) not in users

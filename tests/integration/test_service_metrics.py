@@ -14,6 +14,7 @@ from bot.metrics import REGISTRY
 from bot.policy_holder import PolicyHolder
 from bot.service import GrantService
 from bot.store.grants import GrantStore
+from tests.integration.support import FakeClock
 
 POLICY = """
 groups:
@@ -37,19 +38,13 @@ resources:
 """
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 async def service(tmp_path: Path, store: GrantStore) -> AsyncIterator[GrantService]:
     path = tmp_path / "policies.yaml"
     path.write_text(POLICY)
-    svc = GrantService(store=store, policy=PolicyHolder.load(path), clock=Clock())
+    svc = GrantService(
+        store=store, policy=PolicyHolder.load(path), clock=FakeClock(1_800_000_000.0)
+    )
     yield svc
     await svc.aclose()
 
@@ -75,7 +70,7 @@ async def test_every_request_outcome_and_decision_is_counted(service: GrantServi
     waited_sum = sample("grantbot_time_to_credential_seconds_sum", path="approved")
     at_once = sample("grantbot_time_to_credential_seconds_count", path="auto")
     clock = service.clock
-    assert isinstance(clock, Clock)
+    assert isinstance(clock, FakeClock)
     ask = {"role": None, "duration_s": 600, "reason": "testing", "origin": Origin()}
 
     with pytest.raises(PolicyDenied):

@@ -13,7 +13,6 @@ import json
 import logging
 import re
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +28,12 @@ from tests.integration.aws_fixtures import (
     REGION,
     IdentityCenter,
     MotoServer,
+    deny_statement,
     identity_center,
     make_role,
 )
-from tests.integration.slack_harness import ALICE, BOB, FakeClock, SlackHarness, running_bot
-from tests.integration.test_provider_aws import deny_statement, wait_for
+from tests.integration.slack_harness import ALICE, BOB, SlackHarness
+from tests.integration.support import FakeClock, wait_for
 
 POLICY = """
 groups:
@@ -86,9 +86,8 @@ def aws(moto_server: MotoServer) -> Aws:
 
 
 @pytest.fixture
-async def slack(
-    aws: Aws, tmp_path: Path, redis_url: str, keys: Keys, redis_client: aioredis.Redis
-) -> AsyncIterator[SlackHarness]:
+def bot_options(aws: Aws, tmp_path: Path) -> dict[str, Any]:
+    """The bot's policy reaches moto for both AWS providers; its clock is moved by hand."""
     policy = tmp_path / "policies.yaml"
     policy.write_text(
         POLICY.format(
@@ -100,14 +99,11 @@ async def slack(
             account_id=aws.ic.account_id,
         )
     )
-    async with running_bot(
-        redis_url=redis_url,
-        prefix=keys.prefix,
-        policy=policy,
-        environ={"GB_TEST_AWS_SECRET": ADMIN_SECRET},
-        clock=FakeClock(time.time()),
-    ) as harness:
-        yield harness
+    return {
+        "policy": policy,
+        "environ": {"GB_TEST_AWS_SECRET": ADMIN_SECRET},
+        "clock": FakeClock(time.time()),
+    }
 
 
 def _text(value: object) -> str:

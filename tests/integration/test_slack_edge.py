@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -42,14 +41,6 @@ from tests.integration.slack_harness import (
 EDGE_LOGGER = "bot.slack.edge"
 OTHER_TEAM = "T0OTHER"
 OTHER_ORG = "E0OTHER"
-
-
-@pytest.fixture
-async def slack(
-    redis_url: str, keys: Keys, redis_client: aioredis.Redis
-) -> AsyncIterator[SlackHarness]:
-    async with running_bot(redis_url=redis_url, prefix=keys.prefix) as harness:
-        yield harness
 
 
 @pytest.fixture

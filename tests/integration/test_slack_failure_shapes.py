@@ -5,19 +5,16 @@ the emulator, whose faults answer exactly as Slack (or a proxy in front of it) d
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
 
 from bot.devtools.slack_emulator import RESPONSE_URL_METHOD, FaultKind
 from bot.domain.model import Status
 from bot.metrics import REGISTRY
 from bot.slack import ids
 from bot.slack.notifier import NOTIFY_FAILED
-from bot.store.keys import Keys
 from tests.integration.slack_harness import (
     ACCESS_CHANNEL,
     ALICE,
@@ -25,7 +22,6 @@ from tests.integration.slack_harness import (
     GENERAL,
     INCIDENT,
     SlackHarness,
-    running_bot,
 )
 
 #: Every attempt of a call, retries included, meets the fault.
@@ -55,17 +51,9 @@ SHAPES = {
 
 
 @pytest.fixture
-async def slack(
-    redis_url: str, keys: Keys, redis_client: aioredis.Redis
-) -> AsyncIterator[SlackHarness]:
-    """The bot with short Slack timeouts and retry waits, so failing calls fail fast."""
-    async with running_bot(
-        redis_url=redis_url,
-        prefix=keys.prefix,
-        slack_timeout_s=SHORT_TIMEOUT_S,
-        slack_retry_backoff_s=0.01,
-    ) as harness:
-        yield harness
+def bot_options() -> dict[str, Any]:
+    """Short Slack timeouts and retry waits, so failing calls fail fast."""
+    return {"slack_timeout_s": SHORT_TIMEOUT_S, "slack_retry_backoff_s": 0.01}
 
 
 def _fail(slack: SlackHarness, method: str, shape: Shape, **match: str) -> None:

@@ -3,10 +3,8 @@ real service and providers; Slack is the emulator, driven by signed requests."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
@@ -29,15 +27,7 @@ from tests.integration.slack_harness import (
     SlackHarness,
     running_bot,
 )
-
-
-@pytest.fixture
-async def slack(
-    redis_url: str, keys: Keys, redis_client: aioredis.Redis
-) -> AsyncIterator[SlackHarness]:
-    """The bot on this test's Redis prefix, with the emulator and a driver."""
-    async with running_bot(redis_url=redis_url, prefix=keys.prefix) as harness:
-        yield harness
+from tests.integration.support import wait_for
 
 
 def _text(value: object) -> str:
@@ -466,11 +456,7 @@ async def test_grants_expire_on_time_and_the_requester_hears(
         async def expired() -> bool:
             return (await slack.bot.store.get(grant.id)).status is Status.EXPIRED
 
-        for _ in range(100):
-            if await expired():
-                break
-            await asyncio.sleep(0.1)
-        assert await expired()
+        await wait_for(expired, what="the grant to expire")
         await slack.settle()
         await slack.emulator.wait_for(lambda: "Expired at" in _text(slack.dms(ALICE)[-2].blocks))
 

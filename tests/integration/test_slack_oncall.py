@@ -9,22 +9,19 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
 
 from bot import metrics
 from bot.devtools.opsgenie_emulator import OpsgenieEmulator
-from bot.devtools.pagerduty_emulator import PagerDutyEmulator, PagerDutyOnCall, PagerDutyUser
+from bot.devtools.pagerduty_emulator import PagerDutyEmulator
 from bot.devtools.slack_emulator import FakeChannel, FakeUser, Message
 from bot.domain.model import Status
 from bot.service import AUTO_APPROVE_UNAVAILABLE, ESCALATED
 from bot.slack import ids
 from bot.store.grants import CREATED_EVENT
-from bot.store.keys import Keys
 from tests.integration.slack_harness import (
     ACCESS_CHANNEL,
     ALICE,
@@ -33,14 +30,10 @@ from tests.integration.slack_harness import (
     DAVE,
     GENERAL,
     INCIDENT,
-    FakeClock,
     SlackHarness,
-    running_bot,
 )
+from tests.integration.support import ONCALL_ENV, FakeClock
 
-PD_TOKEN = "pd-slack-oncall-token-0123456789"
-OG_KEY = "og-slack-oncall-key-0123456789"
-ENV = {"GB_PD_TOKEN": PD_TOKEN, "GB_OG_KEY": OG_KEY}
 ERIN = "U0ERIN"
 #: An incident channel with no topic: its incident id comes from its name.
 INC_4242 = "C0INC4242"
@@ -81,46 +74,18 @@ resources:
 
 
 @pytest.fixture
-async def pd() -> AsyncIterator[PagerDutyEmulator]:
-    """Carol is on call for the PagerDuty schedule PSCHED1 (primary)."""
-    async with PagerDutyEmulator(
-        token=PD_TOKEN,
-        users=[PagerDutyUser("PCAROL", "Carol", "carol@example.com")],
-        oncalls=[PagerDutyOnCall("PCAROL", "PEP1", "PSCHED1")],
-    ) as emu:
-        yield emu
-
-
-@pytest.fixture
-async def og() -> AsyncIterator[OpsgenieEmulator]:
-    """Carol is on call for the Opsgenie schedule DBA (dba)."""
-    async with OpsgenieEmulator(api_key=OG_KEY, schedules={"DBA": ["carol@example.com"]}) as emu:
-        yield emu
-
-
-@pytest.fixture
-async def slack(
-    tmp_path: Path,
-    redis_url: str,
-    keys: Keys,
-    redis_client: aioredis.Redis,
-    pd: PagerDutyEmulator,
-    og: OpsgenieEmulator,
-) -> AsyncIterator[SlackHarness]:
+def bot_options(tmp_path: Path, pd: PagerDutyEmulator, og: OpsgenieEmulator) -> dict[str, Any]:
+    """The policy reaches both on-call emulators (Carol on call for primary and dba); Erin,
+    an escalation approver, and #inc-4242, an incident channel with no topic, join Slack."""
     policy = tmp_path / "policies.yaml"
     policy.write_text(POLICY.replace("PD_URL", pd.url).replace("OG_URL", og.url))
-    async with running_bot(
-        redis_url=redis_url,
-        prefix=keys.prefix,
-        policy=policy,
-        environ=ENV,
-        oncall_timeout_s=ONCALL_TIMEOUT_S,
-    ) as harness:
-        harness.emulator.directory.add_user(
-            FakeUser(ERIN, "erin", "Erin Escalation", "erin@example.com")
-        )
-        harness.emulator.directory.add_channel(FakeChannel(INC_4242, "inc-4242"))
-        yield harness
+    return {
+        "policy": policy,
+        "environ": ONCALL_ENV,
+        "oncall_timeout_s": ONCALL_TIMEOUT_S,
+        "extra_users": [FakeUser(ERIN, "erin", "Erin Escalation", "erin@example.com")],
+        "extra_channels": [FakeChannel(INC_4242, "inc-4242")],
+    }
 
 
 def _text(value: object) -> str:

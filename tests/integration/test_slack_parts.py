@@ -5,33 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
 
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
+from bot.devtools.redis_server import free_port
 from bot.devtools.slack_emulator import SlackEmulator
 from bot.errors import ConfigError
 from bot.server import serve
 from bot.slack.app import build_client
 from bot.slack.directory import SlackDirectory
-from bot.slack.tasks import BackgroundTasks
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-async def emulator() -> AsyncIterator[SlackEmulator]:
-    """A fresh emulator."""
-    async with SlackEmulator() as emu:
-        yield emu
+from bot.slack.tasks import MAX_DEFER_S, QUIET_S, BackgroundTasks
+from tests.integration.support import FakeClock
 
 
 def _client(emulator: SlackEmulator) -> AsyncWebClient:
@@ -40,7 +26,7 @@ def _client(emulator: SlackEmulator) -> AsyncWebClient:
 
 async def test_usergroup_members_are_cached_for_their_ttl(emulator: SlackEmulator) -> None:
     """One usergroups.users.list per group per TTL, shared by concurrent lookups."""
-    clock = Clock()
+    clock = FakeClock(100.0)
     directory = SlackDirectory(_client(emulator), ttl_s=60, clock=clock)
     answers = await asyncio.gather(*(directory.members(["S0APPROVERS"]) for _ in range(10)))
     assert all(a == {"S0APPROVERS": frozenset({"U0BOB", "U0CAROL"})} for a in answers)
@@ -53,7 +39,7 @@ async def test_usergroup_members_are_cached_for_their_ttl(emulator: SlackEmulato
 async def test_an_unknown_or_failing_group_counts_as_empty(emulator: SlackEmulator) -> None:
     """A group Slack does not know is left out (empty: grants nothing); when Slack fails
     later, the last known members are used."""
-    clock = Clock()
+    clock = FakeClock(100.0)
     directory = SlackDirectory(_client(emulator), ttl_s=60, clock=clock)
     assert await directory.members(["S0NOSUCH"]) == {}
     assert await directory.members(["S0ONCALL"]) == {"S0ONCALL": frozenset({"U0CAROL"})}
@@ -96,7 +82,7 @@ async def test_background_failures_are_logged_and_drain_cancels_stragglers(
 
     with caplog.at_level(logging.ERROR):
         tasks.spawn(boom(), name="boom-job")
-        await asyncio.sleep(0.05)
+        await tasks.idle()
     assert tasks.failures == 1 and "boom-job" in caplog.text
     tasks.spawn(forever(), name="forever", urgent=True)
     await tasks.drain(timeout_s=0.1)
@@ -104,18 +90,27 @@ async def test_background_failures_are_logged_and_drain_cancels_stragglers(
 
 
 async def test_acks_go_first_while_requests_keep_arriving() -> None:
-    """A queued job waits while requests are being answered, and starts once they stop."""
+    """A queued job waits while requests are being answered (at most MAX_DEFER_S), and starts
+    once they stop (after QUIET_S without one)."""
+    loop = asyncio.get_running_loop()
     tasks = BackgroundTasks()
-    started = asyncio.Event()
+    started: dict[str, float] = {}
 
-    async def job() -> None:
-        started.set()
+    async def job(name: str) -> None:
+        started[name] = loop.time()
+
+    with tasks.answering():  # answering all along: only the deferral's end lets it start
+        spawned = loop.time()
+        tasks.spawn(job("busy"), name="busy")
+        await tasks.idle()
+    assert started["busy"] - spawned >= MAX_DEFER_S
 
     with tasks.answering():
-        tasks.spawn(job(), name="job")
-        await asyncio.sleep(0.05)
-        assert not started.is_set()
-    await asyncio.wait_for(started.wait(), timeout=1.0)
+        spawned = loop.time()
+        tasks.spawn(job("quiet"), name="quiet")
+        answered = loop.time()  # the answer ends after this
+    await tasks.idle()
+    assert answered + QUIET_S <= started["quiet"] < spawned + MAX_DEFER_S
 
 
 @pytest.mark.parametrize(
@@ -134,6 +129,8 @@ async def test_serve_fails_fast_naming_the_missing_setting(
     naming the variable, before touching Redis or Slack."""
     for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN"):
         monkeypatch.delenv(name, raising=False)
-    settings = Settings.model_validate(env)
+    # A Redis nothing answers at: the Slack setting is named before Redis is touched.
+    nowhere = f"redis://127.0.0.1:{free_port()}/0"
+    settings = Settings.model_validate({**env, "REDIS_URL": nowhere})
     with pytest.raises(ConfigError, match=missing):
         await serve(settings, socket_mode=socket_mode)

@@ -7,7 +7,6 @@ import asyncio
 import io
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import redis.asyncio as aioredis
@@ -28,15 +27,6 @@ from tests.integration.slack_harness import (
     SlackHarness,
     running_bot,
 )
-
-
-@pytest.fixture
-async def slack(
-    redis_url: str, keys: Keys, redis_client: aioredis.Redis
-) -> AsyncIterator[SlackHarness]:
-    """The bot on this test's Redis prefix, with the emulator and a driver."""
-    async with running_bot(redis_url=redis_url, prefix=keys.prefix) as harness:
-        yield harness
 
 
 def _text(value: object) -> str:
@@ -252,13 +242,6 @@ async def test_a_private_key_in_the_form_is_refused_unquoted(slack: SlackHarness
     )
     assert "private key" in resp.json["errors"][ids.FORM_REASON_BLOCK]
     assert "b3BlbnNzaC1rZXktdjE" not in resp.text
-
-
-@pytest.fixture(scope="module")
-def cache_server() -> Iterator[RedisServer]:
-    """A separate real redis-server: the credential target whose ACL users get issued."""
-    with RedisServer(appendonly=False) as server:
-        yield server
 
 
 async def test_the_credential_appears_in_the_requesters_dm_only(

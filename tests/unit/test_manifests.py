@@ -2,19 +2,19 @@
 declare exactly what the bot uses, the Kubernetes manifests are hardened and wired together,
 and the Dockerfile builds the image they run.
 
-Run ``python -m tests.unit.test_manifests --write-configmap`` to copy policies.yaml into
-manifests/kubernetes/configmap.yaml after changing the policy.
+After changing policies.yaml, ``make configmap`` (scripts/sync-configmap) copies it into
+manifests/kubernetes/configmap.yaml; these tests only read the files.
 """
 
 from __future__ import annotations
 
 import ast
 import importlib
+import importlib.machinery
+import importlib.util
 import inspect
 import re
 import shlex
-import subprocess
-import sys
 import tomllib
 from collections.abc import Iterator, Mapping
 from functools import cache
@@ -494,20 +494,20 @@ def test_kustomization_applies_everything_but_the_secret_template() -> None:
     assert image["newTag"] not in ("", "latest")
 
 
-def test_kustomize_builds_the_manifests() -> None:
-    """``kubectl kustomize`` renders the directory: the bot's image gets the pinned registry
-    tag and every object carries the part-of label."""
-    out = subprocess.run(
-        ["kubectl", "kustomize", str(K8S)], check=True, capture_output=True, text=True, timeout=60
-    ).stdout
-    docs = [d for d in yaml.safe_load_all(out) if d]
+def test_kustomize_labels_every_object_and_pins_the_registry_image() -> None:
+    """What ``kubectl apply -k`` renders from kustomization.yaml: every object gets the
+    part-of label, the bot's container image (the name kustomize matches) becomes the pinned
+    registry tag, and no Secret is among the resources."""
     kustomization = load_yaml(K8S / "kustomization.yaml")
+    assert kustomization["apiVersion"] == "kustomize.config.k8s.io/v1beta1"
+    assert kustomization["kind"] == "Kustomization"
+    assert kustomization["labels"] == [{"pairs": {"app.kubernetes.io/part-of": "grantbot"}}]
     (image,) = kustomization["images"]
-    deployment = next(d for d in docs if d["kind"] == "Deployment")
-    (container,) = deployment["spec"]["template"]["spec"]["containers"]
-    assert container["image"] == f"{image['newName']}:{image['newTag']}"
-    assert all(d["metadata"]["labels"]["app.kubernetes.io/part-of"] == "grantbot" for d in docs)
-    assert not any(d["kind"] == "Secret" for d in docs)
+    assert bot_container()["image"].split(":")[0] == image["name"]
+    assert image["newName"] == "registry.example.com/grantbot"
+    assert image["newTag"] not in ("", "latest")
+    kinds = [doc["kind"] for file in kustomization["resources"] for doc in load_all(K8S / file)]
+    assert "Deployment" in kinds and "Secret" not in kinds
 
 
 def test_deployment_runs_two_hardened_replicas() -> None:
@@ -605,27 +605,13 @@ def test_policy_is_mounted_from_the_configmap_where_grantbot_policy_points() -> 
     assert "policies.yaml" in configmap["data"]
 
 
-def render_configmap(policy_text: str) -> str:
-    """configmap.yaml for ``policy_text`` (a block scalar keeps the file byte for byte)."""
-    body = "".join(f"    {line}" if line.strip() else "\n" for line in policy_text.splitlines(True))
-    if not body.endswith("\n"):
-        body += "\n"
-    return (
-        "# GENERATED from the repository's policies.yaml by\n"
-        "#   python -m tests.unit.test_manifests --write-configmap\n"
-        "# Edit policies.yaml, not this file; tests/unit/test_manifests.py fails until they\n"
-        "# agree. Applying a changed ConfigMap reaches the pods within about a minute, and the\n"
-        "# bot reloads the policy (if it passes `grantbot policy check`; the reload is audited).\n"
-        "apiVersion: v1\n"
-        "kind: ConfigMap\n"
-        "metadata:\n"
-        "  name: grantbot-policy\n"
-        "  labels:\n"
-        "    app.kubernetes.io/name: grantbot\n"
-        "data:\n"
-        "  policies.yaml: |\n"
-        f"{body}"
-    )
+def sync_configmap() -> ModuleType:
+    """scripts/sync-configmap, the ConfigMap's writer, loaded to ask what it would write."""
+    path = ROOT / "scripts" / "sync-configmap"
+    loader = importlib.machinery.SourceFileLoader("sync_configmap", str(path))
+    module = importlib.util.module_from_spec(importlib.util.spec_from_loader(loader.name, loader))
+    loader.exec_module(module)
+    return module
 
 
 def test_configmap_holds_exactly_the_repositorys_policy(tmp_path: Path) -> None:
@@ -635,11 +621,9 @@ def test_configmap_holds_exactly_the_repositorys_policy(tmp_path: Path) -> None:
 
     repo_policy = (ROOT / "policies.yaml").read_text()
     configmap = only("ConfigMap", name="grantbot-policy")
-    assert configmap["data"]["policies.yaml"] == repo_policy, (
-        "manifests/kubernetes/configmap.yaml is stale; run "
-        "`python -m tests.unit.test_manifests --write-configmap`"
-    )
-    assert (K8S / "configmap.yaml").read_text() == render_configmap(repo_policy)
+    stale = "manifests/kubernetes/configmap.yaml is stale; run `make configmap`"
+    assert configmap["data"]["policies.yaml"] == repo_policy, stale
+    assert (K8S / "configmap.yaml").read_text() == sync_configmap().render(repo_policy), stale
     copy = tmp_path / "policies.yaml"
     copy.write_text(configmap["data"]["policies.yaml"])
     loaded = load_policy(copy)
@@ -848,10 +832,3 @@ def test_dockerignore_keeps_state_and_secrets_out_of_the_build_context() -> None
     for source in copied:
         assert (ROOT / source).exists(), source
         assert source.rstrip("/") not in ignored, f"{source} is copied but .dockerignore drops it"
-
-
-if __name__ == "__main__":  # pragma: no cover - the configmap writer
-    if sys.argv[1:] != ["--write-configmap"]:
-        sys.exit("usage: python -m tests.unit.test_manifests --write-configmap")
-    (K8S / "configmap.yaml").write_text(render_configmap((ROOT / "policies.yaml").read_text()))
-    print(f"wrote {(K8S / 'configmap.yaml').relative_to(ROOT)}")
