@@ -100,9 +100,9 @@ class LoopbackServer:
 
 
 # --- standalone -----------------------------------------------------------------------------
-def standalone_parser(description: str) -> argparse.ArgumentParser:
+def standalone_parser(description: str, *, prog: str | None = None) -> argparse.ArgumentParser:
     """An argument parser with the options every standalone emulator takes (--host, --port)."""
-    parser = argparse.ArgumentParser(description=description)
+    parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     return parser
