@@ -3,6 +3,7 @@ App Home), sent to the bot as Slack sends it."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import uuid
@@ -84,21 +85,23 @@ class SlackDriver(SlackTransport):
         """A driver like this one (same bot, secret, emulator, mode) whose payloads come from
         workspace ``team_id`` (in organisation ``enterprise_id``), as another installation of
         the same app would send them: validly signed. Close it (or ``async with`` it)."""
-        p = self.payloads
-        return SlackDriver(
+        sibling = SlackDriver(
             self.events_url,
             signing_secret=self._signing_secret,
             emulator_url=self._emulator_url,
-            team_id=team_id,
-            team_domain=team_domain,
-            api_app_id=p.api_app_id,
-            bot_user_id=p.bot_user_id,
             timeout_s=self._timeout_s,
             clock=self._clock,
             socket_mode=self.socket_mode,
+        )
+        # The same app and bot (api_app_id, bot_user_id), from another workspace.
+        sibling.payloads = dataclasses.replace(
+            self.payloads,
+            team_id=team_id,
+            team_domain=team_domain,
             enterprise_id=enterprise_id,
             actor_team_id=actor_team_id,
         )
+        return sibling
 
     # --- what users do ---
     async def slash_command(

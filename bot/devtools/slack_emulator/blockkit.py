@@ -3,30 +3,10 @@ it (``must be less than 3001 characters [json-pointer:/blocks/0/text/text]``).""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Final
 
-from bot.devtools.slack_emulator.limits import (
-    MAX_ACTION_ID_CHARS,
-    MAX_ACTIONS_ELEMENTS,
-    MAX_BLOCK_ID_CHARS,
-    MAX_BUTTON_TEXT_CHARS,
-    MAX_BUTTON_URL_CHARS,
-    MAX_BUTTON_VALUE_CHARS,
-    MAX_CALLBACK_ID_CHARS,
-    MAX_CONTEXT_ELEMENTS,
-    MAX_HEADER_TEXT_CHARS,
-    MAX_INPUT_LABEL_CHARS,
-    MAX_MESSAGE_BLOCKS,
-    MAX_MODAL_BUTTON_TEXT_CHARS,
-    MAX_MODAL_TITLE_CHARS,
-    MAX_PRIVATE_METADATA_CHARS,
-    MAX_SECTION_FIELD_TEXT_CHARS,
-    MAX_SECTION_FIELDS,
-    MAX_SECTION_TEXT_CHARS,
-    MAX_SELECT_OPTIONS,
-    MAX_VIEW_BLOCKS,
-)
+from bot.devtools.slack_emulator import limits
 
 JSON = dict[str, Any]
 #: Checks one item of an array at a JSON pointer; the problems found.
@@ -48,6 +28,11 @@ _KNOWN_BLOCK_TYPES = frozenset(
         "markdown",
     }
 )
+#: Blocks made of a list of elements: how many they hold, and whether they are interactive.
+_ELEMENT_LISTS: Final[Mapping[str, tuple[int, bool]]] = {
+    "actions": (limits.MAX_ACTIONS_ELEMENTS, True),
+    "context": (limits.MAX_CONTEXT_ELEMENTS, False),
+}
 _SELECT_TYPES = frozenset(
     {"static_select", "multi_static_select", "radio_buttons", "checkboxes", "overflow"}
 )
@@ -57,12 +42,16 @@ def _too_long(limit: int, pointer: str) -> str:
     return f"must be less than {limit + 1} characters [json-pointer:{pointer}]"
 
 
+def _too_many(limit: int, pointer: str) -> str:
+    return f"no more than {limit} items allowed [json-pointer:{pointer}]"
+
+
 def _array(items: object, ptr: str, limit: int, check: ItemCheck | None) -> list[str]:
     """An array of at most ``limit`` items, each passing ``check`` (if any)."""
     if not isinstance(items, list):
         return [f"must be an array [json-pointer:{ptr}]"]
     if len(items) > limit:
-        return [f"no more than {limit} items allowed [json-pointer:{ptr}]"]
+        return [_too_many(limit, ptr)]
     if check is None:
         return []
     problems: list[str] = []
@@ -77,7 +66,7 @@ class BlockKitValidator:
     def message_blocks(self, blocks: object) -> list[str]:
         if blocks is None:
             return []
-        return self._blocks(blocks, "/blocks", MAX_MESSAGE_BLOCKS)
+        return self._blocks(blocks, "/blocks", limits.MAX_MESSAGE_BLOCKS)
 
     def view(self, view: object, *, expected_type: str | None = None) -> list[str]:
         ptr = "/view"
@@ -92,22 +81,26 @@ class BlockKitValidator:
             if "title" not in view:
                 problems.append(f"missing required field: title [json-pointer:{ptr}]")
             else:
-                problems += self._text(view["title"], f"{ptr}/title", MAX_MODAL_TITLE_CHARS, True)
+                problems += self._text(
+                    view["title"], f"{ptr}/title", limits.MAX_MODAL_TITLE_CHARS, True
+                )
             for key in ("submit", "close"):
                 if view.get(key) is not None:
                     problems += self._text(
-                        view[key], f"{ptr}/{key}", MAX_MODAL_BUTTON_TEXT_CHARS, True
+                        view[key], f"{ptr}/{key}", limits.MAX_MODAL_BUTTON_TEXT_CHARS, True
                     )
         problems += self._max_len(
-            view.get("private_metadata"), f"{ptr}/private_metadata", MAX_PRIVATE_METADATA_CHARS
+            view.get("private_metadata"),
+            f"{ptr}/private_metadata",
+            limits.MAX_PRIVATE_METADATA_CHARS,
         )
         problems += self._max_len(
-            view.get("callback_id"), f"{ptr}/callback_id", MAX_CALLBACK_ID_CHARS
+            view.get("callback_id"), f"{ptr}/callback_id", limits.MAX_CALLBACK_ID_CHARS
         )
         if "blocks" not in view:
             problems.append(f"missing required field: blocks [json-pointer:{ptr}]")
         else:
-            problems += self._blocks(view["blocks"], f"{ptr}/blocks", MAX_VIEW_BLOCKS)
+            problems += self._blocks(view["blocks"], f"{ptr}/blocks", limits.MAX_VIEW_BLOCKS)
         return problems
 
     def _blocks(self, blocks: object, ptr: str, max_blocks: int) -> list[str]:
@@ -119,21 +112,24 @@ class BlockKitValidator:
         kind = block["type"]
         if kind not in _KNOWN_BLOCK_TYPES:
             return [f"unsupported type: {kind} [json-pointer:{ptr}/type]"]
-        problems = self._max_len(block.get("block_id"), f"{ptr}/block_id", MAX_BLOCK_ID_CHARS)
+        problems = self._max_len(
+            block.get("block_id"), f"{ptr}/block_id", limits.MAX_BLOCK_ID_CHARS
+        )
         if kind == "section":
             problems += self._section(block, ptr)
         elif kind == "header":
-            problems += self._text(block.get("text"), f"{ptr}/text", MAX_HEADER_TEXT_CHARS, True)
-        elif kind == "actions":
-            problems += self._elements(
-                block.get("elements"), f"{ptr}/elements", MAX_ACTIONS_ELEMENTS, interactive=True
+            problems += self._text(
+                block.get("text"), f"{ptr}/text", limits.MAX_HEADER_TEXT_CHARS, True
             )
-        elif kind == "context":
+        elif kind in _ELEMENT_LISTS:
+            limit, interactive = _ELEMENT_LISTS[kind]
             problems += self._elements(
-                block.get("elements"), f"{ptr}/elements", MAX_CONTEXT_ELEMENTS, interactive=False
+                block.get("elements"), f"{ptr}/elements", limit, interactive=interactive
             )
         elif kind == "input":
-            problems += self._text(block.get("label"), f"{ptr}/label", MAX_INPUT_LABEL_CHARS, True)
+            problems += self._text(
+                block.get("label"), f"{ptr}/label", limits.MAX_INPUT_LABEL_CHARS, True
+            )
             problems += self._element(block.get("element"), f"{ptr}/element")
         return problems
 
@@ -142,17 +138,15 @@ class BlockKitValidator:
             return [f"missing required field: text [json-pointer:{ptr}]"]
         problems: list[str] = []
         if "text" in block:
-            problems += self._text(block["text"], f"{ptr}/text", MAX_SECTION_TEXT_CHARS)
+            problems += self._text(block["text"], f"{ptr}/text", limits.MAX_SECTION_TEXT_CHARS)
         fields = block.get("fields")
         if fields is not None:
             if not isinstance(fields, list):
                 return [*problems, f"must be an array [json-pointer:{ptr}/fields]"]
-            if len(fields) > MAX_SECTION_FIELDS:
-                problems.append(
-                    f"no more than {MAX_SECTION_FIELDS} items allowed [json-pointer:{ptr}/fields]"
-                )
+            if len(fields) > limits.MAX_SECTION_FIELDS:
+                problems.append(_too_many(limits.MAX_SECTION_FIELDS, f"{ptr}/fields"))
             for i, f in enumerate(fields):
-                problems += self._text(f, f"{ptr}/fields/{i}", MAX_SECTION_FIELD_TEXT_CHARS)
+                problems += self._text(f, f"{ptr}/fields/{i}", limits.MAX_SECTION_FIELD_TEXT_CHARS)
         if "accessory" in block:
             problems += self._element(block["accessory"], f"{ptr}/accessory")
         return problems
@@ -164,17 +158,21 @@ class BlockKitValidator:
     def _element(self, element: object, ptr: str) -> list[str]:
         if not isinstance(element, dict) or not isinstance(element.get("type"), str):
             return [f"missing required field: type [json-pointer:{ptr}]"]
-        problems = self._max_len(element.get("action_id"), f"{ptr}/action_id", MAX_ACTION_ID_CHARS)
+        problems = self._max_len(
+            element.get("action_id"), f"{ptr}/action_id", limits.MAX_ACTION_ID_CHARS
+        )
         if element["type"] == "button":
-            problems += self._text(element.get("text"), f"{ptr}/text", MAX_BUTTON_TEXT_CHARS, True)
-            problems += self._max_len(element.get("value"), f"{ptr}/value", MAX_BUTTON_VALUE_CHARS)
-            problems += self._max_len(element.get("url"), f"{ptr}/url", MAX_BUTTON_URL_CHARS)
+            problems += self._text(
+                element.get("text"), f"{ptr}/text", limits.MAX_BUTTON_TEXT_CHARS, True
+            )
+            problems += self._max_len(
+                element.get("value"), f"{ptr}/value", limits.MAX_BUTTON_VALUE_CHARS
+            )
+            problems += self._max_len(element.get("url"), f"{ptr}/url", limits.MAX_BUTTON_URL_CHARS)
         elif element["type"] in _SELECT_TYPES:
             options = element.get("options")
-            if isinstance(options, list) and len(options) > MAX_SELECT_OPTIONS:
-                problems.append(
-                    f"no more than {MAX_SELECT_OPTIONS} items allowed [json-pointer:{ptr}/options]"
-                )
+            if isinstance(options, list) and len(options) > limits.MAX_SELECT_OPTIONS:
+                problems.append(_too_many(limits.MAX_SELECT_OPTIONS, f"{ptr}/options"))
         return problems
 
     def _text(self, obj: object, ptr: str, limit: int, plain_only: bool = False) -> list[str]:

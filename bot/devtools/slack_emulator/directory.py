@@ -111,6 +111,21 @@ class Directory:
         self.usergroups = {k: tuple(v) for k, v in usergroups.items()}
         self.channels = {c.id: c for c in channels}
 
+    @classmethod
+    def or_demo(
+        cls,
+        *,
+        users: Sequence[FakeUser] | None = None,
+        usergroups: Mapping[str, Sequence[str]] | None = None,
+        channels: Sequence[FakeChannel] | None = None,
+    ) -> Directory:
+        """The users, usergroups and channels given; the demo set for each left None."""
+        return cls(
+            users=DEMO_USERS if users is None else users,
+            usergroups=DEMO_USERGROUPS if usergroups is None else usergroups,
+            channels=DEMO_CHANNELS if channels is None else channels,
+        )
+
     def add_user(self, user: FakeUser) -> None:
         self.users[user.id] = user
 

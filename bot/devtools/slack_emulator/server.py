@@ -17,9 +17,6 @@ from bot.devtools.slack_emulator.core import EmulatorCore
 from bot.devtools.slack_emulator.directory import (
     DEFAULT_BOT_TOKEN,
     DEFAULT_TEAM_ID,
-    DEMO_CHANNELS,
-    DEMO_USERGROUPS,
-    DEMO_USERS,
     Directory,
     FakeChannel,
     FakeUser,
@@ -71,11 +68,7 @@ class SlackEmulator(EmulatorCore):
     ) -> None:
         """``latency_s``: every Web API call and response_url post is answered this long after
         it arrived (Slack's own latency; faults come on top)."""
-        directory = Directory(
-            users=DEMO_USERS if users is None else users,
-            usergroups=DEMO_USERGROUPS if usergroups is None else usergroups,
-            channels=DEMO_CHANNELS if channels is None else channels,
-        )
+        directory = Directory.or_demo(users=users, usergroups=usergroups, channels=channels)
         directory.add_user(FakeUser(bot_user_id, "grantbot", "grantbot", "", is_bot=True))
         identity = Identity(
             team_id, team_domain, bot_user_id, bot_id, app_id, enterprise_id=enterprise_id
