@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from bot.devtools.slack_emulator import limits
+import bot.devtools.slack_emulator.limits as limits
 
 JSON = dict[str, Any]
 #: Checks one item of an array at a JSON pointer; the problems found.
