@@ -10,7 +10,7 @@ must carry ``Authorization: GenieKey <key>`` (else 401). Answers look like Opsge
      "took": 0.012, "requestId": "..."}
 
 and errors like ``{"message": ..., "took": ..., "requestId": ...}``. Faults and recording come
-from :class:`~bot.devtools.pagerduty_emulator.FakeApiServer`.
+from :class:`~bot.devtools.fake_api.FakeApiServer`.
 
 Standalone, ``python -m bot.devtools.opsgenie_emulator --data oncall.json`` prints
 ``OPSGENIE_API_URL=...`` and ``OPSGENIE_API_KEY=...``; the JSON file maps schedule names to
@@ -19,9 +19,6 @@ lists of emails.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import json
 import sys
 import time
 import uuid
@@ -32,7 +29,8 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from bot.devtools.pagerduty_emulator import FakeApiServer, serve_forever
+from bot.devtools.fake_api import FakeApiServer
+from bot.devtools.loopback import read_json_file, run_standalone, standalone_parser
 
 JSON = dict[str, Any]
 
@@ -144,16 +142,11 @@ class OpsgenieEmulator(FakeApiServer):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="A fake Opsgenie Who-is-on-call API.")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser = standalone_parser("A fake Opsgenie Who-is-on-call API.")
     parser.add_argument("--api-key", default=DEFAULT_API_KEY)
     parser.add_argument("--data", help="JSON file: {schedule name: [email, ...]}")
     opts = parser.parse_args(argv)
-    data: dict[str, list[str]] = {}
-    if opts.data:
-        with open(opts.data, encoding="utf-8") as f:
-            data = json.load(f)
+    data: dict[str, list[str]] = read_json_file(opts.data)
     emulator = OpsgenieEmulator(
         api_key=opts.api_key, schedules=data, host=opts.host, port=opts.port
     )
@@ -161,8 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def lines() -> list[str]:
         return [f"OPSGENIE_API_URL={emulator.url}", f"OPSGENIE_API_KEY={emulator.api_key}"]
 
-    asyncio.run(serve_forever(emulator, lines))
-    return 0
+    return run_standalone(emulator, lines)
 
 
 if __name__ == "__main__":

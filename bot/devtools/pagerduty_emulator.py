@@ -4,9 +4,8 @@ It serves ``GET /oncalls`` (filters ``schedule_ids[]``, ``escalation_policy_ids[
 ``user_ids[]``; ``since``/``until``, ``earliest``, ``include[]=users``; classic pagination with
 ``limit``/``offset``/``more``) and ``GET /users/{id}``. Every call must carry
 ``Authorization: Token token=<token>`` (else 401) and ``Accept:
-application/vnd.pagerduty+json;version=2`` (else 406). Faults: :meth:`FakeApiServer.fail`
-(every call answers 5xx), :meth:`FakeApiServer.slow` (answers after a delay),
-:meth:`FakeApiServer.refuse` (the port refuses connections). Every call is recorded.
+application/vnd.pagerduty+json;version=2`` (else 406). Faults and the record of calls come
+from :class:`~bot.devtools.fake_api.FakeApiServer` (``fail``, ``slow``, ``refuse``, ``heal``).
 
 In process::
 
@@ -16,30 +15,23 @@ In process::
 Standalone, ``python -m bot.devtools.pagerduty_emulator --data oncall.json`` prints
 ``PAGERDUTY_API_URL=...`` and ``PAGERDUTY_TOKEN=...``; the JSON file holds ``users`` and
 ``oncalls`` lists of the dataclasses' fields (times as Unix seconds or null).
-
-:class:`FakeApiServer` (lifecycle, faults, recording) is shared with the Opsgenie fake.
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import contextlib
-import json
-import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
-from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final
 
 from aiohttp import web
 
+from bot.devtools.fake_api import FakeApiServer
+from bot.devtools.loopback import read_json_file, run_standalone, standalone_parser
+
 JSON = dict[str, Any]
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 DEFAULT_TOKEN: Final = "pd-emulator-token-0001"  # noqa: S105 - a fake token for a fake API
 ACCEPT_V2: Final = "application/vnd.pagerduty+json;version=2"
@@ -48,165 +40,6 @@ DEFAULT_LIMIT: Final = 25
 MAX_LIMIT: Final = 100
 #: The address PagerDuty's "self"/"html_url" links point at in this fake.
 _WEB: Final = "https://grantbot-demo.pagerduty.com"
-
-
-# --- the shared wire-fake machinery ---------------------------------------------------------
-
-
-class FaultMode(StrEnum):
-    NONE = "none"
-    ERROR = "error"  # every API call answers error_status
-    SLOW = "slow"  # every API call answers after slow_delay_s
-    REFUSE = "refuse"  # the listener is closed; open connections are dropped
-
-
-@dataclass(frozen=True, slots=True)
-class Recorded:
-    """One API call the fake received (its Authorization header is never kept)."""
-
-    method: str
-    path: str
-    query: tuple[tuple[str, str], ...]
-    status: int
-    at: float
-
-    def param(self, name: str) -> str | None:
-        return next((v for k, v in self.query if k == name), None)
-
-    def params(self, name: str) -> list[str]:
-        return [v for k, v in self.query if k == name]
-
-
-class FakeApiServer:
-    """An aiohttp server on ``host`` (port 0: any free one) with fault modes and a record of
-    calls. Subclasses add their routes in :meth:`routes`."""
-
-    def __init__(
-        self, *, host: str = "127.0.0.1", port: int = 0, clock: Callable[[], float] = time.time
-    ) -> None:
-        self._host, self._port = host, port
-        self.clock = clock
-        self.mode = FaultMode.NONE
-        self.error_status = 500
-        self.slow_delay_s = 0.0
-        self.recorded: list[Recorded] = []
-        self._runner: web.AppRunner | None = None
-        self._site: web.TCPSite | None = None
-        self._stopping = asyncio.Event()
-
-    def routes(self, app: web.Application) -> None:
-        raise NotImplementedError
-
-    # --- lifecycle ---
-    async def start(self) -> Self:
-        app = web.Application(middlewares=[self._middleware])
-        self.routes(app)
-        self._stopping.clear()
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await self._runner.setup()
-        await self._listen()
-        return self
-
-    async def _listen(self) -> None:
-        assert self._runner is not None
-        self._site = web.TCPSite(self._runner, self._host, self._port)
-        await self._site.start()
-        self._port = int(self._runner.addresses[0][1])
-
-    async def stop(self) -> None:
-        self._stopping.set()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = self._site = None
-
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
-    @property
-    def port(self) -> int:
-        return self._port
-
-    @property
-    def url(self) -> str:
-        """The API's base URL (no trailing slash), for a policy's ``base_url``."""
-        return f"http://{self._host}:{self._port}"
-
-    # --- faults ---
-    def fail(self, *, status: int = 500) -> None:
-        """Every API call answers ``status`` until :meth:`heal`."""
-        self.mode, self.error_status = FaultMode.ERROR, status
-
-    def slow(self, *, delay_s: float) -> None:
-        """Every API call answers only after ``delay_s`` (or at stop) until :meth:`heal`."""
-        self.mode, self.slow_delay_s = FaultMode.SLOW, delay_s
-
-    async def refuse(self) -> None:
-        """Close the listener: new connections are refused, open ones dropped."""
-        self.mode = FaultMode.REFUSE
-        if self._site is not None:
-            await self._site.stop()
-            self._site = None
-
-    async def heal(self) -> None:
-        """Back to normal answers (listening again on the same port after :meth:`refuse`)."""
-        self.mode = FaultMode.NONE
-        if self._site is None and self._runner is not None:
-            await self._listen()
-
-    # --- recording ---
-    def calls(self, path: str | None = None) -> list[Recorded]:
-        """Recorded calls, optionally only those to ``path`` (e.g. ``/oncalls``)."""
-        return [c for c in self.recorded if path is None or c.path == path]
-
-    def reset(self) -> None:
-        self.recorded.clear()
-
-    @web.middleware
-    async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if self.mode is FaultMode.REFUSE:
-            # A keep-alive connection opened before refuse(): drop it like a dead host would.
-            if request.transport is not None:
-                request.transport.abort()
-            return web.Response(status=503)  # never reaches the client
-        if self.mode is FaultMode.SLOW:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self.slow_delay_s)
-        if self.mode is FaultMode.ERROR:
-            response: web.StreamResponse = self.error_response(self.error_status)
-        else:
-            response = await handler(request)
-        query = tuple((k, v) for k, v in request.query.items())
-        self.recorded.append(
-            Recorded(request.method, request.path, query, response.status, self.clock())
-        )
-        return response
-
-    def error_response(self, status: int) -> web.Response:
-        """How the service answers a server error; subclasses speak their API's format."""
-        return web.json_response({"message": "Internal Server Error"}, status=status)
-
-
-async def serve_forever(server: FakeApiServer, lines: Callable[[], Sequence[str]]) -> None:
-    """Run ``server`` until SIGINT/SIGTERM, printing ``lines()`` (KEY=value) once started."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    async with server:
-        for line in lines():
-            print(line, flush=True)
-        await stop.wait()
-
-
-# --- PagerDuty ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -414,16 +247,11 @@ class PagerDutyEmulator(FakeApiServer):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="A fake PagerDuty REST API v2.")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser = standalone_parser("A fake PagerDuty REST API v2.")
     parser.add_argument("--token", default=DEFAULT_TOKEN)
     parser.add_argument("--data", help="JSON file: {users: [...], oncalls: [...]}")
     opts = parser.parse_args(argv)
-    data: JSON = {}
-    if opts.data:
-        with open(opts.data, encoding="utf-8") as f:
-            data = json.load(f)
+    data: JSON = read_json_file(opts.data)
     emulator = PagerDutyEmulator(
         token=opts.token,
         users=[PagerDutyUser(**u) for u in data.get("users", [])],
@@ -437,8 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def lines() -> list[str]:
         return [f"PAGERDUTY_API_URL={emulator.url}", f"PAGERDUTY_TOKEN={emulator.token}"]
 
-    asyncio.run(serve_forever(emulator, lines))
-    return 0
+    return run_standalone(emulator, lines)
 
 
 if __name__ == "__main__":
