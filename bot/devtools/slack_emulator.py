@@ -15,8 +15,10 @@ In process::
 
 Standalone, ``python -m bot.devtools.slack_emulator --port 0`` prints
 ``SLACK_API_URL=http://127.0.0.1:PORT/api/`` and serves control endpoints under
-``/_emulator/`` (calls, state, reset, triggers, response_urls, faults); ``EmulatorControl`` is
-their client, used by the driver and by tests whose bot runs in another process.
+``/_emulator/`` (calls, state, reset, triggers, response_urls, faults, latency);
+``EmulatorControl`` is their client, used by the driver and by tests whose bot runs in another
+process. ``--latency-ms 150`` answers every Web API call and response_url post 150 ms late, as
+Slack typically does (``latency_s`` in process, ``/_emulator/latency`` over HTTP).
 """
 
 from __future__ import annotations
@@ -75,6 +77,8 @@ MAX_MESSAGE_TEXT_CHARS = 40_000
 TRIGGER_ID_TTL_S = 3.0
 RESPONSE_URL_MAX_USES = 5
 RESPONSE_URL_TTL_S = 30 * 60.0
+#: The most latency the control endpoint accepts: past Slack's 10 s client timeouts already.
+MAX_LATENCY_MS = 60_000.0
 
 DEFAULT_BOT_TOKEN = "xoxb-0001-grantbot-emulator"  # noqa: S105 - a fake token for a fake Slack
 DEFAULT_TEAM_ID = "T0001"
@@ -253,13 +257,15 @@ class Identity:
 # --- What the emulator keeps ----------------------------------------------------------------
 @dataclass(frozen=True)
 class Call:
-    """One request the emulator answered: a Web API method or a response_url post."""
+    """One request the emulator answered: a Web API method or a response_url post. ``at`` is
+    when it was answered, ``received_at`` when it arrived (they differ by any latency)."""
 
     method: str
     args: JSON
     at: float
     status: int
     response: JSON
+    received_at: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -1077,7 +1083,10 @@ class SlackEmulator:
         host: str = "127.0.0.1",
         port: int = 0,
         clock: Callable[[], float] = time.time,
+        latency_s: float = 0.0,
     ) -> None:
+        """``latency_s``: every Web API call and response_url post is answered this long after
+        it arrived (Slack's own latency; faults come on top)."""
         directory = Directory(
             users=DEMO_USERS if users is None else users,
             usergroups=DEMO_USERGROUPS if usergroups is None else usergroups,
@@ -1090,6 +1099,7 @@ class SlackEmulator:
         self.bot_token = bot_token
         self.socket_mode = SocketModeHub(app_token=app_token, app_id=app_id)
         self._clock = clock
+        self.latency_s = latency_s
         self._host, self._port = host, port
         self._calls: list[Call] = []
         self._runner: web.AppRunner | None = None
@@ -1105,6 +1115,7 @@ class SlackEmulator:
         app.router.add_post(f"{CONTROL_PREFIX}/triggers", self._handle_issue_trigger)
         app.router.add_post(f"{CONTROL_PREFIX}/response_urls", self._handle_issue_response_url)
         app.router.add_post(f"{CONTROL_PREFIX}/faults", self._handle_faults)
+        app.router.add_post(f"{CONTROL_PREFIX}/latency", self._handle_latency)
         app.router.add_post(f"{CONTROL_PREFIX}/socket-mode/deliver", self._handle_socket_deliver)
         self.socket_mode.register(app)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
@@ -1168,8 +1179,14 @@ class SlackEmulator:
         return f"{self.base_url.rstrip('/')}{RESPONSE_URL_PATH}{url.token}"
 
     # --- query helpers for tests ---
-    def calls(self, method: str | None = None) -> list[Call]:
-        return [c for c in self._calls if method is None or c.method == method]
+    def calls(self, method: str | None = None, *, since: int = 0) -> list[Call]:
+        """Calls answered so far (of ``method``), from the ``since``-th on (0-based, counting
+        every call): a poller passes the length of the log it last saw (:meth:`call_count`)."""
+        return [c for c in self._calls[since:] if method is None or c.method == method]
+
+    def call_count(self) -> int:
+        """How many calls have been answered (the length of the call log)."""
+        return len(self._calls)
 
     def messages(self, channel: str, *, include_deleted: bool = False) -> list[Message]:
         """Bot messages in ``channel`` (an id, or a user id for their DM), oldest first."""
@@ -1255,8 +1272,15 @@ class SlackEmulator:
         self.faults.clear()
 
     # --- HTTP handlers ---
-    def _record(self, method: str, args: JSON, answer: _Answer) -> None:
-        self._calls.append(Call(method, args, self._clock(), answer.status, answer.body))
+    def _record(self, method: str, args: JSON, answer: _Answer, *, received_at: float) -> None:
+        self._calls.append(
+            Call(method, args, self._clock(), answer.status, answer.body, received_at)
+        )
+
+    async def _latency(self) -> None:
+        """Slack's own time to answer (``latency_s``), before any fault."""
+        if self.latency_s > 0:
+            await asyncio.sleep(self.latency_s)
 
     async def _apply_fault(self, method: str) -> _Answer | None:
         fault = self.faults.take(method)
@@ -1275,10 +1299,12 @@ class SlackEmulator:
         return _Answer({"ok": False, "error": error}, fault.status)
 
     async def _handle_api(self, request: web.Request) -> web.Response:
+        received_at = self._clock()
         method = request.match_info["method"]
         args, token = await _read_api_args(request)
+        await self._latency()
         answer = await self._apply_fault(method) or self._answer_api(method, args, token)
-        self._record(method, args, answer)
+        self._record(method, args, answer, received_at=received_at)
         return answer.to_response()
 
     def _answer_api(self, method: str, args: JSON, token: str | None) -> _Answer:
@@ -1298,12 +1324,14 @@ class SlackEmulator:
             return _Answer(e.body(), e.status)
 
     async def _handle_response_url(self, request: web.Request) -> web.Response:
+        received_at = self._clock()
         token = request.match_info["token"]
         try:
             body = await request.json()
         except ValueError:
             body = None
         args: JSON = body if isinstance(body, dict) else {}
+        await self._latency()
         answer = await self._apply_fault(RESPONSE_URL_METHOD)
         if answer is None:
             try:
@@ -1314,12 +1342,25 @@ class SlackEmulator:
                 )
             except _ApiError as e:
                 answer = _Answer(e.body(), e.status)
-        self._record(RESPONSE_URL_METHOD, {**args, "response_url_token": token}, answer)
+        self._record(
+            RESPONSE_URL_METHOD,
+            {**args, "response_url_token": token},
+            answer,
+            received_at=received_at,
+        )
         return answer.to_response()
 
     async def _handle_calls(self, request: web.Request) -> web.Response:
+        """``?method=`` filters; ``?since=N`` skips the first N calls of the log. ``next`` is
+        the log's length, the ``since`` of the next poll."""
         method = request.query.get("method")
-        return web.json_response({"calls": [c.as_json() for c in self.calls(method)]})
+        try:
+            since = max(0, int(request.query.get("since", "0")))
+        except ValueError as e:
+            raise web.HTTPBadRequest(text="since must be an integer") from e
+        end = self.call_count()
+        calls = [c.as_json() for c in self._calls[since:end] if method in (None, c.method)]
+        return web.json_response({"calls": calls, "next": end})
 
     async def _handle_state(self, request: web.Request) -> web.Response:
         return web.json_response(self.workspace.state())
@@ -1382,6 +1423,19 @@ class SlackEmulator:
         except (KeyError, ValueError) as e:
             raise web.HTTPBadRequest(text=f"bad fault: {e}") from e
         return web.json_response({"ok": True})
+
+    async def _handle_latency(self, request: web.Request) -> web.Response:
+        """``{"latency_ms": 150}``: every later Web API call and response_url post waits
+        that long before it is answered."""
+        body = await _control_body(request)
+        try:
+            latency_ms = float(body["latency_ms"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise web.HTTPBadRequest(text=f"bad latency: {e}") from e
+        if not 0 <= latency_ms <= MAX_LATENCY_MS:
+            raise web.HTTPBadRequest(text=f"latency_ms must be within 0..{MAX_LATENCY_MS}")
+        self.latency_s = latency_ms / 1000
+        return web.json_response({"ok": True, "latency_ms": latency_ms})
 
 
 async def _control_body(request: web.Request) -> JSON:
@@ -1473,6 +1527,17 @@ class EmulatorControl:
         calls: list[JSON] = (await self._get("calls", params))["calls"]
         return calls
 
+    async def calls_since(self, since: int, method: str | None = None) -> tuple[list[JSON], int]:
+        """Calls after the first ``since`` of the log (of ``method``), and the ``since`` to
+        pass next time: a poller reads each call once."""
+        params = {"since": str(since), **({"method": method} if method else {})}
+        answer = await self._get("calls", params)
+        return answer["calls"], int(answer["next"])
+
+    async def set_latency(self, latency_ms: float) -> None:
+        """Answer every later Web API call and response_url post ``latency_ms`` late."""
+        await self._post("latency", {"latency_ms": latency_ms})
+
     async def state(self) -> JSON:
         return await self._get("state")
 
@@ -1538,6 +1603,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--directory", help="JSON file: {users: [...], usergroups: {...}, channels: [...]}"
     )
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        default=0.0,
+        help="answer every Web API call and response_url post this late (Slack: ~150)",
+    )
     opts = parser.parse_args(argv)
     data: JSON = {}
     if opts.directory:
@@ -1552,6 +1623,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         team_id=opts.team_id,
         host=opts.host,
         port=opts.port,
+        latency_s=opts.latency_ms / 1000,
     )
     asyncio.run(_serve(emulator))
     return 0

@@ -42,6 +42,7 @@ from bot.devtools.slack_emulator import (
     MAX_SECTION_TEXT_CHARS,
     MAX_VIEW_BLOCKS,
     RESPONSE_URL_MAX_USES,
+    RESPONSE_URL_METHOD,
     TRIGGER_ID_TTL_S,
     EmulatorControl,
     FakeUser,
@@ -608,6 +609,46 @@ async def test_delay_fault_slows_the_answer(emu: SlackEmulator, client: AsyncWeb
     await client.auth_test()
     fast = time.monotonic() - started
     assert slow >= 0.3 > fast
+
+
+async def test_latency_delays_every_web_api_call_and_response_url_post() -> None:
+    """With ``latency_s`` every Web API method and every response_url post is answered that
+    long after it arrived, and each call records both moments."""
+    async with SlackEmulator(latency_s=0.2) as emu:
+        client = AsyncWebClient(token=emu.bot_token, base_url=emu.api_url)
+        url = emu.issue_response_url("U0ALICE", "C0GENERAL")
+        await client.auth_test()
+        await client.chat_postMessage(channel="U0BOB", text="hello")
+        async with aiohttp.ClientSession() as http, http.post(url, json={"text": "x"}) as resp:
+            assert resp.status == 200
+        calls = emu.calls()
+    assert [c.method for c in calls] == ["auth.test", "chat.postMessage", RESPONSE_URL_METHOD]
+    # asyncio may wake a timer up to one clock tick early: allow 10 ms of it.
+    assert all(c.at - c.received_at >= 0.19 for c in calls)
+
+
+async def test_latency_can_be_set_over_http_and_calls_polled_since_an_offset(
+    emu: SlackEmulator, client: AsyncWebClient
+) -> None:
+    """POST /_emulator/latency changes the latency of later calls; /calls?since=N returns only
+    the calls after the first N, with the offset to poll from next."""
+    await client.auth_test()
+    async with EmulatorControl(emu.base_url) as control:
+        first, offset = await control.calls_since(0)
+        await control.set_latency(200)
+        await client.chat_postMessage(channel="C0ACCESS", text="slow")
+        await client.auth_test()
+        later, end = await control.calls_since(offset, method="chat.postMessage")
+        none_yet, same = await control.calls_since(end)
+        async with aiohttp.ClientSession() as http:
+            bad = f"{emu.base_url}_emulator/latency"
+            async with http.post(bad, json={"latency_ms": -1}) as refused:
+                assert refused.status == 400
+    assert [c["method"] for c in first] == ["auth.test"]
+    assert offset == 1 and end == 3 and same == 3 and none_yet == []
+    assert [c["args"]["text"] for c in later] == ["slow"]
+    assert later[0]["at"] - later[0]["received_at"] >= 0.19
+    assert emu.latency_s == 0.2
 
 
 async def test_wait_for_times_out_naming_what_it_saw(emu: SlackEmulator) -> None:
