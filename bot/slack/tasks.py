@@ -17,11 +17,14 @@ from typing import Any, Final
 log = logging.getLogger(__name__)
 
 DEFAULT_DRAIN_TIMEOUT_S: Final = 10.0
-#: Post-ack jobs allowed to run at once. They are I/O-bound (Redis, Slack), so a handful keeps
-#: throughput up, while the cap keeps them from crowding the event loop: acks (which Slack
-#: times) keep getting their turn however many requests arrive at once. Jobs beyond the cap
-#: wait their turn without using the CPU.
-DEFAULT_MAX_RUNNING: Final = 2
+#: Post-ack jobs allowed to run at once. They are I/O-bound: a job spends most of its life
+#: waiting for Slack (~150 ms a call, several calls one after another) and Redis, so 50
+#: people asking at once need 50 jobs running at once, or the last waits for all the others
+#: (with 2 at a time, 50 credential DMs took 12 s). The cap is what the process can serve at
+#: once: the Slack connection pool (bot.server.SLACK_CONNECTIONS) and a share of the Redis
+#: pool. Acks keep their priority by other means: a job starts only once acks have been
+#: answered (see :meth:`BackgroundTasks.answering`).
+DEFAULT_MAX_RUNNING: Final = 100
 #: While requests from Slack keep arriving, a post-ack job waits up to this long before it
 #: starts, so a burst of requests gets its acks first; the jobs catch up once it eases.
 MAX_DEFER_S: Final = 0.5
@@ -32,14 +35,20 @@ QUIET_S: Final = 0.02
 class BackgroundTasks:
     """A set of running tasks. ``spawn`` starts one; ``drain`` waits for all (then cancels).
 
-    Keyword options: ``max_running`` bounds jobs running at once. A job waits for a free slot
-    and, while requests from Slack are being answered, up to :data:`MAX_DEFER_S` more before
-    it starts: acks come first. ``urgent`` jobs (opening a modal before its 3-second trigger
-    expires) are never held back."""
+    Keyword options: ``max_running`` bounds jobs running at once; ``max_defer_s`` bounds how
+    long a job is held back for acks. A job waits for a free slot and, while requests from
+    Slack are being answered, up to ``max_defer_s`` more before it starts: acks come first.
+    ``urgent`` jobs (opening a modal before its 3-second trigger expires) are never held
+    back. ``waiting`` and ``running`` count the jobs held back and the jobs started."""
 
-    def __init__(self, *, max_running: int = DEFAULT_MAX_RUNNING) -> None:
+    def __init__(
+        self, *, max_running: int = DEFAULT_MAX_RUNNING, max_defer_s: float = MAX_DEFER_S
+    ) -> None:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._slots = asyncio.Semaphore(max_running)
+        self._max_defer_s = max_defer_s
+        self.waiting = 0
+        self.running = 0
         self.failures = 0
         #: Requests from Slack being handled now, and when one last was (loop time); kept
         #: by :meth:`answering`.
@@ -71,14 +80,27 @@ class BackgroundTasks:
             self._last_answer_at = asyncio.get_running_loop().time()
 
     async def _in_slot(self, work: Coroutine[Any, Any, Any]) -> Any:
-        async with self._slots:
-            await self._after_acks()
-            return await work
+        started = False
+        self.waiting += 1
+        try:
+            async with self._slots:
+                await self._after_acks()
+                self.waiting -= 1
+                started = True
+                self.running += 1
+                try:
+                    return await work
+                finally:
+                    self.running -= 1
+        finally:
+            if not started:  # cancelled while held back (shutdown)
+                self.waiting -= 1
+                work.close()
 
     async def _after_acks(self) -> None:
-        """Return once no request from Slack was answered for QUIET_S, or after MAX_DEFER_S."""
+        """Return once no request from Slack was answered for QUIET_S, or after max_defer_s."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + MAX_DEFER_S
+        deadline = loop.time() + self._max_defer_s
         while True:
             now = loop.time()
             busy = self.answering_now > 0

@@ -1,5 +1,6 @@
 """The Slack parts on their own, against the emulator: the user-group directory's cache, the
-background-task owner, and `grantbot serve`'s fail-fast configuration."""
+background-task owner (its concurrency and ack priority: tests/unit/test_slack_tasks.py), and
+`grantbot serve`'s fail-fast configuration."""
 
 from __future__ import annotations
 
@@ -91,21 +92,6 @@ async def test_background_failures_are_logged_and_drain_cancels_stragglers(
     tasks.spawn(forever(), name="forever", urgent=True)
     await tasks.drain(timeout_s=0.1)
     assert len(tasks) == 0
-
-
-async def test_acks_go_first_while_requests_keep_arriving() -> None:
-    """A queued job waits while requests are being answered, and starts once they stop."""
-    tasks = BackgroundTasks()
-    started = asyncio.Event()
-
-    async def job() -> None:
-        started.set()
-
-    with tasks.answering():
-        tasks.spawn(job(), name="job")
-        await asyncio.sleep(0.05)
-        assert not started.is_set()
-    await asyncio.wait_for(started.wait(), timeout=1.0)
 
 
 @pytest.mark.parametrize(
