@@ -9,14 +9,15 @@ an approver of the request's resource and role.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, TypeVar
 
 from bot import metrics
 from bot.auto_approval_quota import AutoApprovalQuota
@@ -56,6 +57,7 @@ log = logging.getLogger(__name__)
 STUCK_APPROVED_S: Final = 300.0
 
 Clock = Callable[[], float]
+T = TypeVar("T")
 NO_USERGROUPS: Final[Mapping[str, frozenset[str]]] = {}
 
 
@@ -278,6 +280,9 @@ class GrantService:
         if auto.reason is not None:
             approved = await self._auto_approve(grant, reason=auto.reason, now=now)
             active, credential = await self.activate(approved)
+            # The approvers review it once the requester holds it (their copy shows the
+            # outcome): the credential DM never waits for their messages.
+            await self._safe(self.notifier.decided(active))
             return RequestResult(grant=active, rule=rule, credential=credential)
         await self._safe(self.notifier.request_created(grant))
         return RequestResult(grant=grant, rule=rule, note=auto.note)
@@ -413,6 +418,7 @@ class GrantService:
         auto = await self._auto_approval(extension, rule, now=now)
         if auto.reason is not None:
             approved = await self._auto_approve(extension, reason=auto.reason, now=now)
+            await self._safe(self.notifier.decided(approved))
             closed = await self._apply_extension(approved)
             return RequestResult(grant=closed, rule=rule)
         await self._safe(self.notifier.request_created(extension))
@@ -585,7 +591,8 @@ class GrantService:
         return AutoApproval(note=note)
 
     async def _auto_approve(self, grant: Grant, *, reason: str, now: float) -> Grant:
-        """PENDING -> APPROVED by the policy, audited with ``reason`` and the incident."""
+        """PENDING -> APPROVED by the policy, audited with ``reason`` and the incident. The
+        caller tells the notifier (``decided``) when the approvers should hear of it."""
         outcome = await self.store.transition(
             grant.id,
             Event.AUTO_APPROVE,
@@ -597,7 +604,6 @@ class GrantService:
         )
         metrics.record_request("auto_approved")
         metrics.record_auto_approval(grant.resource)
-        await self._safe(self.notifier.decided(outcome.grant))
         return outcome.grant
 
     # -- deciding ------------------------------------------------------------------------
@@ -646,10 +652,15 @@ class GrantService:
             await self._safe(self.notifier.approval_recorded(outcome.grant))
             return outcome.grant
         metrics.record_request("approved")
-        await self._safe(self.notifier.decided(outcome.grant))
         if outcome.grant.kind == "extension":
+            await self._safe(self.notifier.decided(outcome.grant))
             return await self._apply_extension(outcome.grant)
-        active, _ = await self.activate(outcome.grant)
+        # The approvers' copies are brought up to date while the credential is issued and
+        # sent: the requester's DM does not wait for them (the notifier serialises updates
+        # of one grant's copies, so they end showing the latest state either way).
+        active, _ = await self._meanwhile(
+            self.notifier.decided(outcome.grant), self.activate(outcome.grant)
+        )
         return active
 
     async def deny(self, grant_id: str, *, user: str, reason: str | None) -> Grant:
@@ -996,6 +1007,15 @@ class GrantService:
             )
         except GrantbotError as e:
             log.warning("could not audit %s for %s: %s", event, grant_id, e)
+
+    async def _meanwhile(self, notification: Awaitable[None], work: Awaitable[T]) -> T:
+        """``work``'s result, with ``notification`` sent concurrently (its failure logged,
+        never raised). Both have finished when this returns or raises."""
+        told = asyncio.ensure_future(self._safe(notification))
+        try:
+            return await work
+        finally:
+            await asyncio.wait([told])
 
     @staticmethod
     async def _safe(call: Any) -> None:
