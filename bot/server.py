@@ -60,8 +60,13 @@ TIMEOUT_SWEEP_INTERVAL_S: Final = 5.0
 SHUTDOWN_DRAIN_S: Final = 10.0
 #: How often a failed auth.test is retried (readiness).
 SLACK_RECHECK_INTERVAL_S: Final = 15.0
-#: Connections kept to the Slack API (or the emulator), shared with the on-call sources.
-SLACK_CONNECTIONS: Final = 100
+#: Connections to the Slack API (or the emulator) at once, shared with the on-call sources.
+#: Up to 100 post-ack jobs (bot.slack.tasks) each make several calls at once (the approvers'
+#: copies; the credential DM while the copies are updated): a smaller pool queues a credential
+#: DM behind chat.update calls, so calls meant to overlap run one after another (at 100, 50
+#: approval clicks measured two Slack round trips before the DM instead of one). With the
+#: Redis pool's 256 this stays well under the usual limit of 1,024 open files.
+SLACK_CONNECTIONS: Final = 400
 #: The longest a request waits for PagerDuty or Opsgenie before it falls back to approvers.
 ONCALL_TIMEOUT_S: Final = DEFAULT_ONCALL_TIMEOUT_S
 
