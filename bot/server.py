@@ -35,6 +35,7 @@ from bot.config import Settings
 from bot.errors import ConfigError
 from bot.oncall.lookup import DEFAULT_TIMEOUT_S as DEFAULT_ONCALL_TIMEOUT_S
 from bot.oncall.lookup import PolicyOnCallLookup, slack_lookup_by_email
+from bot.pacing import Pacer
 from bot.policy_holder import PolicyHolder
 from bot.redis_runtime import redis_url_for
 from bot.revocation import Revoker
@@ -202,7 +203,8 @@ async def assemble(
     service: GrantService | None = None
     tasks = BackgroundTasks()
     try:
-        store = GrantStore(redis, keys=Keys(prefix=settings.redis_prefix))
+        # The revocation path's loops give way to Slack work while people wait on it.
+        store = GrantStore(redis, keys=Keys(prefix=settings.redis_prefix), pacer=Pacer(tasks.busy))
         client = build_client(token=bot_token, base_url=settings.slack_api_url, session=session)
         directory = SlackDirectory(client)
         oncall = PolicyOnCallLookup(

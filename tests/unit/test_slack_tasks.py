@@ -7,17 +7,18 @@ from collections.abc import Callable
 
 from bot.slack.tasks import DEFAULT_MAX_RUNNING, BackgroundTasks
 
-#: Loop turns a condition is given to come true (each turn lets every ready task step).
-TURNS = 1000
+#: How long a condition is given to come true (a guard: they come true in milliseconds).
+GUARD_S = 10.0
 
 
 async def until(condition: Callable[[], bool]) -> None:
-    """Let the loop turn until ``condition`` holds; AssertionError if it never does."""
-    for _ in range(TURNS):
-        if condition():
-            return
-        await asyncio.sleep(0)
-    raise AssertionError("the condition never held")
+    """Poll until ``condition`` holds; AssertionError if it never does."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + GUARD_S
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError("the condition never held")
+        await asyncio.sleep(0.001)
 
 
 async def test_fifty_jobs_run_at_once_by_default() -> None:
@@ -105,3 +106,46 @@ async def test_a_job_cancelled_while_held_is_closed_and_uncounted() -> None:
         await until(lambda: tasks.waiting == 1)
         await tasks.drain(timeout_s=0)
     assert not ran and tasks.waiting == 0 and tasks.running == 0 and len(tasks) == 0
+
+
+async def test_busy_while_answering_holding_or_running_and_idle_after() -> None:
+    """busy() (what background loops give way to) holds while a request is answered, while
+    a job is held back or running, and is false once all is done."""
+    tasks = BackgroundTasks(max_defer_s=3600)
+    release = asyncio.Event()
+    assert not tasks.busy()
+
+    async def job() -> None:
+        await release.wait()
+
+    with tasks.answering():
+        assert tasks.busy()
+        tasks.spawn(job(), name="job")
+        await until(lambda: tasks.waiting == 1)
+    await until(lambda: tasks.running == 1)
+    assert tasks.busy()
+    release.set()
+    await asyncio.wait_for(tasks.idle(), timeout=10)
+    assert not tasks.busy()
+
+
+async def test_while_requests_keep_arriving_past_the_deferral_only_a_few_jobs_run() -> None:
+    """Requests answered without a pause past max_defer_s (an overload): held jobs start
+    only max_running_under_load at a time, so acks keep up; once requests pause, all run."""
+    tasks = BackgroundTasks(max_defer_s=0, max_running_under_load=2)
+    release = asyncio.Event()
+    started: list[int] = []
+
+    async def job(n: int) -> None:
+        started.append(n)
+        await release.wait()
+
+    with tasks.answering():
+        for n in range(6):
+            tasks.spawn(job(n), name=f"job-{n}")
+        await until(lambda: tasks.running == 2)
+        assert tasks.waiting == 4 and len(started) == 2
+    await until(lambda: tasks.running == 6)
+    release.set()
+    await asyncio.wait_for(tasks.idle(), timeout=10)
+    assert sorted(started) == list(range(6))
