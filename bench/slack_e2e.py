@@ -419,26 +419,44 @@ class Bench:
         asked.approver_copies = copies
         return max(copies, key=lambda c: c["at"])
 
-    async def auto(self, *, with_bare: bool = False, alone: bool = False) -> Burst:
+    async def ask_auto(self, *, alone: bool = False) -> list[Asked]:
+        """Requests for the auto-approved role, one per person (one person ``alone``)."""
         tag = self._tag()
         people = self.people[:1] if alone else self.people
-        asked = [await self._command(u, f"request lab play 10m {tag}") for u in people]
+        return [await self._command(u, f"request lab play 10m {tag}") for u in people]
+
+    async def ask_human(self, *, alone: bool = False) -> list[Asked]:
+        """Requests for the role that needs an approver, one per person."""
+        tag = self._tag()
+        people = self.people[:1] if alone else self.people
+        return [await self._command(u, f"request sandbox play 10m {tag}") for u in people]
+
+    async def ask_clicks(self, pending: Burst) -> list[Asked]:
+        """CLICKER's Approve on each of ``pending``'s requests."""
+        return [await self._click(a) for a in pending.asked]
+
+    async def auto(
+        self, asked: list[Asked] | None = None, *, with_bare: bool = False, alone: bool = False
+    ) -> Burst:
+        asked = asked if asked is not None else await self.ask_auto(alone=alone)
         burst = await self._run(asked, self._dm)
         if with_bare:
             await self.bare(asked)
         return burst
 
-    async def human(self, *, with_bare: bool = False, alone: bool = False) -> Burst:
-        tag = self._tag()
-        people = self.people[:1] if alone else self.people
-        asked = [await self._command(u, f"request sandbox play 10m {tag}") for u in people]
+    async def human(
+        self, asked: list[Asked] | None = None, *, with_bare: bool = False, alone: bool = False
+    ) -> Burst:
+        asked = asked if asked is not None else await self.ask_human(alone=alone)
         burst = await self._run(asked, self._copies)
         if with_bare:
             await self.bare(asked)
         return burst
 
-    async def clicks(self, pending: Burst, *, with_bare: bool = False) -> Burst:
-        asked = [await self._click(a) for a in pending.asked]
+    async def clicks(
+        self, pending: Burst, asked: list[Asked] | None = None, *, with_bare: bool = False
+    ) -> Burst:
+        asked = asked if asked is not None else await self.ask_clicks(pending)
         burst = await self._run(asked, self._dm)
         if with_bare:
             await self.bare(asked)
@@ -451,10 +469,13 @@ class Bench:
         grants: int,
         within_s: float,
         fire_after_s: float,
-        work: Callable[[], Awaitable[Burst]],
+        ask: Callable[[], Awaitable[list[Asked]]],
+        work: Callable[[list[Asked]], Awaitable[Burst]],
     ) -> tuple[Burst, dict[str, Any]]:
-        """Seed ``grants`` expiring within ``within_s``, run ``work`` ``fire_after_s`` into
-        that second; wait until all are revoked and their requesters told."""
+        """Make the requests (``ask``), seed ``grants`` expiring within ``within_s``, send
+        them (``work``) ``fire_after_s`` into that second; wait until all are revoked and
+        their owners told."""
+        asked = await ask()
         await self.log.poll()
         start = len(self.log.calls)
         first = time.time() + BURST_LEAD_S
@@ -463,7 +484,7 @@ class Bench:
             revocations.seed_grants, self.redis_url, expiries, acl_target=None
         )
         await asyncio.sleep(max(0.0, first + fire_after_s - time.time()))
-        burst = await work()
+        burst = await work(asked)
         ids_ = [gid for gid, _ in seeded]
         deadline = time.monotonic() + TELL_TIMEOUT_S
         while True:
@@ -550,17 +571,28 @@ async def measure(opts: argparse.Namespace, bench: Bench) -> dict[str, Any]:
     burst: dict[str, list[Burst]] = {name: [] for name in SCENARIOS}
     revoked: list[dict[str, Any]] = []
 
-    def during(work: Callable[[], Awaitable[Burst]]) -> Awaitable[tuple[Burst, dict[str, Any]]]:
-        return bench.during_expiry(opts.burst_grants, opts.burst_within_s, opts.fire_after_s, work)
+    def during(
+        ask: Callable[[], Awaitable[list[Asked]]], work: Callable[[list[Asked]], Awaitable[Burst]]
+    ) -> Awaitable[tuple[Burst, dict[str, Any]]]:
+        return bench.during_expiry(
+            opts.burst_grants, opts.burst_within_s, opts.fire_after_s, ask, work
+        )
 
     for _ in range(opts.burst_rounds):
-        run, rev = await during(bench.auto)
+        run, rev = await during(bench.ask_auto, bench.auto)
         burst["auto_credential_dm"].append(run)
         revoked.append(rev)
-        pending, rev = await during(bench.human)
+        pending, rev = await during(bench.ask_human, bench.human)
         burst["approvers_posted"].append(pending)
         revoked.append(rev)
-        run, rev = await during(lambda p=pending: bench.clicks(p))  # type: ignore[misc]
+
+        async def ask_clicks(p: Burst = pending) -> list[Asked]:
+            return await bench.ask_clicks(p)
+
+        async def click(asked: list[Asked], p: Burst = pending) -> Burst:
+            return await bench.clicks(p, asked)
+
+        run, rev = await during(ask_clicks, click)
         burst["click_credential_dm"].append(run)
         revoked.append(rev)
 
