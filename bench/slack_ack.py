@@ -21,16 +21,12 @@ import asyncio
 import json
 import os
 import platform
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,24 +35,35 @@ from typing import Any
 import aiohttp
 import redis
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+if __package__ in (None, ""):  # run as a script: bench/ is not a package on sys.path yet
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.devtools.redis_server import RedisServer, free_port, port_answers  # noqa: E402
-from bot.devtools.slack_driver import (  # noqa: E402
+from bench.slack_common import (
+    RESULTS_DIR,
+    bare_bolt,
+    emulator,
+    grantbot_env,
+    new_secret,
+    process,
+    redis_version,
+    shared_redis,
+    slack_env,
+    wait_http,
+)
+from bot.devtools.redis_server import free_port
+from bot.devtools.slack_driver import (
     FORM_CONTENT_TYPE,
     Payloads,
     RequestSigner,
     SignatureMode,
 )
-from bot.devtools.slack_emulator import DEFAULT_BOT_TOKEN, EmulatorControl  # noqa: E402
-from bot.store.keys import Keys  # noqa: E402
+from bot.devtools.slack_emulator import EmulatorControl
+from bot.store.keys import Keys
 
-RESULTS = ROOT / "bench" / "results" / "slack_ack.json"
-SECRET = "bench-signing-secret-" + uuid.uuid4().hex
+RESULTS = RESULTS_DIR / "slack_ack.json"
+SECRET = new_secret()
 TARGET_RATIO = 1.5
 TARGET_P99_MS = 100.0
-START_TIMEOUT_S = 30.0
 DRAIN_TIMEOUT_S = 300.0
 POLICY = """\
 groups:
@@ -72,35 +79,6 @@ resources:
     provider: {type: noop}
     roles:
       play: {max_duration: 1h}
-"""
-
-BARE_APP = """\
-import asyncio, os, signal, sys
-from aiohttp import web
-from slack_bolt.async_app import AsyncApp
-from slack_sdk.web.async_client import AsyncWebClient
-
-# Served exactly as grantbot serves (aiohttp AppRunner, no access log), one listener: ack.
-client = AsyncWebClient(token=os.environ["SLACK_BOT_TOKEN"], base_url=os.environ["SLACK_API_URL"])
-app = AsyncApp(client=client, signing_secret=os.environ["SLACK_SIGNING_SECRET"])
-
-
-@app.command("/access")
-async def access(ack):
-    await ack()
-
-
-async def main():
-    runner = web.AppRunner(app.web_app(), access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", int(sys.argv[1])).start()
-    stop = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    await stop.wait()
-    await runner.cleanup()
-
-
-asyncio.run(main())
 """
 
 
@@ -126,58 +104,6 @@ class Result:
             "mean_ms": round(statistics.fmean(ordered), 2),
             "throughput_rps": round(len(ordered) / self.wall_s, 1),
         }
-
-
-@contextmanager
-def _process(
-    args: Sequence[str], env: dict[str, str], *, stdout: Any = None
-) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(list(args), env=env, cwd=ROOT, stdout=stdout)
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
-
-
-def _wait_http(url: str, proc: subprocess.Popen[bytes], *, method: str = "GET") -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{url}: the process exited with {proc.returncode}")
-        try:
-            body = b"" if method == "POST" else None
-            req = urllib.request.Request(url, method=method, data=body)  # noqa: S310
-            with urllib.request.urlopen(req, timeout=1):  # noqa: S310
-                return
-        except urllib.error.HTTPError:
-            return  # it answers (401 for an unsigned POST is an answer)
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} did not come up")
-
-
-@contextmanager
-def _redis() -> Iterator[str]:
-    configured = os.environ.get("REDIS_URL")
-    if configured:
-        yield configured
-    elif port_answers("127.0.0.1", 6379):
-        yield "redis://127.0.0.1:6379/0"
-    else:
-        with RedisServer(appendonly=False) as server:
-            yield server.url
-
-
-def _base_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "GRANTBOT_"))}
 
 
 async def _bodies(emulator_url: str, count: int) -> list[bytes]:
@@ -271,31 +197,6 @@ def _wait_filed(redis_url: str, prefix: str, *, expected: int) -> float:
     raise RuntimeError(f"after-ack work did not finish: {filed}/{expected} filed")
 
 
-def _redis_version(url: str) -> str:
-    client = redis.Redis.from_url(url)
-    try:
-        return str(client.info("server")["redis_version"])
-    finally:
-        client.close()
-
-
-@contextmanager
-def _emulator() -> Iterator[str]:
-    with _process(
-        [sys.executable, "-m", "bot.devtools.slack_emulator", "--port", "0"],
-        _base_env(),
-        stdout=subprocess.PIPE,
-    ) as emulator:
-        assert emulator.stdout is not None
-        while True:
-            line = emulator.stdout.readline().decode()
-            if not line:
-                raise RuntimeError("the emulator did not start")
-            if line.startswith("SLACK_EMULATOR_URL="):
-                yield line.split("=", 1)[1].strip()
-                return
-
-
 def _median(summaries: list[dict[str, Any]]) -> dict[str, Any]:
     keys = ("p50_ms", "p90_ms", "p99_ms", "max_ms", "mean_ms", "throughput_rps")
     out: dict[str, Any] = {k: round(statistics.median(s[k] for s in summaries), 2) for k in keys}
@@ -318,40 +219,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     drained: list[float] = []
     with (
         tempfile.TemporaryDirectory(prefix="grantbot-bench-") as tmp,
-        _redis() as redis_url,
-        _emulator() as emulator_url,
+        shared_redis() as redis_url,
+        emulator() as emulator_url,
     ):
         policy = Path(tmp) / "policy.yaml"
         policy.write_text(POLICY)
-        bare_script = Path(tmp) / "bare_bolt.py"
-        bare_script.write_text(BARE_APP)
-        slack_env = {
-            **_base_env(),
-            "SLACK_BOT_TOKEN": DEFAULT_BOT_TOKEN,
-            "SLACK_SIGNING_SECRET": SECRET,
-            "SLACK_API_URL": emulator_url.rstrip("/") + "/api/",
-        }
         bot_port, bare_port = free_port(), free_port()
-        bot_env = {
-            **slack_env,
-            "REDIS_URL": redis_url,
-            "GRANTBOT_POLICY": str(policy),
-            "GRANTBOT_REDIS_PREFIX": prefix,
-            "GRANTBOT_HOST": "127.0.0.1",
-            "GRANTBOT_PORT": str(bot_port),
-            "GRANTBOT_DATA_DIR": tmp,
-            "GRANTBOT_LOG_LEVEL": "WARNING",
-        }
-        urls = {
-            "grantbot": f"http://127.0.0.1:{bot_port}/slack/events",
-            "bare": f"http://127.0.0.1:{bare_port}/slack/events",
-        }
+        bot_env = grantbot_env(
+            emulator_url,
+            SECRET,
+            redis_url=redis_url,
+            policy=policy,
+            prefix=prefix,
+            port=bot_port,
+            tmp=Path(tmp),
+        )
         with (
-            _process([sys.executable, "-m", "bot", "serve"], bot_env) as bot,
-            _process([sys.executable, str(bare_script), str(bare_port)], slack_env) as bare,
+            process([sys.executable, "-m", "bot", "serve"], bot_env) as bot,
+            bare_bolt(Path(tmp), slack_env(emulator_url, SECRET), bare_port) as bare_url,
         ):
-            _wait_http(f"http://127.0.0.1:{bot_port}/healthz", bot)
-            _wait_http(urls["bare"], bare, method="POST")
+            wait_http(f"http://127.0.0.1:{bot_port}/healthz", bot)
+            urls = {"grantbot": f"http://127.0.0.1:{bot_port}/slack/events", "bare": bare_url}
             filed = 0
 
             def settle_bot(count: int) -> None:
@@ -381,7 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         # The next measurement starts once grantbot's after-ack work is done.
                         filed += opts.requests
                         drained.append(_wait_filed(redis_url, prefix, expected=filed))
-        version = _redis_version(redis_url)
+        version = redis_version(redis_url)
         client = redis.Redis.from_url(redis_url)
         for key in client.scan_iter(match="{" + prefix + "}*", count=1000):
             client.delete(key)

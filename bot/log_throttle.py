@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 #: Operators asked for "at most once a minute".
 DEFAULT_INTERVAL_S: Final = 60.0
@@ -76,6 +76,14 @@ class Throttle:
             del self._seen[next(iter(self._seen))]
         self._logger.log(self._level, msg, *args, extra=fields, exc_info=exc_info)
         return True
+
+
+class OutageReport(Protocol):
+    """What a component that only reports to an :class:`Outage` needs of it."""
+
+    def failed(self, cause: BaseException | str) -> None: ...
+
+    def succeeded(self) -> None: ...
 
 
 class Outage:

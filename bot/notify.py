@@ -26,7 +26,9 @@ class Notifier(Protocol):
         """One of N approvals recorded; still PENDING (update "k of N")."""
 
     async def decided(self, grant: Grant) -> None:
-        """APPROVED (or auto-approved) or DENIED: update approval messages, tell the requester."""
+        """APPROVED or DENIED: update approval messages, tell the requester. An auto-approved
+        grant is told once it is issued (ACTIVE, or FAILED), so that the credential comes
+        first; an auto-approved extension while APPROVED."""
 
     async def credential_issued(self, grant: Grant, credential: Credential) -> None:
         """ACTIVE: deliver the credential to the requester by DM only."""

@@ -43,6 +43,7 @@ from bot.domain.duration import format_duration
 from bot.domain.model import Actor, ActorKind, Event, Grant, Status
 from bot.errors import ConcurrencyError, GrantbotError, StoreUnavailable, TransitionError
 from bot.log_throttle import Outage
+from bot.pacing import PACE_EVERY
 from bot.providers.base import BulkRevoker, GrantContext, Provider
 from bot.scheduler import RevocationJobs
 from bot.store.connection import aw, translate_errors, unavailable_as_store_error, unavailable_cause
@@ -386,7 +387,10 @@ class Revoker:
         return sum(1 for r in results if r == Handled.ENDED)
 
     async def _submit_all(self, grant_ids: Iterable[str], *, retry: bool) -> list[str]:
-        futures = [self._batcher.submit(_Work(gid, retry=retry)) for gid in grant_ids]
+        futures = [
+            self._batcher.submit(_Work(gid, retry=retry))
+            async for gid in self.store.pacer.paced(grant_ids)
+        ]
         if not futures:
             return []
         # Shielded: a caller that is cancelled (scheduler shutdown) must not cancel futures
@@ -532,7 +536,7 @@ class Revoker:
         endings: list[_Ending] = []
         rearm: list[tuple[str, float]] = []
         restore: list[Grant] = []
-        for work in batch:
+        async for work in self.store.pacer.paced(batch):
             grant = grants.get(work.grant_id)
             revoked_while_changing = work.grant_id in self._revoked_while_changing
             self._revoked_while_changing.discard(work.grant_id)
@@ -596,7 +600,7 @@ class Revoker:
                 policy_version=self.policy_version(),
                 current={e.grant.id: e.grant for e in done},
             )
-            for e, result in zip(done, results, strict=True):
+            async for e, result in self.store.pacer.paced(zip(done, results, strict=True)):
                 if isinstance(result, lifecycle.Outcome):
                     handled[e.grant.id] = Handled.ENDED
                     ended.append(result.grant)
@@ -774,7 +778,7 @@ class Revoker:
             return errors
         by_target: dict[str, deque[tuple[Grant, Provider, GrantContext]]] = {}
         bulk: dict[tuple[str, int], tuple[BulkRevoker, list[tuple[Grant, GrantContext]]]] = {}
-        for grant in grants:
+        async for grant in self.store.pacer.paced(grants):
             try:
                 provider, ctx = self.resolver.resolve(grant)
             except Exception as e:
@@ -790,9 +794,13 @@ class Revoker:
 
         async def worker(resource: str, queue: deque[tuple[Grant, Provider, GrantContext]]) -> None:
             async with self._target(resource):  # one slot per worker, not per grant
+                done = 0
                 while queue:
                     grant, provider, ctx = queue.popleft()
                     errors[grant.id] = await self._revoke_one(grant, provider, ctx)
+                    done += 1
+                    if done % PACE_EVERY == 0:  # a target answering at once: one turn (I/O
+                        await asyncio.sleep(0)  # bound otherwise, so no rest is earned here)
 
         workers = [
             worker(resource, queue)
@@ -880,7 +888,7 @@ class Revoker:
     def _notify_later(self, ended: list[Grant], failed: list[Grant]) -> None:
         if not ended and not failed:
             return
-        self._start(self._notify_all(ended, failed), name="revocation-notify")
+        self._start(self._notify_all(ended, failed, give_way=True), name="revocation-notify")
 
     async def _judge_again(self, grant_ids: list[str]) -> None:
         """Grants whose end lost to a change after we revoked them at the target: once the
@@ -893,10 +901,19 @@ class Revoker:
         except Exception:  # the reconciler will find them; never lose the task silently
             log.exception("judging %d changed grant(s) again failed", len(grant_ids))
 
-    async def _notify_all(self, ended: list[Grant], failed: list[Grant]) -> None:
+    async def _notify_all(
+        self, ended: list[Grant], failed: list[Grant], *, give_way: bool = False
+    ) -> None:
+        """Tell the listener, one grant at a time. ``give_way``: a batch's notices are
+        background work; each waits (a bounded time) while Slack work people wait on is in
+        progress (see bot.pacing), so 10,000 expiry notices never slow a credential DM."""
         for grant in ended:
+            if give_way:
+                await self.store.pacer.give_way()
             await self._notify_now(self.listener.on_ended, grant)
         for grant in failed:
+            if give_way:
+                await self.store.pacer.give_way()
             await self._notify_now(self.listener.on_revoke_failed, grant)
 
     @staticmethod

@@ -12,10 +12,16 @@ Why our own job store and not APScheduler's ``RedisJobStore`` (measured in bench
 - ``get_due_jobs`` is one Lua call returning at most ``due_batch_limit`` jobs, and APScheduler's
   per-job ``remove_job`` after a job is submitted is deferred and flushed in one call per
   wakeup. ``RedisJobStore`` makes 2 round trips per job (HEXISTS, then MULTI HDEL ZREM), all
-  synchronous inside the event loop: 10,000 jobs due at once block the loop for seconds.
+  synchronous: 10,000 jobs due at once take seconds of them.
 - A job whose function cannot be imported is kept (and reported), never deleted:
   ``RedisJobStore`` deletes it on load, which for us would silently cancel a revocation.
 - Records are JSON (readable with ``HGET``; no unpickling of what Redis hands back).
+
+APScheduler 3 calls its job store synchronously; under ``AsyncIOScheduler`` that happens inside
+the event loop, so a burst of expiries would stall every ack and Slack call of the process.
+APScheduler runs in its own thread instead (:mod:`bot.scheduler_thread`: ``BackgroundScheduler``
+with an executor that runs each fired job's coroutine on the event loop); the job store's
+blocking client is only ever used from that thread.
 
 Known APScheduler 3 traps, each pinned by a test:
 
@@ -54,16 +60,18 @@ import redis as redis_sync
 import redis.asyncio as aioredis
 from apscheduler.job import Job
 from apscheduler.jobstores.base import BaseJobStore, ConflictingIdError, JobLookupError
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.util import ref_to_obj
 from redis.commands.core import AsyncScript
 
 from bot import metrics
+from bot.aio import cancel_and_wait
 from bot.domain.model import LIVE, Status
 from bot.errors import GrantbotError, StoreUnavailable
-from bot.log_throttle import Outage, Throttle
+from bot.log_throttle import Outage, OutageReport, Throttle
 from bot.providers.base import GrantContext, Provider
+from bot.scheduler_thread import LoopOutage, LoopRunner, start_scheduler, stop_scheduler
 from bot.store.connection import (
     UNAVAILABLE,
     aw,
@@ -104,13 +112,13 @@ DEFAULT_RECONCILE_INTERVAL_S: Final = 30.0
 #: A live grant this far past its expiry is revoked by the reconciler even though it still has
 #: a job: the job evidently did not run (function unimportable, scheduler wedged).
 DEFAULT_OVERDUE_GRACE_S: Final = 60.0
-#: Jobs fetched per APScheduler wakeup. Each wakeup runs synchronously in the event loop, so a
-#: cap keeps it responsive; APScheduler wakes again at once while due jobs remain.
+#: Jobs fetched per APScheduler wakeup: one batch job's worth (the revoker splits it into
+#: batches); APScheduler wakes again at once while due jobs remain.
 DEFAULT_DUE_BATCH_LIMIT: Final = 1000
 #: An unloadable job is pushed back this far, so the scheduler does not spin on it.
 UNLOADABLE_RETRY_S: Final = 300.0
-#: Timeouts of the synchronous client the job store uses inside the event loop: short, so an
-#: unreachable Redis stalls a wakeup briefly rather than the whole process.
+#: Timeouts of the synchronous client the job store uses in the scheduler's thread: short, so
+#: an unreachable Redis delays a wakeup (and a graceful stop) briefly.
 SYNC_SOCKET_TIMEOUT_S: Final = 2.0
 SYNC_CONNECT_TIMEOUT_S: Final = 1.0
 #: How long stop() lets in-flight revocations finish before shutting the scheduler down.
@@ -118,7 +126,6 @@ DEFAULT_STOP_GRACE_S: Final = 10.0
 #: Cap on ids listed in one reconciler audit entry (counts are always complete).
 MAX_IDS_IN_REPORT: Final = 100
 PROVIDER_CALL_TIMEOUT_S: Final = 30.0
-SHUTDOWN_TURNS: Final = 100  # loop turns stop() waits for APScheduler's deferred shutdown
 _MISSING: Final = ""  # a score argument meaning "unconditional" in the job scripts
 
 # -- the job target -------------------------------------------------------------------------
@@ -132,7 +139,8 @@ class JobRunner(Protocol):
     async def run_jobs(self, grant_ids: Sequence[str]) -> None: ...
 
     def note_claimed(self, grant_ids: Sequence[str]) -> None:
-        """Called (synchronously) when due jobs are taken from the store to be run."""
+        """Called when due jobs are taken from the store to be run, before they run; on the
+        event loop (the scheduler's thread goes through ``scheduler_thread.LoopRunner``)."""
         ...
 
 
@@ -333,9 +341,11 @@ class RevocationJobStore(BaseJobStore):  # type: ignore[misc]  # apscheduler is 
     """An APScheduler 3 job store of one-shot (date) jobs in Redis. See the module docstring.
 
     Synchronous, as APScheduler 3 requires: it uses its own blocking client with short
-    timeouts. Each method is one round trip; ``remove_job`` for a job just returned by
-    ``get_due_jobs`` is deferred and flushed by the next call (conditionally on the run time,
-    so a job re-scheduled in between survives).
+    timeouts, and is called from the scheduler's own thread, never from the event loop (see
+    :mod:`bot.scheduler_thread`; ``runner`` is then a LoopRunner). Each method is one round
+    trip; ``remove_job`` for a job just returned by ``get_due_jobs`` is deferred and flushed
+    by the next call (conditionally on the run time, so a job re-scheduled in between
+    survives).
     """
 
     def __init__(
@@ -346,7 +356,7 @@ class RevocationJobStore(BaseJobStore):  # type: ignore[misc]  # apscheduler is 
         runner: JobRunner,
         due_batch_limit: int = DEFAULT_DUE_BATCH_LIMIT,
         unloadable_retry_s: float = UNLOADABLE_RETRY_S,
-        redis_outage: Outage | None = None,
+        redis_outage: OutageReport | None = None,
     ) -> None:
         super().__init__()
         self._r = client
@@ -951,14 +961,8 @@ class RevocationScheduler:
             overdue_grace_s=overdue_grace_s,
         )
         self._sync = sync_client(redis) if isinstance(redis, str) else redis
-        self._jobstore = RevocationJobStore(
-            self._sync,
-            keys=store.keys,
-            runner=revoker,
-            due_batch_limit=due_batch_limit,
-            redis_outage=self._outage,
-        )
-        self._aps: AsyncIOScheduler | None = None
+        self._due_batch_limit = due_batch_limit
+        self._aps: BackgroundScheduler | None = None
         self._leader = False
         self._lease_task: asyncio.Task[None] | None = None
         self._reconcile_task: asyncio.Task[None] | None = None
@@ -975,9 +979,21 @@ class RevocationScheduler:
         """Start paused and begin contending for the lease. Returns at once."""
         if self._aps is not None:
             raise RuntimeError("RevocationScheduler already started")
-        aps = AsyncIOScheduler(
-            timezone=UTC,
-            jobstore_retry_interval=self.tick_s,
+        loop = asyncio.get_running_loop()
+        jobstore = RevocationJobStore(
+            self._sync,
+            keys=self.store.keys,
+            runner=LoopRunner(self.revoker, loop),
+            due_batch_limit=self._due_batch_limit,
+            # The job store runs in APScheduler's thread: it tells the outage on the loop.
+            redis_outage=LoopOutage(self._outage, loop),
+        )
+        self._aps = start_scheduler(
+            jobstore=jobstore,
+            jobstore_alias=JOBSTORE_ALIAS,
+            executor_alias=EXECUTOR_ALIAS,
+            loop=loop,
+            retry_interval_s=self.tick_s,
             job_defaults={
                 "misfire_grace_time": None,
                 "coalesce": True,
@@ -985,21 +1001,14 @@ class RevocationScheduler:
             },
             logger=_APS_LOGGER,
         )
-        aps.add_jobstore(self._jobstore, JOBSTORE_ALIAS)
-        aps.add_executor(_quiet_executor(), EXECUTOR_ALIAS)
-        aps.start(paused=True)
-        self._aps = aps
         self._set_leader(False)  # every replica shows on the lease-holder gauge from the start
         self._lease_task = asyncio.create_task(self._lease_loop(), name="scheduler-lease")
 
     async def stop(self) -> None:
         """Stop leading (the lease is released, so another replica takes over at once), let
         in-flight revocations finish (up to ``stop_grace_s``) and shut APScheduler down."""
-        if self._lease_task is not None:
-            self._lease_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._lease_task
-            self._lease_task = None
+        await cancel_and_wait(self._lease_task)
+        self._lease_task = None
         was_leader = self._leader
         self._stop_leading("stopping", level=logging.INFO)
         aps, self._aps = self._aps, None
@@ -1007,13 +1016,8 @@ class RevocationScheduler:
         if was_leader:
             with contextlib.suppress(StoreUnavailable):
                 await self.lease.release()
-        if aps is not None and aps.running:
-            aps.shutdown(wait=False)
-            # AsyncIOScheduler shuts down in a loop callback (call_soon_threadsafe): let it run.
-            for _ in range(SHUTDOWN_TURNS):
-                if not aps.running:
-                    break
-                await asyncio.sleep(0)
+        if aps is not None:
+            await stop_scheduler(aps)
 
     async def schedule(self, grant_id: str, expires_at: float) -> None:
         """Schedule (or move) the revocation of ``grant_id`` to ``expires_at``.
@@ -1129,6 +1133,10 @@ class RevocationScheduler:
         delay = 0.0
         while True:
             await asyncio.sleep(delay)
+            # A cancellation swallowed inside a Redis call (see bot.aio) must not leave a
+            # replica that stopped leading sweeping on.
+            if not self._leader:
+                return
             try:
                 await self.reconcile()
             except asyncio.CancelledError:
@@ -1177,17 +1185,6 @@ class _ToldByOutage(logging.Filter):
 
 
 _APS_LOGGER.addFilter(_ToldByOutage())
-
-
-def _quiet_executor() -> Any:
-    """APScheduler's asyncio executor, with its per-job INFO lines ("Running job", "executed
-    successfully") silenced: a burst of 10,000 expiries would log 20,000 of them. Failures are
-    still logged (WARNING and up); the revoker logs what it did per batch."""
-    from apscheduler.executors.asyncio import AsyncIOExecutor
-
-    logging.getLogger(f"apscheduler.executors.{EXECUTOR_ALIAS}").setLevel(logging.WARNING)
-    logging.getLogger(f"{__name__}.apscheduler").setLevel(logging.WARNING)
-    return AsyncIOExecutor()
 
 
 __all__ = [

@@ -39,6 +39,7 @@ from bot.log_throttle import Outage, Throttle
 from bot.notify import WithoutEnds
 from bot.oncall.cached import DEFAULT_TIMEOUT_S as DEFAULT_ONCALL_TIMEOUT_S
 from bot.oncall.lookup import PolicyOnCallLookup, slack_lookup_by_email
+from bot.pacing import Pacer
 from bot.policy_holder import PolicyHolder, audit_policy_loaded
 from bot.redis_runtime import redis_url_for
 from bot.revocation import Revoker
@@ -69,8 +70,13 @@ TIMEOUT_SWEEP_INTERVAL_S: Final = 5.0
 SHUTDOWN_DRAIN_S: Final = 10.0
 #: How often a failed auth.test is retried (readiness).
 SLACK_RECHECK_INTERVAL_S: Final = 15.0
-#: Connections kept to the Slack API (or the emulator), shared with the on-call sources.
-SLACK_CONNECTIONS: Final = 100
+#: Connections to the Slack API (or the emulator) at once, shared with the on-call sources.
+#: Up to 100 post-ack jobs (bot.slack.tasks) each make several calls at once (the approvers'
+#: copies; the credential DM while the copies are updated): a smaller pool queues a credential
+#: DM behind chat.update calls, so calls meant to overlap run one after another (at 100, 50
+#: approval clicks measured two Slack round trips before the DM instead of one). With the
+#: Redis pool's 256 this stays well under the usual limit of 1,024 open files.
+SLACK_CONNECTIONS: Final = 400
 #: The longest a request waits for PagerDuty or Opsgenie before it falls back to approvers.
 ONCALL_TIMEOUT_S: Final = DEFAULT_ONCALL_TIMEOUT_S
 
@@ -271,7 +277,8 @@ async def assemble(
     tasks = BackgroundTasks()
     outage = redis_outage or new_redis_outage()
     try:
-        store = GrantStore(redis, keys=Keys(prefix=settings.redis_prefix))
+        # The revocation path's loops give way to Slack work while people wait on it.
+        store = GrantStore(redis, keys=Keys(prefix=settings.redis_prefix), pacer=Pacer(tasks.busy))
         client = build_client(
             token=bot_token,
             base_url=settings.slack_api_url,

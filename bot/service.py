@@ -9,15 +9,16 @@ an approver of the request's resource and role.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, TypeVar
 
 from bot import metrics
 from bot.auto_approval_quota import AutoApprovalQuota
@@ -60,6 +61,7 @@ log = logging.getLogger(__name__)
 STUCK_APPROVED_S: Final = 300.0
 
 Clock = Callable[[], float]
+T = TypeVar("T")
 NO_USERGROUPS: Final[Mapping[str, frozenset[str]]] = {}
 
 
@@ -338,6 +340,9 @@ class GrantService:
                 grant, reason=auto.reason, on_call=auto.on_call, now=now
             )
             active, credential = await self.activate(approved)
+            # The approvers review it once the requester holds it (their copy shows the
+            # outcome): the credential DM never waits for their messages.
+            await self._safe(self.notifier.decided(active))
             return RequestResult(grant=active, rule=rule, credential=credential)
         await self._safe(self.notifier.request_created(grant))
         return RequestResult(grant=grant, rule=rule, note=auto.note)
@@ -502,6 +507,7 @@ class GrantService:
             approved = await self._auto_approve(
                 extension, reason=auto.reason, on_call=auto.on_call, now=now
             )
+            await self._safe(self.notifier.decided(approved))
             closed = await self._apply_extension(approved)
             return RequestResult(grant=closed, rule=rule)
         await self._safe(self.notifier.request_created(extension))
@@ -677,7 +683,8 @@ class GrantService:
         self, grant: Grant, *, reason: str, on_call: str | None, now: float
     ) -> Grant:
         """PENDING -> APPROVED by the policy, audited with ``reason``, the on-call schedule
-        that qualified the requester (if any) and the incident."""
+        that qualified the requester (if any) and the incident. The caller tells the notifier
+        (``decided``) when the approvers should hear of it."""
         details = _incident_details(grant)
         if on_call is not None:
             details["on_call"] = on_call
@@ -692,7 +699,6 @@ class GrantService:
         )
         metrics.record_request("auto_approved")
         metrics.record_auto_approval(grant.resource)
-        await self._safe(self.notifier.decided(outcome.grant))
         return outcome.grant
 
     # -- deciding ------------------------------------------------------------------------
@@ -741,10 +747,15 @@ class GrantService:
             await self._safe(self.notifier.approval_recorded(outcome.grant))
             return outcome.grant
         metrics.record_request("approved")
-        await self._safe(self.notifier.decided(outcome.grant))
         if outcome.grant.kind == "extension":
+            await self._safe(self.notifier.decided(outcome.grant))
             return await self._apply_extension(outcome.grant)
-        active, _ = await self.activate(outcome.grant)
+        # The approvers' copies are brought up to date while the credential is issued and
+        # sent: the requester's DM does not wait for them (the notifier serialises updates
+        # of one grant's copies, so they end showing the latest state either way).
+        active, _ = await self._meanwhile(
+            self.notifier.decided(outcome.grant), self.activate(outcome.grant)
+        )
         return active
 
     async def deny(self, grant_id: str, *, user: str, reason: str | None) -> Grant:
@@ -1088,6 +1099,15 @@ class GrantService:
             )
         except GrantbotError as e:
             log.warning("could not audit %s for %s: %s", event, grant_id, e)
+
+    async def _meanwhile(self, notification: Awaitable[None], work: Awaitable[T]) -> T:
+        """``work``'s result, with ``notification`` sent concurrently (its failure logged,
+        never raised). Both have finished when this returns or raises."""
+        told = asyncio.ensure_future(self._safe(notification))
+        try:
+            return await work
+        finally:
+            await asyncio.wait([told])
 
     @staticmethod
     async def _safe(call: Any) -> None:

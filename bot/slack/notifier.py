@@ -164,9 +164,9 @@ class SlackNotifier:
 
     async def decided(self, grant: Grant) -> None:
         """Update the copies; a denial goes to the requester and the origin thread; an
-        auto-approval goes to the approvers for review (their copy gets Revoke now once the
-        grant is ACTIVE)."""
-        if grant.status is Status.APPROVED and grant.auto_approved:
+        auto-approval goes to the approvers for review, showing the grant as it is (the
+        service tells of an auto-approved access request once issued: Revoke now on it)."""
+        if grant.auto_approved and grant.status is not Status.DENIED:
             await self._post_to_approvers(grant)
             return
         await self.refresh(grant.id)
@@ -202,14 +202,19 @@ class SlackNotifier:
             await self.refresh(grant.id)
 
     async def credential_issued(self, grant: Grant, credential: Credential) -> None:
-        """The credential to the requester's DM only; then the approvers' copies."""
+        """The credential to the requester's DM only, first (Slack calls are slow: nothing
+        else is awaited before it); then, at once, earlier credential DMs lose their secret,
+        the approvers' copies are updated and the origin thread hears of it."""
         for secret in credential.secret_values():
             register_secret(secret)  # second line of defence: masked if it ever reached a log
-        await self._close_credential_dms(grant)
+        earlier = await self._credential_dms(grant)  # read before the new DM is remembered
         message = blocks.credential_dm(grant, credential, now=self.clock())
         await self._post(grant.id, grant.requester, message, kind=CREDENTIAL_DM)
-        await self.refresh(grant.id)
-        await self._tell_origin_thread(grant)
+        await asyncio.gather(
+            self._close_credential_dms(grant, earlier),
+            self.refresh(grant.id),
+            self._tell_origin_thread(grant),
+        )
 
     async def issue_failed(self, grant: Grant) -> None:
         await self.refresh(grant.id)
@@ -269,25 +274,34 @@ class SlackNotifier:
                     )
             await asyncio.gather(*updates)
 
-    async def _close_credential_dms(self, grant: Grant) -> None:
-        """Before a new credential DM (an extension re-issues): earlier ones lose their
-        secret, which a re-issue may have replaced."""
+    async def _credential_dms(self, grant: Grant) -> list[tuple[str, str]]:
+        """(channel, ts) of the credential DMs of ``grant`` that still show a secret."""
         try:
             refs: dict[str, str] = await aw(
                 self.store.redis.hgetall(self.store.keys.slack_messages(grant.id))
             )
         except GrantbotError:
-            return
+            return []
         except Exception as e:
             log.warning("cannot read messages of %s: %s", grant.id, type(e).__name__)
-            return
-        message = blocks.credential_replaced(grant)
-        updates = []
+            return []
+        found = []
         for field, kind in refs.items():
             if kind == CREDENTIAL_DM:
                 channel, _, ts = field.partition(" ")
-                updates.append(self._update(grant.id, channel, ts, message, then_kind=CLOSED_DM))
-        await asyncio.gather(*updates)
+                found.append((channel, ts))
+        return found
+
+    async def _close_credential_dms(self, grant: Grant, dms: list[tuple[str, str]]) -> None:
+        """Once a new credential DM is out (an extension re-issues): the earlier ``dms`` lose
+        their secret, which the re-issue may have replaced."""
+        message = blocks.credential_replaced(grant)
+        await asyncio.gather(
+            *(
+                self._update(grant.id, channel, ts, message, then_kind=CLOSED_DM)
+                for channel, ts in dms
+            )
+        )
 
     # -- Slack calls ---------------------------------------------------------------------
 

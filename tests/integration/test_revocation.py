@@ -11,6 +11,7 @@ import pytest
 from bot.devtools.scheduler_worker import RecordingListener, StaticResolver
 from bot.domain.model import Actor, ActorKind, Event, Grant, Status
 from bot.errors import ConcurrencyError, NotAuthorized, NotFound, TransitionError
+from bot.pacing import Pacer
 from bot.providers.base import GrantContext
 from bot.providers.noop import NoopProvider
 from bot.revocation import Revoker
@@ -317,3 +318,39 @@ async def test_a_pinned_end_is_refused_when_the_grant_moved_on(store: GrantStore
     [result] = await store.transition_many([request], now=time.time(), policy_version=POLICY_V)
     assert isinstance(result, ConcurrencyError)
     assert (await store.get(grant.id)).status is Status.ACTIVE
+
+
+async def test_expiry_notices_give_way_to_slack_work_and_a_persons_revoke_does_not(
+    store: GrantStore, provider: CountingNoop, listener: RecordingListener
+) -> None:
+    """While people wait on Slack work (the pacer's foreground is busy) the grants expire at
+    once but their notices wait until that work is done; a person's own revoke is told at
+    once even then."""
+    busy = True
+    paced = GrantStore(store.redis, keys=store.keys, pacer=Pacer(lambda: busy, give_way_max_s=3600))
+    revoker = Revoker(
+        paced,
+        resolver=StaticResolver(default=provider),
+        listener=listener,
+        policy_version=lambda: POLICY_V,
+    )
+    now = time.time()
+    due = [await active(store, expires_at=now - 1) for _ in range(3)]
+    early = await active(store, expires_at=now + 600)
+
+    assert await revoker.expire_grants([g.id for g in due]) == 3
+    ended = await revoker.revoke(early.id, actor=REQUESTER, reason="done")
+    told_while_busy = [g.id for g in listener.ended_grants]
+    busy = False
+    await revoker.drain(timeout_s=10)
+    await asyncio.wait_for(_until(lambda: len(listener.ended) == 4), timeout=10)
+
+    assert ended.status is Status.REVOKED
+    assert all(g.status is Status.EXPIRED for g in await store.get_many(g.id for g in due))
+    assert told_while_busy == [early.id]
+    assert sorted(listener.ended) == sorted([early.id, *(g.id for g in due)])
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    while not condition():
+        await asyncio.sleep(0.01)

@@ -1,5 +1,6 @@
 """The Slack parts on their own, against the emulator: the user-group directory's cache, the
-background-task owner, and `grantbot serve`'s fail-fast configuration."""
+background-task owner (its concurrency and ack priority: tests/unit/test_slack_tasks.py), and
+`grantbot serve`'s fail-fast configuration."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from bot.errors import ConfigError
 from bot.server import serve
 from bot.slack.app import build_client
 from bot.slack.directory import SlackDirectory
-from bot.slack.tasks import MAX_DEFER_S, QUIET_S, BackgroundTasks
+from bot.slack.tasks import BackgroundTasks
 from tests.integration.support import FakeClock
 
 
@@ -87,30 +88,6 @@ async def test_background_failures_are_logged_and_drain_cancels_stragglers(
     tasks.spawn(forever(), name="forever", urgent=True)
     await tasks.drain(timeout_s=0.1)
     assert len(tasks) == 0
-
-
-async def test_acks_go_first_while_requests_keep_arriving() -> None:
-    """A queued job waits while requests are being answered (at most MAX_DEFER_S), and starts
-    once they stop (after QUIET_S without one)."""
-    loop = asyncio.get_running_loop()
-    tasks = BackgroundTasks()
-    started: dict[str, float] = {}
-
-    async def job(name: str) -> None:
-        started[name] = loop.time()
-
-    with tasks.answering():  # answering all along: only the deferral's end lets it start
-        spawned = loop.time()
-        tasks.spawn(job("busy"), name="busy")
-        await tasks.idle()
-    assert started["busy"] - spawned >= MAX_DEFER_S
-
-    with tasks.answering():
-        spawned = loop.time()
-        tasks.spawn(job("quiet"), name="quiet")
-        answered = loop.time()  # the answer ends after this
-    await tasks.idle()
-    assert answered + QUIET_S <= started["quiet"] < spawned + MAX_DEFER_S
 
 
 @pytest.mark.parametrize(
