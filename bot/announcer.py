@@ -37,6 +37,7 @@ from bot.aio import cancel_and_wait
 from bot.domain.model import Grant, Status
 from bot.log_throttle import Outage, Throttle
 from bot.notify import Notifier
+from bot.pacing import Pacer
 from bot.scheduler import default_replica_id
 from bot.store.audit import AuditEntry
 from bot.store.audit_feed import AuditFeed
@@ -112,8 +113,12 @@ class EndAnnouncer:
         block_s: float = DEFAULT_BLOCK_S,
         claim_idle_s: float = DEFAULT_CLAIM_IDLE_S,
         claim_every_s: float = DEFAULT_CLAIM_EVERY_S,
+        pacer: Pacer | None = None,
     ) -> None:
         self.feed = feed
+        #: Announcing 10,000 expiries is low-priority Slack work: each waits (bounded) while
+        #: people wait on the foreground (acks, their requests' post-ack work).
+        self._pacer = pacer or Pacer()
         self.store = store
         self.notifier = notifier
         self._outage = redis_outage
@@ -221,6 +226,7 @@ class EndAnnouncer:
 
         async def one(entry: AuditEntry, grant_id: str, to: str) -> None:
             async with self._slots:
+                await self._pacer.give_way()
                 grant = grants.get(grant_id)
                 if grant is not None:
                     await self._announce(grant, to)

@@ -313,6 +313,7 @@ async def assemble(
             store=store,
             notifier=notifier,
             redis_outage=outage,
+            pacer=store.pacer,
         )
         deps = SlackDeps(
             service=service,
