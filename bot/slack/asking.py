@@ -19,9 +19,11 @@ from bot.domain.model import Origin, Status
 from bot.errors import SlackError
 from bot.notify import WithoutEnds
 from bot.service import RequestResult
-from bot.slack import blocks, delivery
+from bot.slack import delivery
+from bot.slack.blocks import messages
 from bot.slack.context import SlackDeps
 from bot.slack.delivery import Undelivered
+from bot.slack.modals.request import form_metadata, request_form
 from bot.slack.notifier import SlackNotifier
 
 log = logging.getLogger(__name__)
@@ -72,9 +74,9 @@ async def open_request_form(
     policy) and SlackError when Slack refuses the view (e.g. the trigger expired).
     """
     rules = await deps.service.requestable(user)
-    metadata = blocks.form_metadata(channel_id=channel, channel_name=channel_name)
+    metadata = form_metadata(channel_id=channel, channel_name=channel_name)
     await client.views_open(
-        trigger_id=trigger_id, view=blocks.request_form(rules, private_metadata=metadata)
+        trigger_id=trigger_id, view=request_form(rules, private_metadata=metadata)
     )
 
 
@@ -141,7 +143,7 @@ async def announce_request(
         return False
     if not asked_in_thread and origin.incident is None:
         return False
-    message = blocks.thread_request(grant, result.rule, now=deps.clock(), note=result.note)
+    message = messages.thread_request(grant, result.rule, now=deps.clock(), note=result.note)
     try:
         resp = await client.chat_postMessage(
             channel=channel, thread_ts=origin.thread_ts, **message.as_kwargs()

@@ -35,7 +35,8 @@ from bot.errors import GrantbotError, SlackError
 from bot.logs import register_secret
 from bot.policy_holder import PolicyHolder
 from bot.service import UsergroupDirectory, usergroups_of
-from bot.slack import blocks, delivery
+from bot.slack import delivery
+from bot.slack.blocks import kit, messages
 from bot.slack.delivery import Undelivered
 from bot.store.connection import aw
 from bot.store.grants import GrantStore
@@ -146,7 +147,7 @@ class SlackNotifier:
         if not channels:
             await self._report(grant.id, "approvers", "the policy names nobody to ask")
             return
-        message = blocks.approver_copy(grant, now=self.clock())
+        message = messages.approver_copy(grant, now=self.clock())
         posted = await asyncio.gather(*(self._post(grant.id, c, message) for c in channels))
         await self._remember_all(
             grant.id, {ref: APPROVER_COPY for ref in posted if ref is not None}
@@ -193,7 +194,7 @@ class SlackNotifier:
             return
         if fresh.status is not Status.PENDING:
             return  # decided meanwhile: nobody new to ask
-        message = blocks.approver_copy(fresh, now=self.clock())
+        message = messages.approver_copy(fresh, now=self.clock())
         posted = await asyncio.gather(*(self._post(grant.id, c, message) for c in targets))
         await self._remember_all(
             grant.id, {ref: APPROVER_COPY for ref in posted if ref is not None}
@@ -208,7 +209,7 @@ class SlackNotifier:
         for secret in credential.secret_values():
             register_secret(secret)  # second line of defence: masked if it ever reached a log
         earlier = await self._credential_dms(grant)  # read before the new DM is remembered
-        message = blocks.credential_dm(grant, credential, now=self.clock())
+        message = messages.credential_dm(grant, credential, now=self.clock())
         await self._post(grant.id, grant.requester, message, kind=CREDENTIAL_DM)
         await asyncio.gather(
             self._close_credential_dms(grant, earlier),
@@ -235,7 +236,7 @@ class SlackNotifier:
 
     async def extended(self, grant: Grant) -> None:
         await self.refresh(grant.id)
-        await self._dm(grant.id, grant.requester, blocks.extended_notice(grant, now=self.clock()))
+        await self._dm(grant.id, grant.requester, messages.extended_notice(grant, now=self.clock()))
 
     # -- keeping copies current ----------------------------------------------------------
 
@@ -260,7 +261,7 @@ class SlackNotifier:
                 channel, _, ts = field.partition(" ")
                 if kind == APPROVER_COPY:
                     updates.append(
-                        self._update(grant_id, channel, ts, blocks.approver_copy(grant, now=now))
+                        self._update(grant_id, channel, ts, messages.approver_copy(grant, now=now))
                     )
                 elif kind == CREDENTIAL_DM and grant.status not in LIVE:
                     updates.append(
@@ -268,7 +269,7 @@ class SlackNotifier:
                             grant_id,
                             channel,
                             ts,
-                            blocks.credential_ended(grant, now=now),
+                            messages.credential_ended(grant, now=now),
                             then_kind=CLOSED_DM,
                         )
                     )
@@ -295,7 +296,7 @@ class SlackNotifier:
     async def _close_credential_dms(self, grant: Grant, dms: list[tuple[str, str]]) -> None:
         """Once a new credential DM is out (an extension re-issues): the earlier ``dms`` lose
         their secret, which the re-issue may have replaced."""
-        message = blocks.credential_replaced(grant)
+        message = messages.credential_replaced(grant)
         await asyncio.gather(
             *(
                 self._update(grant.id, channel, ts, message, then_kind=CLOSED_DM)
@@ -309,7 +310,7 @@ class SlackNotifier:
         self,
         grant_id: str,
         channel: str,
-        message: blocks.Message,
+        message: kit.Message,
         *,
         kind: str | None = None,
         thread_ts: str | None = None,
@@ -338,7 +339,7 @@ class SlackNotifier:
         grant_id: str,
         channel: str,
         ts: str,
-        message: blocks.Message,
+        message: kit.Message,
         *,
         then_kind: str | None = None,
     ) -> None:
@@ -354,11 +355,13 @@ class SlackNotifier:
         if then_kind is not None:
             await self._remember_all(grant_id, {(channel, ts): then_kind})
 
-    async def _dm(self, grant_id: str, user: str, message: blocks.Message) -> None:
+    async def _dm(self, grant_id: str, user: str, message: kit.Message) -> None:
         await self._post(grant_id, user, message)
 
     async def _tell_requester(self, grant: Grant) -> None:
-        await self._dm(grant.id, grant.requester, blocks.requester_notice(grant, now=self.clock()))
+        await self._dm(
+            grant.id, grant.requester, messages.requester_notice(grant, now=self.clock())
+        )
 
     async def _tell_origin_thread(self, grant: Grant) -> None:
         """A request made by mention, or from an incident channel, hears its outcome where
@@ -371,7 +374,7 @@ class SlackNotifier:
         if origin.surface != "mention" and origin.incident is None:
             return
         thread_ts = origin.thread_ts or await self._origin_root(grant.id)
-        message = blocks.thread_outcome(grant, now=self.clock())
+        message = messages.thread_outcome(grant, now=self.clock())
         await self._post(
             grant.id,
             channel,

@@ -19,10 +19,12 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.domain.ids import is_grant_id
 from bot.domain.model import Status
 from bot.errors import NotFound, TransitionError
-from bot.slack import blocks, delivery, ids
+from bot.slack import delivery, ids
 from bot.slack.asking import open_request_form
+from bot.slack.blocks import describe, messages
 from bot.slack.context import SlackDeps
 from bot.slack.home import publish_home
+from bot.slack.modals.deny import deny_form
 from bot.slack.reply import Reply
 
 REVOKED_FROM_SLACK = "ended early from Slack"
@@ -121,7 +123,9 @@ async def on_approve(deps: SlackDeps, client: AsyncWebClient, click: Click) -> N
             grant = await deps.service.approve(click.grant_id(), user=click.user)
         told = delivery.note(failures, grant, for_requester=False)
         if told is not None:
-            await click.reply(client).send(blocks.grant_status(grant, now=deps.clock(), note=told))
+            await click.reply(client).send(
+                messages.grant_status(grant, now=deps.clock(), note=told)
+            )
     except Exception as e:
         await click.reply(client).error(e)
     if click.from_home:
@@ -136,12 +140,12 @@ async def on_deny(deps: SlackDeps, client: AsyncWebClient, click: Click) -> None
         if grant.status is not Status.PENDING:
             now = deps.clock()
             raise TransitionError(
-                f"{grant.id} is no longer pending ({blocks.outcome_text(grant, now=now)}); "
+                f"{grant.id} is no longer pending ({describe.outcome_text(grant, now=now)}); "
                 "nothing changed"
             )
         if not click.trigger_id:
             raise TransitionError("Slack sent no trigger to open the deny form; try again")
-        await client.views_open(trigger_id=click.trigger_id, view=blocks.deny_form(grant))
+        await client.views_open(trigger_id=click.trigger_id, view=deny_form(grant))
     except Exception as e:
         await click.reply(client).error(e)
 
@@ -152,7 +156,7 @@ async def on_revoke(deps: SlackDeps, client: AsyncWebClient, click: Click) -> No
         grant = await deps.service.revoke(
             click.grant_id(), user=click.user, reason=REVOKED_FROM_SLACK
         )
-        await click.reply(client).send(blocks.grant_status(grant, now=deps.clock()))
+        await click.reply(client).send(messages.grant_status(grant, now=deps.clock()))
     except Exception as e:
         await click.reply(client).error(e)
     if click.from_home:
@@ -163,7 +167,7 @@ async def on_cancel(deps: SlackDeps, client: AsyncWebClient, click: Click) -> No
     """Withdraw a pending request: only its requester may."""
     try:
         grant = await deps.service.cancel(click.grant_id(), user=click.user, reason="withdrawn")
-        await click.reply(client).send(blocks.grant_status(grant, now=deps.clock()))
+        await click.reply(client).send(messages.grant_status(grant, now=deps.clock()))
     except Exception as e:
         await click.reply(client).error(e)
     if click.from_home:
