@@ -10,8 +10,9 @@ from typing import Any
 
 from slack_bolt.request.async_request import AsyncBoltRequest
 
+from bot.ports import FirstSeen
 from bot.service import GrantService
-from bot.slack.dedupe import Dedupe, delivery_token
+from bot.slack.dedupe import delivery_token
 from bot.slack.directory import SlackDirectory
 from bot.slack.tasks import BackgroundTasks
 
@@ -27,7 +28,7 @@ class SlackDeps:
     service: GrantService
     directory: SlackDirectory
     tasks: BackgroundTasks = field(default_factory=BackgroundTasks)
-    dedupe: Dedupe | None = None
+    dedupe: FirstSeen | None = None
     clock: Callable[[], float] = time.time
 
     def later(
