@@ -327,6 +327,7 @@ async def assemble(
             directory=directory,
             tasks=tasks,
             dedupe=Dedupe(redis, keys=store.keys, redis_outage=outage),
+            notifier=notifier,
             clock=clock,
         )
         app = create_app(deps=deps, client=client, signing_secret=signing_secret)

@@ -17,9 +17,10 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.ids import is_grant_id
+from bot.domain.policy.rules import RoleRule
 from bot.errors import GrantbotError, PolicyDenied
 from bot.slack import ids
-from bot.slack.asking import file_and_announce, origin_for
+from bot.slack.asking import asked_fields, file_and_announce, origin_for
 from bot.slack.blocks import messages
 from bot.slack.context import SlackDeps
 from bot.slack.modals.deny import parse_deny_form
@@ -80,19 +81,12 @@ async def policy_refusal(deps: SlackDeps, user: str, form: RequestInput) -> dict
     or failed otherwise: the service checks again when the request is filed)."""
     try:
         await asyncio.wait_for(
-            deps.service.check_request(
-                user=user,
-                resource=form.resource,
-                role=form.role,
-                duration_s=form.duration_s,
-                reason=form.reason,
-                tickets=form.tickets,
-            ),
+            deps.service.check_request(user=user, **asked_fields(form)),
             timeout=CHECK_BUDGET_S,
         )
     except PolicyDenied as e:
         try:
-            rule = deps.service.policy.current.policy.rule(form.resource, form.role)
+            rule: RoleRule | None = deps.service.rule_for(form.resource, form.role)
         except PolicyDenied:
             rule = None
         return refusal_errors(rule, form, str(e))
