@@ -47,7 +47,6 @@ from bot.scheduler import RevocationScheduler
 from bot.service import GrantService
 from bot.slack.app import API_TIMEOUT_S, build_client, create_app
 from bot.slack.context import SlackDeps
-from bot.slack.dedupe import Dedupe
 from bot.slack.directory import SlackDirectory
 from bot.slack.edge import Edge, EdgeSocketModeHandler
 from bot.slack.notifier import SlackNotifier
@@ -57,8 +56,10 @@ from bot.slack.workspace import InstalledWorkspace
 from bot.store.audit_feed import AuditFeed
 from bot.store.connection import connect, is_unavailable, unavailable_cause
 from bot.store.connection import redis_outage as new_redis_outage
+from bot.store.dedupe import Dedupe
 from bot.store.grants import GrantStore
 from bot.store.keys import Keys
+from bot.store.message_refs import MessageRefs
 from bot.web import Readiness, build_web_app
 
 log = logging.getLogger(__name__)
@@ -304,7 +305,13 @@ async def assemble(
             environ=environ,
         )
         notifier = SlackNotifier(
-            client=client, store=store, policy=policy, directory=directory, clock=clock
+            client=client,
+            grants=store,
+            refs=MessageRefs(redis, keys=store.keys),
+            audit=store.audit,
+            policy=policy,
+            directory=directory,
+            clock=clock,
         )
         # Ends reach Slack once, from the audit stream, wherever they were made.
         service.notifier = WithoutEnds(notifier)
@@ -320,6 +327,7 @@ async def assemble(
             directory=directory,
             tasks=tasks,
             dedupe=Dedupe(redis, keys=store.keys, redis_outage=outage),
+            notifier=notifier,
             clock=clock,
         )
         app = create_app(deps=deps, client=client, signing_secret=signing_secret)

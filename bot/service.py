@@ -701,6 +701,28 @@ class GrantService:
         metrics.record_auto_approval(grant.resource)
         return outcome.grant
 
+    # -- what Slack asks of the policy and the store -------------------------------------
+
+    def rule_for(self, resource: str, role: str) -> RoleRule:
+        """The current policy's rule for ``resource``/``role``; PolicyDenied when none."""
+        return self.policy.current.policy.rule(resource, role)
+
+    def is_incident_channel(self, channel_name: str) -> bool:
+        """Whether the current policy's ``incident_channels`` matches ``channel_name``."""
+        return self.policy.current.policy.is_incident_channel(channel_name)
+
+    def incident_of(self, channel_name: str, *, topic: str = "") -> str | None:
+        """The incident id the current policy reads from a channel's topic and name; None
+        when it is not an incident channel."""
+        return self.policy.current.policy.incident_of(channel_name, topic=topic)
+
+    async def grant_for_approver(self, grant_id: str, *, user: str) -> Grant:
+        """The grant ``grant_id`` as stored now, when ``user`` is one of its approvers now
+        (see :meth:`require_approver`); NotFound or NotAuthorized otherwise."""
+        grant = await self.store.get(grant_id)
+        await self.require_approver(grant, user)
+        return grant
+
     # -- deciding ------------------------------------------------------------------------
 
     async def require_approver(self, grant: Grant, user: str) -> RoleRule:

@@ -1,7 +1,8 @@
 """A credential as the requester receives it: labelled values, the secret ones never shown.
 
 Providers make them (:mod:`bot.providers`); the service hands them on; only the requester's DM
-renders their values (:mod:`bot.slack.blocks`). Pure values: nothing here reaches a target.
+renders their values (:mod:`bot.slack.blocks.messages`). Pure values: nothing here reaches a
+target.
 """
 
 from __future__ import annotations

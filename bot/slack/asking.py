@@ -10,19 +10,19 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from typing import Final, Protocol
+from typing import Final, Protocol, TypedDict
 
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import metrics
 from bot.domain.model import Origin, Status
 from bot.errors import SlackError
-from bot.notify import WithoutEnds
 from bot.service import RequestResult
-from bot.slack import blocks, delivery
+from bot.slack import delivery
+from bot.slack.blocks import messages
 from bot.slack.context import SlackDeps
 from bot.slack.delivery import Undelivered
-from bot.slack.notifier import SlackNotifier
+from bot.slack.modals.request import form_metadata, request_form
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +42,11 @@ async def origin_for(
     incident_channels matches the channel's name; the incident id is then read from the
     channel's topic or name (policy ``incident_id``), the topic through conversations.info
     (cached). Slack failing to answer leaves the topic empty, never the incident unnoticed."""
-    policy = deps.service.policy.current.policy
     name = channel_name if channel_name and channel_name not in _UNNAMED else None
     incident = None
-    if name is not None and policy.is_incident_channel(name):
+    if name is not None and deps.service.is_incident_channel(name):
         info = await deps.directory.channel_info(channel) if channel else None
-        incident = policy.incident_of(name, topic=info.topic if info is not None else "")
+        incident = deps.service.incident_of(name, topic=info.topic if info is not None else "")
     return Origin(
         channel=channel,
         channel_name=name,
@@ -72,9 +71,9 @@ async def open_request_form(
     policy) and SlackError when Slack refuses the view (e.g. the trigger expired).
     """
     rules = await deps.service.requestable(user)
-    metadata = blocks.form_metadata(channel_id=channel, channel_name=channel_name)
+    metadata = form_metadata(channel_id=channel, channel_name=channel_name)
     await client.views_open(
-        trigger_id=trigger_id, view=blocks.request_form(rules, private_metadata=metadata)
+        trigger_id=trigger_id, view=request_form(rules, private_metadata=metadata)
     )
 
 
@@ -93,6 +92,27 @@ class AccessAsked(Protocol):
     def tickets(self) -> tuple[str, ...]: ...
 
 
+class AskedFields(TypedDict):
+    """What was asked, as the service's ``request_access`` and ``check_request`` take it."""
+
+    resource: str
+    role: str | None
+    duration_s: int | None
+    reason: str
+    tickets: tuple[str, ...]
+
+
+def asked_fields(asked: AccessAsked) -> AskedFields:
+    """``asked`` as keyword arguments for the service."""
+    return AskedFields(
+        resource=asked.resource,
+        role=asked.role,
+        duration_s=asked.duration_s,
+        reason=asked.reason,
+        tickets=asked.tickets,
+    )
+
+
 async def file_and_announce(
     deps: SlackDeps, client: AsyncWebClient, user: str, asked: AccessAsked, origin: Origin
 ) -> tuple[RequestResult, bool]:
@@ -103,15 +123,7 @@ async def file_and_announce(
     post in the channel) is added to the result's ``note``, for the requester's
     confirmation; ``credential`` is None when its DM did not go out."""
     with delivery.watching() as failures:
-        result = await deps.service.request_access(
-            user=user,
-            resource=asked.resource,
-            role=asked.role,
-            duration_s=asked.duration_s,
-            reason=asked.reason,
-            tickets=asked.tickets,
-            origin=origin,
-        )
+        result = await deps.service.request_access(user=user, origin=origin, **asked_fields(asked))
         announced = await announce_request(deps, client, result, origin)
     told = delivery.note(failures, result.grant, for_requester=True)
     if told is not None:
@@ -141,7 +153,7 @@ async def announce_request(
         return False
     if not asked_in_thread and origin.incident is None:
         return False
-    message = blocks.thread_request(grant, result.rule, now=deps.clock(), note=result.note)
+    message = messages.thread_request(grant, result.rule, now=deps.clock(), note=result.note)
     try:
         resp = await client.chat_postMessage(
             channel=channel, thread_ts=origin.thread_ts, **message.as_kwargs()
@@ -151,11 +163,8 @@ async def announce_request(
         log.warning("could not announce %s in %s: %s", grant.id, channel, e.code)
         delivery.record(Undelivered(grant.id, "chat.postMessage", channel, e.code))
         return False
-    notifier = deps.service.notifier
-    if isinstance(notifier, WithoutEnds):
-        notifier = notifier.inner
-    if origin.thread_ts is None and isinstance(notifier, SlackNotifier):
-        await notifier.remember_origin_root(
+    if origin.thread_ts is None and deps.notifier is not None:
+        await deps.notifier.remember_origin_root(
             grant.id, str(resp.get("channel") or channel), resp["ts"]
         )
     return True

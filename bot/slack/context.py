@@ -10,9 +10,11 @@ from typing import Any
 
 from slack_bolt.request.async_request import AsyncBoltRequest
 
+from bot.ports import FirstSeen
 from bot.service import GrantService
-from bot.slack.dedupe import Dedupe, delivery_token
+from bot.slack.dedupe import delivery_token
 from bot.slack.directory import SlackDirectory
+from bot.slack.notifier import SlackNotifier
 from bot.slack.tasks import BackgroundTasks
 
 log = logging.getLogger(__name__)
@@ -21,13 +23,15 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SlackDeps:
     """The service (all authority lives there), the Slack directory (channel names for
-    incident detection), the owner of post-ack work, the delivery dedupe (None: off) and
-    the clock (epoch seconds)."""
+    incident detection), the owner of post-ack work, the delivery dedupe (None: off), the
+    Slack notifier (which keeps the messages a request was announced with; None: none kept)
+    and the clock (epoch seconds)."""
 
     service: GrantService
     directory: SlackDirectory
     tasks: BackgroundTasks = field(default_factory=BackgroundTasks)
-    dedupe: Dedupe | None = None
+    dedupe: FirstSeen | None = None
+    notifier: SlackNotifier | None = None
     clock: Callable[[], float] = time.time
 
     def later(

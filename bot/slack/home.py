@@ -7,7 +7,7 @@ import logging
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import GrantbotError, SlackError
-from bot.slack import blocks
+from bot.slack.blocks.home import app_home
 from bot.slack.context import SlackDeps
 
 log = logging.getLogger(__name__)
@@ -18,7 +18,7 @@ async def publish_home(deps: SlackDeps, client: AsyncWebClient, user: str) -> No
     try:
         mine = await deps.service.my_grants(user)
         waiting = await deps.service.waiting_for(user)
-        view = blocks.app_home(mine=mine, waiting=waiting, now=deps.clock())
+        view = app_home(mine=mine, waiting=waiting, now=deps.clock())
         await client.views_publish(user_id=user, view=view)
     except GrantbotError as e:  # SlackError among them
         code = e.code if isinstance(e, SlackError) else str(e)

@@ -61,3 +61,4 @@ DENY_REASON_ACTION: Final = "deny_reason.input"
 
 DECISION_BLOCK: Final = "decision"  # the actions block holding Approve / Deny
 GRANT_ACTIONS_BLOCK: Final = "grant_actions"  # the actions block holding Revoke / Cancel
+HOME_ACTIONS_BLOCK: Final = "home_actions"  # App Home's "Request access" button

@@ -3,9 +3,9 @@ kept current, the requester told by DM.
 
 Contracts:
 
-- Every message about a grant that may need changing later is remembered in Redis
-  (``keys.slack_messages``: ``"<channel> <ts>"`` -> kind), so after a decision *every* copy,
-  in every approver's DM and in the approval channel, is ``chat.update``-d. Copies are always
+- Every message about a grant that may need changing later is remembered (its message refs,
+  :class:`~bot.ports.MessageRefStore`: (channel, ts) -> kind), so after a decision *every*
+  copy, in every approver's DM and in the approval channel, is ``chat.update``-d. Copies are always
   re-rendered from the grant as stored now, one grant at a time in this process, so
   notifications that race each other still leave each copy showing the latest state.
 - The credential goes to the requester's DM and nowhere else; no other message, log line or
@@ -23,7 +23,7 @@ import logging
 import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Final
 
 from slack_sdk.web.async_client import AsyncWebClient
@@ -34,11 +34,11 @@ from bot.domain.policy.rules import RoleRule
 from bot.errors import GrantbotError, SlackError
 from bot.logs import register_secret
 from bot.policy_holder import PolicyHolder
+from bot.ports import AuditAppender, GrantReader, MessageRef, MessageRefStore
 from bot.service import UsergroupDirectory, usergroups_of
-from bot.slack import blocks, delivery
+from bot.slack import delivery
+from bot.slack.blocks import kit, messages
 from bot.slack.delivery import Undelivered
-from bot.store.connection import aw
-from bot.store.grants import GrantStore
 
 if TYPE_CHECKING:
     from bot.domain.credentials import Credential
@@ -53,59 +53,35 @@ CLOSED_DM: Final = "closed"  # a credential DM already rewritten without its sec
 #: The message in an incident channel that a request's later news is threaded under (for a
 #: request asked there without a thread, e.g. by /access).
 ORIGIN_ROOT: Final = "origin"
-#: How long message refs are kept after their last change: longer than any grant lives.
-REFS_TTL_S: Final = 30 * 86_400
 #: At most this many approvers are DMed individually per request; a big user group is
 #: better served by the approval channel than by a DM storm.
 MAX_APPROVER_DMS: Final = 25
 
 
-def approver_ids(
-    rule: RoleRule, *, today: datetime, usergroups: Mapping[str, frozenset[str]]
-) -> list[str]:
-    """Slack user ids the rule's approvers name, directly, via groups or user groups.
-
-    Expired group members are left out; user groups expand through ``usergroups``. Sorted,
-    without duplicates. Pure.
-    """
-    block = rule.approvers
-    if block is None:
-        return []
-    day = today.date()
-    found: set[str] = set(block.users)
-    for ug in block.usergroups:
-        found |= usergroups.get(ug, frozenset())
-    for name in block.groups:
-        group = rule.groups.get(name)
-        for member in group.members if group else ():
-            if not member.active(day):
-                continue
-            if member.id.startswith("S"):
-                found |= usergroups.get(member.id, frozenset())
-            else:
-                found.add(member.id)
-    return sorted(found)
-
-
 class SlackNotifier:
     """Posts and updates grantbot's Slack messages. Never raises into the service.
 
-    ``directory`` resolves user groups (usergroups.users.list, cached); ``clock`` gives epoch
-    seconds. Keyword options: ``max_approver_dms``.
+    ``grants`` reads a grant as stored now, ``refs`` keeps the message refs, ``audit`` records
+    what could not be delivered; ``directory`` resolves user groups (usergroups.users.list,
+    cached); ``clock`` gives epoch seconds. Keyword options: ``max_approver_dms``.
     """
 
     def __init__(
         self,
         *,
         client: AsyncWebClient,
-        store: GrantStore,
+        grants: GrantReader,
+        refs: MessageRefStore,
+        audit: AuditAppender,
         policy: PolicyHolder,
         directory: UsergroupDirectory,
         clock: Callable[[], float] = time.time,
         max_approver_dms: int = MAX_APPROVER_DMS,
     ) -> None:
         self.client = client
-        self.store = store
+        self.grants = grants
+        self.refs = refs
+        self.audit = audit
         self.policy = policy
         self.directory = directory
         self.clock = clock
@@ -127,10 +103,9 @@ class SlackNotifier:
             await self._report(grant.id, "approvers", str(e))
             return
         members = await self._usergroups(rule)
+        approvers = rule.members_of(rule.approvers, today=self._today(), usergroups=members)
         targets = [
-            u
-            for u in approver_ids(rule, today=self._today(), usergroups=members)
-            if u != grant.requester or grant.allow_self_approval
+            u for u in sorted(approvers) if u != grant.requester or grant.allow_self_approval
         ]
         if len(targets) > self.max_approver_dms:
             log.info(
@@ -146,14 +121,14 @@ class SlackNotifier:
         if not channels:
             await self._report(grant.id, "approvers", "the policy names nobody to ask")
             return
-        message = blocks.approver_copy(grant, now=self.clock())
+        message = messages.approver_copy(grant, now=self.clock())
         posted = await asyncio.gather(*(self._post(grant.id, c, message) for c in channels))
         await self._remember_all(
             grant.id, {ref: APPROVER_COPY for ref in posted if ref is not None}
         )
         # A decision may have landed while we were posting: bring every copy up to date.
         try:
-            fresh = await self.store.get(grant.id)
+            fresh = await self.grants.get(grant.id)
         except GrantbotError:
             return
         if fresh.version != grant.version:
@@ -187,18 +162,18 @@ class SlackNotifier:
             await self._report(grant.id, "escalation", f"tier {tier} names nobody to ask")
             return
         try:
-            fresh = await self.store.get(grant.id)
+            fresh = await self.grants.get(grant.id)
         except GrantbotError as e:
             log.warning("cannot escalate %s: %s", grant.id, e)
             return
         if fresh.status is not Status.PENDING:
             return  # decided meanwhile: nobody new to ask
-        message = blocks.approver_copy(fresh, now=self.clock())
+        message = messages.approver_copy(fresh, now=self.clock())
         posted = await asyncio.gather(*(self._post(grant.id, c, message) for c in targets))
         await self._remember_all(
             grant.id, {ref: APPROVER_COPY for ref in posted if ref is not None}
         )
-        if (await self.store.get(grant.id)).version != fresh.version:
+        if (await self.grants.get(grant.id)).version != fresh.version:
             await self.refresh(grant.id)
 
     async def credential_issued(self, grant: Grant, credential: Credential) -> None:
@@ -208,7 +183,7 @@ class SlackNotifier:
         for secret in credential.secret_values():
             register_secret(secret)  # second line of defence: masked if it ever reached a log
         earlier = await self._credential_dms(grant)  # read before the new DM is remembered
-        message = blocks.credential_dm(grant, credential, now=self.clock())
+        message = messages.credential_dm(grant, credential, now=self.clock())
         await self._post(grant.id, grant.requester, message, kind=CREDENTIAL_DM)
         await asyncio.gather(
             self._close_credential_dms(grant, earlier),
@@ -235,7 +210,7 @@ class SlackNotifier:
 
     async def extended(self, grant: Grant) -> None:
         await self.refresh(grant.id)
-        await self._dm(grant.id, grant.requester, blocks.extended_notice(grant, now=self.clock()))
+        await self._dm(grant.id, grant.requester, messages.extended_notice(grant, now=self.clock()))
 
     # -- keeping copies current ----------------------------------------------------------
 
@@ -247,20 +222,17 @@ class SlackNotifier:
             self._locks[grant_id] = lock
         async with lock:
             try:
-                grant = await self.store.get(grant_id)
-                refs: dict[str, str] = await aw(
-                    self.store.redis.hgetall(self.store.keys.slack_messages(grant_id))
-                )
+                grant = await self.grants.get(grant_id)
+                refs = await self.refs.read(grant_id)
             except GrantbotError as e:
                 log.warning("cannot refresh messages of %s: %s", grant_id, e)
                 return
             now = self.clock()
             updates = []
-            for field, kind in refs.items():
-                channel, _, ts = field.partition(" ")
+            for (channel, ts), kind in refs.items():
                 if kind == APPROVER_COPY:
                     updates.append(
-                        self._update(grant_id, channel, ts, blocks.approver_copy(grant, now=now))
+                        self._update(grant_id, channel, ts, messages.approver_copy(grant, now=now))
                     )
                 elif kind == CREDENTIAL_DM and grant.status not in LIVE:
                     updates.append(
@@ -268,34 +240,21 @@ class SlackNotifier:
                             grant_id,
                             channel,
                             ts,
-                            blocks.credential_ended(grant, now=now),
+                            messages.credential_ended(grant, now=now),
                             then_kind=CLOSED_DM,
                         )
                     )
             await asyncio.gather(*updates)
 
-    async def _credential_dms(self, grant: Grant) -> list[tuple[str, str]]:
+    async def _credential_dms(self, grant: Grant) -> list[MessageRef]:
         """(channel, ts) of the credential DMs of ``grant`` that still show a secret."""
-        try:
-            refs: dict[str, str] = await aw(
-                self.store.redis.hgetall(self.store.keys.slack_messages(grant.id))
-            )
-        except GrantbotError:
-            return []
-        except Exception as e:
-            log.warning("cannot read messages of %s: %s", grant.id, type(e).__name__)
-            return []
-        found = []
-        for field, kind in refs.items():
-            if kind == CREDENTIAL_DM:
-                channel, _, ts = field.partition(" ")
-                found.append((channel, ts))
-        return found
+        refs = await self._read_refs(grant.id)
+        return [ref for ref, kind in refs.items() if kind == CREDENTIAL_DM]
 
-    async def _close_credential_dms(self, grant: Grant, dms: list[tuple[str, str]]) -> None:
+    async def _close_credential_dms(self, grant: Grant, dms: list[MessageRef]) -> None:
         """Once a new credential DM is out (an extension re-issues): the earlier ``dms`` lose
         their secret, which the re-issue may have replaced."""
-        message = blocks.credential_replaced(grant)
+        message = messages.credential_replaced(grant)
         await asyncio.gather(
             *(
                 self._update(grant.id, channel, ts, message, then_kind=CLOSED_DM)
@@ -309,7 +268,7 @@ class SlackNotifier:
         self,
         grant_id: str,
         channel: str,
-        message: blocks.Message,
+        message: kit.Message,
         *,
         kind: str | None = None,
         thread_ts: str | None = None,
@@ -338,7 +297,7 @@ class SlackNotifier:
         grant_id: str,
         channel: str,
         ts: str,
-        message: blocks.Message,
+        message: kit.Message,
         *,
         then_kind: str | None = None,
     ) -> None:
@@ -354,11 +313,13 @@ class SlackNotifier:
         if then_kind is not None:
             await self._remember_all(grant_id, {(channel, ts): then_kind})
 
-    async def _dm(self, grant_id: str, user: str, message: blocks.Message) -> None:
+    async def _dm(self, grant_id: str, user: str, message: kit.Message) -> None:
         await self._post(grant_id, user, message)
 
     async def _tell_requester(self, grant: Grant) -> None:
-        await self._dm(grant.id, grant.requester, blocks.requester_notice(grant, now=self.clock()))
+        await self._dm(
+            grant.id, grant.requester, messages.requester_notice(grant, now=self.clock())
+        )
 
     async def _tell_origin_thread(self, grant: Grant) -> None:
         """A request made by mention, or from an incident channel, hears its outcome where
@@ -371,7 +332,7 @@ class SlackNotifier:
         if origin.surface != "mention" and origin.incident is None:
             return
         thread_ts = origin.thread_ts or await self._origin_root(grant.id)
-        message = blocks.thread_outcome(grant, now=self.clock())
+        message = messages.thread_outcome(grant, now=self.clock())
         await self._post(
             grant.id,
             channel,
@@ -382,14 +343,8 @@ class SlackNotifier:
 
     async def _origin_root(self, grant_id: str) -> str | None:
         """The ts of the message announcing ``grant_id`` in its incident channel, if any."""
-        try:
-            refs: dict[str, str] = await aw(
-                self.store.redis.hgetall(self.store.keys.slack_messages(grant_id))
-            )
-        except Exception as e:  # Redis down: post unthreaded rather than not at all
-            log.warning("cannot read messages of %s: %s", grant_id, type(e).__name__)
-            return None
-        return next((f.partition(" ")[2] for f, k in refs.items() if k == ORIGIN_ROOT), None)
+        refs = await self._read_refs(grant_id)  # none readable: post unthreaded, not never
+        return next((ts for (_, ts), kind in refs.items() if kind == ORIGIN_ROOT), None)
 
     # -- bookkeeping ---------------------------------------------------------------------
 
@@ -401,32 +356,34 @@ class SlackNotifier:
             log.exception("resolving user groups failed")
             return {}
 
-    def _today(self) -> datetime:
-        return datetime.fromtimestamp(self.clock(), tz=UTC)
+    def _today(self) -> date:
+        return datetime.fromtimestamp(self.clock(), tz=UTC).date()
 
     async def remember_origin_root(self, grant_id: str, channel: str, ts: str) -> None:
         """``channel``/``ts`` announced ``grant_id`` where it was asked: later news about it
         is threaded under that message."""
         await self._remember_all(grant_id, {(channel, ts): ORIGIN_ROOT})
 
-    async def _remember_all(self, grant_id: str, refs: Mapping[tuple[str, str], str]) -> None:
+    async def _read_refs(self, grant_id: str) -> dict[MessageRef, str]:
+        """The message refs of ``grant_id``; none when they cannot be read (logged)."""
+        try:
+            return await self.refs.read(grant_id)
+        except Exception as e:
+            log.warning("cannot read messages of %s: %s", grant_id, type(e).__name__)
+            return {}
+
+    async def _remember_all(self, grant_id: str, refs: Mapping[MessageRef, str]) -> None:
         """Store message refs (channel, ts) -> kind in one round trip."""
         if not refs:
             return
-        key = self.store.keys.slack_messages(grant_id)
         try:
-            async with self.store.redis.pipeline(transaction=True) as pipe:
-                pipe.hset(key, mapping={f"{ch} {ts}": kind for (ch, ts), kind in refs.items()})
-                pipe.expire(key, REFS_TTL_S)
-                await pipe.execute()
+            await self.refs.remember(grant_id, refs)
         except Exception as e:  # Redis down: the copies exist but cannot be updated later
             log.warning("could not remember %d message(s) of %s: %s", len(refs), grant_id, e)
 
     async def _forget(self, grant_id: str, channel: str, ts: str) -> None:
         try:
-            await aw(
-                self.store.redis.hdel(self.store.keys.slack_messages(grant_id), f"{channel} {ts}")
-            )
+            await self.refs.forget(grant_id, (channel, ts))
         except Exception as e:
             log.warning("could not forget message %s %s of %s: %s", channel, ts, grant_id, e)
 
@@ -444,7 +401,7 @@ class SlackNotifier:
             extra={"grant_id": grant_id, "method": method, "channel": channel},
         )
         try:
-            await self.store.audit.append(
+            await self.audit.append(
                 NOTIFY_FAILED,
                 actor="slack-notifier",
                 at=self.clock(),

@@ -16,8 +16,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import metrics
 from bot.errors import GrantbotError, SlackError, StoreUnavailable
-from bot.slack import blocks
 from bot.slack.api import post_to_response_url
+from bot.slack.blocks import kit, messages
 from bot.slack.retry import BACKOFF_S
 
 log = logging.getLogger(__name__)
@@ -25,14 +25,14 @@ log = logging.getLogger(__name__)
 UNEXPECTED_TEXT: Final = "Something went wrong on grantbot's side; it has been logged."
 
 
-def error_reply(error: BaseException) -> blocks.Message:
+def error_reply(error: BaseException) -> kit.Message:
     """What a person is told about ``error``: grantbot's own one-line message, "try again
     shortly" when Redis is down, and nothing internal for anything unexpected."""
     if isinstance(error, StoreUnavailable):
-        return blocks.error_message(blocks.STORE_DOWN_TEXT)
+        return messages.error_message(messages.STORE_DOWN_TEXT)
     if isinstance(error, GrantbotError):
-        return blocks.error_message(str(error))
-    return blocks.error_message(UNEXPECTED_TEXT)
+        return messages.error_message(str(error))
+    return messages.error_message(UNEXPECTED_TEXT)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -46,7 +46,7 @@ class Reply:
     channel: str | None = None
     thread_ts: str | None = None
 
-    async def send(self, message: blocks.Message) -> None:
+    async def send(self, message: kit.Message) -> None:
         """Deliver ``message``: to the response_url, and if that fails in any way, as an
         ephemeral in the channel, and if that fails too, by DM. Each failure is logged and
         counted; a message nobody could take is logged once more (it changes no state)."""

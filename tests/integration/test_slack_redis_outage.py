@@ -10,7 +10,7 @@ import pytest
 
 from bot.devtools.redis_server import RedisServer
 from bot.domain.model import Status
-from bot.slack.blocks import STORE_DOWN_TEXT
+from bot.slack.blocks.messages import STORE_DOWN_TEXT
 from tests.integration.slack_harness import ALICE, running_bot
 
 

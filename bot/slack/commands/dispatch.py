@@ -12,8 +12,8 @@ from typing import Final
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.model import Origin
-from bot.slack import blocks
 from bot.slack.asking import file_and_announce, open_request_form
+from bot.slack.blocks import kit, lists, messages
 from bot.slack.commands import parsed
 from bot.slack.context import SlackDeps
 from bot.slack.reply import Reply
@@ -35,7 +35,7 @@ async def run_command(
     service = deps.service
     now = deps.clock
     try:
-        message: blocks.Message | None
+        message: kit.Message | None
         match command:
             case parsed.OpenForm():
                 message = None
@@ -49,10 +49,10 @@ async def run_command(
                         channel_name=origin.channel_name,
                     )
                 else:
-                    message = blocks.info_message(NO_FORM_HERE)
+                    message = messages.info_message(NO_FORM_HERE)
             case parsed.RequestAccess():
                 result, _ = await file_and_announce(deps, client, user, command, origin)
-                message = blocks.request_confirmation(
+                message = messages.request_confirmation(
                     result.grant,
                     result.rule,
                     now=now(),
@@ -68,29 +68,29 @@ async def run_command(
                     tickets=command.tickets,
                     origin=origin,
                 )
-                message = blocks.request_confirmation(
+                message = messages.request_confirmation(
                     result.grant, result.rule, now=now(), note=result.note
                 )
             case parsed.RevokeGrant():
                 grant = await service.revoke(
                     command.grant_id, user=user, reason=command.reason or None
                 )
-                message = blocks.grant_status(grant, now=now())
+                message = messages.grant_status(grant, now=now())
             case parsed.ListGrants():
-                message = blocks.grants_list(await service.my_grants(user), now=now())
+                message = lists.grants_list(await service.my_grants(user), now=now())
             case parsed.PendingApprovals():
-                message = blocks.pending_list(await service.waiting_for(user), now=now())
+                message = lists.pending_list(await service.waiting_for(user), now=now())
             case parsed.ListResources():
-                message = blocks.resources_list(await service.requestable(user))
+                message = lists.resources_list(await service.requestable(user))
             case parsed.Help():
-                message = blocks.help_message()
+                message = lists.help_message()
             case parsed.SshKeyAdd():
                 await service.set_ssh_key(user, command.public_key)
-                message = blocks.info_message(
+                message = messages.info_message(
                     "Your SSH public key is registered; certificates will be issued for it."
                 )
             case parsed.SshKeyShow():
-                message = blocks.ssh_key_message(await service.ssh_key(user))
+                message = lists.ssh_key_message(await service.ssh_key(user))
     except Exception as e:
         await reply.error(e)
         return

@@ -9,6 +9,7 @@ exactly like a real click by that user: refused unless the policy makes them an 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,12 +18,14 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.ids import is_grant_id
-from bot.domain.model import Status
 from bot.errors import NotFound, TransitionError
-from bot.slack import blocks, delivery, ids
+from bot.slack import delivery, ids
 from bot.slack.asking import open_request_form
+from bot.slack.blocks import messages
+from bot.slack.blocks.kit import Message
 from bot.slack.context import SlackDeps
 from bot.slack.home import publish_home
+from bot.slack.modals.deny import deny_form, require_pending
 from bot.slack.reply import Reply
 
 REVOKED_FROM_SLACK = "ended early from Slack"
@@ -70,45 +73,30 @@ class Click:
 
 
 def register(app: AsyncApp, deps: SlackDeps) -> None:
-    @app.action(ids.APPROVE)
-    async def approve(
-        ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, request: AsyncBoltRequest
-    ) -> None:
-        await ack()
-        deps.later(request, on_approve(deps, client, Click.from_body(body)), name="approve")
+    # Deny and Request access open a modal: its trigger_id lapses 3 s after Slack sent it.
+    app.action(ids.APPROVE)(_listener(deps, on_approve, name="approve"))
+    app.action(ids.DENY)(_listener(deps, on_deny, name="deny", urgent=True))
+    app.action(ids.REVOKE)(_listener(deps, on_revoke, name="revoke"))
+    app.action(ids.CANCEL)(_listener(deps, on_cancel, name="cancel"))
+    app.action(ids.OPEN_FORM)(_listener(deps, on_open_form, name="open-form", urgent=True))
 
-    @app.action(ids.DENY)
-    async def deny(
-        ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, request: AsyncBoltRequest
-    ) -> None:
-        await ack()
-        deps.later(request, on_deny(deps, client, Click.from_body(body)), name="deny", urgent=True)
 
-    @app.action(ids.REVOKE)
-    async def revoke(
-        ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, request: AsyncBoltRequest
-    ) -> None:
-        await ack()
-        deps.later(request, on_revoke(deps, client, Click.from_body(body)), name="revoke")
+OnClick = Callable[[SlackDeps, AsyncWebClient, Click], Coroutine[Any, Any, None]]
 
-    @app.action(ids.CANCEL)
-    async def cancel(
-        ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, request: AsyncBoltRequest
-    ) -> None:
-        await ack()
-        deps.later(request, on_cancel(deps, client, Click.from_body(body)), name="cancel")
 
-    @app.action(ids.OPEN_FORM)
-    async def open_form(
+def _listener(
+    deps: SlackDeps, on_click: OnClick, *, name: str, urgent: bool = False
+) -> Callable[..., Awaitable[None]]:
+    """A button's listener: ack, then ``on_click`` after the ack (Bolt passes the
+    arguments by these parameter names)."""
+
+    async def listener(
         ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, request: AsyncBoltRequest
     ) -> None:
         await ack()
-        deps.later(
-            request,
-            on_open_form(deps, client, Click.from_body(body)),
-            name="open-form",
-            urgent=True,
-        )
+        deps.later(request, on_click(deps, client, Click.from_body(body)), name=name, urgent=urgent)
+
+    return listener
 
 
 async def on_approve(deps: SlackDeps, client: AsyncWebClient, click: Click) -> None:
@@ -116,54 +104,60 @@ async def on_approve(deps: SlackDeps, client: AsyncWebClient, click: Click) -> N
     second votes and decided requests, each with a message saying so. The copies show an
     approval; if Slack would not deliver some of what followed (the credential DM, the
     copies' updates), the approver is told privately what stands and what did not arrive."""
-    try:
+
+    async def approve(grant_id: str) -> Message | None:
         with delivery.watching() as failures:
-            grant = await deps.service.approve(click.grant_id(), user=click.user)
+            grant = await deps.service.approve(grant_id, user=click.user)
         told = delivery.note(failures, grant, for_requester=False)
-        if told is not None:
-            await click.reply(client).send(blocks.grant_status(grant, now=deps.clock(), note=told))
-    except Exception as e:
-        await click.reply(client).error(e)
-    if click.from_home:
-        await publish_home(deps, client, click.user)
+        return None if told is None else messages.grant_status(grant, now=deps.clock(), note=told)
+
+    await _act(deps, client, click, approve)
 
 
 async def on_deny(deps: SlackDeps, client: AsyncWebClient, click: Click) -> None:
     """Open the deny-reason modal, but only for an approver of a still-pending request."""
     try:
-        grant = await deps.service.store.get(click.grant_id())
-        await deps.service.require_approver(grant, click.user)
-        if grant.status is not Status.PENDING:
-            now = deps.clock()
-            raise TransitionError(
-                f"{grant.id} is no longer pending ({blocks.outcome_text(grant, now=now)}); "
-                "nothing changed"
-            )
+        grant = await deps.service.grant_for_approver(click.grant_id(), user=click.user)
+        require_pending(grant, now=deps.clock())
         if not click.trigger_id:
             raise TransitionError("Slack sent no trigger to open the deny form; try again")
-        await client.views_open(trigger_id=click.trigger_id, view=blocks.deny_form(grant))
+        await client.views_open(trigger_id=click.trigger_id, view=deny_form(grant))
     except Exception as e:
         await click.reply(client).error(e)
 
 
 async def on_revoke(deps: SlackDeps, client: AsyncWebClient, click: Click) -> None:
     """End a grant now: its requester or one of its approvers may."""
-    try:
-        grant = await deps.service.revoke(
-            click.grant_id(), user=click.user, reason=REVOKED_FROM_SLACK
-        )
-        await click.reply(client).send(blocks.grant_status(grant, now=deps.clock()))
-    except Exception as e:
-        await click.reply(client).error(e)
-    if click.from_home:
-        await publish_home(deps, client, click.user)
+
+    async def revoke(grant_id: str) -> Message:
+        grant = await deps.service.revoke(grant_id, user=click.user, reason=REVOKED_FROM_SLACK)
+        return messages.grant_status(grant, now=deps.clock())
+
+    await _act(deps, client, click, revoke)
 
 
 async def on_cancel(deps: SlackDeps, client: AsyncWebClient, click: Click) -> None:
     """Withdraw a pending request: only its requester may."""
+
+    async def cancel(grant_id: str) -> Message:
+        grant = await deps.service.cancel(grant_id, user=click.user, reason="withdrawn")
+        return messages.grant_status(grant, now=deps.clock())
+
+    await _act(deps, client, click, cancel)
+
+
+async def _act(
+    deps: SlackDeps,
+    client: AsyncWebClient,
+    click: Click,
+    act: Callable[[str], Awaitable[Message | None]],
+) -> None:
+    """``act`` on the clicked grant and send its answer (if any) to the clicker privately,
+    or tell them why not; a click in App Home re-publishes it."""
     try:
-        grant = await deps.service.cancel(click.grant_id(), user=click.user, reason="withdrawn")
-        await click.reply(client).send(blocks.grant_status(grant, now=deps.clock()))
+        answer = await act(click.grant_id())
+        if answer is not None:
+            await click.reply(client).send(answer)
     except Exception as e:
         await click.reply(client).error(e)
     if click.from_home:

@@ -14,8 +14,9 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.model import Origin
-from bot.slack import blocks, ids
+from bot.slack import ids
 from bot.slack.asking import file_and_announce, origin_for
+from bot.slack.blocks import messages
 from bot.slack.commands.dispatch import run_command
 from bot.slack.commands.grammar import parse_command
 from bot.slack.commands.parsed import RequestAccess
@@ -91,7 +92,7 @@ async def _request_in_thread(
     # outcome. Either way the requester hears privately when the thread did not.
     if announced:
         return
-    message = blocks.request_confirmation(
+    message = messages.request_confirmation(
         result.grant,
         result.rule,
         now=deps.clock(),

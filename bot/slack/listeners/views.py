@@ -17,11 +17,14 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.ids import is_grant_id
+from bot.domain.policy.rules import RoleRule
 from bot.errors import GrantbotError, PolicyDenied
-from bot.slack import blocks, ids
-from bot.slack.asking import file_and_announce, origin_for
+from bot.slack import ids
+from bot.slack.asking import asked_fields, file_and_announce, origin_for
+from bot.slack.blocks import messages
 from bot.slack.context import SlackDeps
-from bot.slack.forms import RequestInput, parse_deny_form, parse_request_form, policy_error_field
+from bot.slack.modals.deny import parse_deny_form
+from bot.slack.modals.request import RequestInput, parse_request_form, refusal_errors
 from bot.slack.reply import Reply, error_reply
 
 log = logging.getLogger(__name__)
@@ -78,22 +81,15 @@ async def policy_refusal(deps: SlackDeps, user: str, form: RequestInput) -> dict
     or failed otherwise: the service checks again when the request is filed)."""
     try:
         await asyncio.wait_for(
-            deps.service.check_request(
-                user=user,
-                resource=form.resource,
-                role=form.role,
-                duration_s=form.duration_s,
-                reason=form.reason,
-                tickets=form.tickets,
-            ),
+            deps.service.check_request(user=user, **asked_fields(form)),
             timeout=CHECK_BUDGET_S,
         )
     except PolicyDenied as e:
         try:
-            rule = deps.service.policy.current.policy.rule(form.resource, form.role)
+            rule: RoleRule | None = deps.service.rule_for(form.resource, form.role)
         except PolicyDenied:
             rule = None
-        return {policy_error_field(rule, form): blocks.truncate(str(e), 150)}
+        return refusal_errors(rule, form, str(e))
     except (TimeoutError, GrantbotError) as e:
         log.info("form pre-check skipped (%s); the service will check", type(e).__name__)
     return None
@@ -115,7 +111,7 @@ async def file_request(
         await reply.error(e)
         return
     await reply.send(
-        blocks.request_confirmation(
+        messages.request_confirmation(
             result.grant,
             result.rule,
             now=deps.clock(),
@@ -139,4 +135,4 @@ async def deny(
             log.error("deny failed unexpectedly", exc_info=e)
         await reply.send(error_reply(e))
         return
-    await reply.send(blocks.grant_status(grant, now=deps.clock()))
+    await reply.send(messages.grant_status(grant, now=deps.clock()))

@@ -1,20 +1,75 @@
-"""Reading submitted modals: every field checked as untrusted input, errors keyed by field."""
+"""The request form: built with only what the person may request, and its submission read
+back with every field checked as untrusted input, errors keyed by field."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 from bot.policy_loader import load_policy
 from bot.slack import ids
-from bot.slack.dedupe import delivery_token
-from bot.slack.forms import (
+from bot.slack.blocks import kit
+from bot.slack.modals.request import (
     RequestInput,
-    parse_deny_form,
     parse_metadata,
     parse_request_form,
     policy_error_field,
+    request_form,
 )
+from tests.unit.blockkit import all_text, policy_rule, view_ok
+
+
+def test_request_form_offers_only_the_given_rules() -> None:
+    """The modal lists exactly the rules passed in (what the user may request), grouped by
+    resource, with duration, reason and ticket inputs."""
+    rules = [policy_rule("sandbox", "play"), policy_rule("flags", "editor")]
+    view = request_form(rules, private_metadata='{"channel":"C0GENERAL"}')
+    view_ok(view, "modal")
+    assert view["callback_id"] == ids.REQUEST_FORM
+    select = view["blocks"][0]["element"]
+    values = [o["value"] for g in select["option_groups"] for o in g["options"]]
+    assert values == ["sandbox/play", "flags/editor"]
+    block_ids = [b.get("block_id") for b in view["blocks"]]
+    assert block_ids == [
+        ids.FORM_TARGET_BLOCK,
+        ids.FORM_DURATION_BLOCK,
+        ids.FORM_REASON_BLOCK,
+        ids.FORM_TICKETS_BLOCK,
+    ]
+
+
+def test_request_form_asks_for_an_ssh_key_only_when_an_ssh_role_is_offered() -> None:
+    """An SSH certificate role among the options adds an optional public-key field; the
+    form without one has no such field."""
+    ssh = dataclasses.replace(policy_rule("lab", "play"), provider_type="ssh_cert")
+    view = request_form([policy_rule("sandbox", "play"), ssh])
+    view_ok(view, "modal")
+    [field] = [b for b in view["blocks"] if b.get("block_id") == ids.FORM_SSH_KEY_BLOCK]
+    assert field["optional"] is True
+    assert field["element"]["action_id"] == ids.FORM_SSH_KEY_ACTION
+    assert "never the private key" in field["hint"]["text"]
+    plain = request_form([policy_rule("sandbox", "play")])
+    assert ids.FORM_SSH_KEY_BLOCK not in [b.get("block_id") for b in plain["blocks"]]
+
+
+def test_request_form_with_nothing_requestable_says_so() -> None:
+    """No rules: an explanation and no submit button."""
+    view = request_form([])
+    view_ok(view, "modal")
+    assert "submit" not in view
+
+
+def test_request_form_caps_options_at_slacks_limit() -> None:
+    """More than 100 roles: 100 options and a note pointing at /access request."""
+    rules = [policy_rule()] * 150
+    view = request_form(rules, private_metadata="x" * 5000)
+    view_ok(view, "modal")
+    options = [o for g in view["blocks"][0]["element"]["option_groups"] for o in g["options"]]
+    assert len(options) == kit.OPTIONS_MAX
+    assert "Showing 100 of 150" in all_text(view["blocks"])
+    assert view["private_metadata"] == ""
+
 
 POLICY = load_policy(Path(__file__).parent.parent / "fixtures" / "slack_policy.yaml").policy
 
@@ -109,24 +164,6 @@ def test_policy_refusals_land_on_the_field_they_are_about() -> None:
     assert isinstance(short, RequestInput)
     assert policy_error_field(rule, short) == ids.FORM_TICKETS_BLOCK
     assert policy_error_field(None, short) == ids.FORM_TARGET_BLOCK
-
-
-def test_deny_reason() -> None:
-    """The deny reason is optional, normalised and bounded."""
-    assert parse_deny_form({}) == ""
-    values = {ids.DENY_REASON_BLOCK: {ids.DENY_REASON_ACTION: {"value": " not\nnow "}}}
-    assert parse_deny_form(values) == "not now"
-    big = {ids.DENY_REASON_BLOCK: {ids.DENY_REASON_ACTION: {"value": "n" * 600}}}
-    assert isinstance(parse_deny_form(big), dict)
-
-
-def test_delivery_tokens() -> None:
-    """Events are keyed by event_id (so Slack's retries match); anything else by its body."""
-    event = {"type": "event_callback", "event_id": "Ev1", "event": {}}
-    assert delivery_token(event, "raw one") == delivery_token(event, "raw two") == "event:Ev1"
-    assert delivery_token({}, "a=1") == delivery_token({}, "a=1")
-    assert delivery_token({}, "a=1") != delivery_token({}, "a=2")
-    assert delivery_token({"x": 1}, "").startswith("body:")
 
 
 ED25519 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJaVFrSN9E/q2jqbzFkoc3JTxhHLgOjMAJo09WklceKv"
