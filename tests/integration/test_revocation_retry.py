@@ -358,32 +358,3 @@ async def test_a_grant_without_a_provider_fails_alone_in_its_batch(
     assert failed.status is Status.REVOKE_FAILED
     assert failed.last_error == "unexpected LookupError from the gone-db provider"
     await store.audit.verify()
-
-
-def test_backoff_grows_with_jitter_up_to_the_cap() -> None:
-    """Waits double per attempt from base_s, stay within [half, all] of the backoff, and stop
-    growing at cap_s."""
-    policy = RetryPolicy(base_s=5, cap_s=600, window_s=86_400)
-    assert [policy.delay_s(n, rand=1.0) for n in range(1, 9)] == [
-        5,
-        10,
-        20,
-        40,
-        80,
-        160,
-        320,
-        600,
-    ]
-    assert [policy.delay_s(n, rand=0.0) for n in (1, 2, 8, 50)] == [2.5, 5, 300, 300]
-    assert policy.delay_s(10_000, rand=0.5) == 450
-
-
-def test_retries_end_at_the_window() -> None:
-    """The last retry is placed at the end of the window; after it, None (give up)."""
-    policy = RetryPolicy(base_s=5, cap_s=600, window_s=3600)
-    t0 = 1_000_000.0
-    assert policy.next_attempt_at(attempt=1, first_failed_at=t0, now=t0, rand=1.0) == t0 + 5
-    near_end = t0 + 3500
-    last = policy.next_attempt_at(attempt=20, first_failed_at=t0, now=near_end, rand=1.0)
-    assert last == t0 + 3600
-    assert policy.next_attempt_at(attempt=21, first_failed_at=t0, now=t0 + 3600, rand=0) is None
