@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 import redis.asyncio as aioredis
 
@@ -57,21 +57,8 @@ class TransitionRequest:
 BulkResult = lifecycle.Outcome | GrantbotError
 
 
-class OneByOne(Protocol):
-    """:meth:`GrantStore.transition`, the fallback for grants that keep changing."""
-
-    def __call__(
-        self,
-        grant_id: str,
-        event: Event,
-        *,
-        actor: Actor,
-        now: float,
-        policy_version: str,
-        reason: str | None = None,
-        error: str | None = None,
-        details: dict[str, Any] | None = None,
-    ) -> Awaitable[lifecycle.Outcome]: ...
+#: :meth:`GrantStore.transition`, the fallback for grants that keep changing.
+OneByOne = Callable[..., Awaitable[lifecycle.Outcome]]
 
 
 @dataclass(frozen=True, slots=True)
