@@ -21,7 +21,7 @@ BATCH_JOB_PREFIX: Final = "revocation-batch:"
 
 
 class JobRunner(Protocol):
-    """What fired revocation jobs call: implemented by :class:`bot.revocation.Revoker`."""
+    """What fired revocation jobs call: implemented by :class:`bot.revocation.revoker.Revoker`."""
 
     async def run_job(self, grant_id: str) -> None: ...
 
