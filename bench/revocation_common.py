@@ -196,7 +196,7 @@ def seed_grants(
 ) -> list[tuple[str, float]]:
     """ACTIVE grants expiring at ``expiries``, their indexes and revocation jobs (and their
     ACL users at ``acl_target``). Returns (grant id, expires_at) pairs."""
-    from bot.scheduler import job_record
+    from bot.store.revocation_jobs import job_record
 
     keys = Keys(prefix=PREFIX)
     client = redis.Redis.from_url(url)

@@ -38,7 +38,7 @@ from bot.domain.model import Grant, Status
 from bot.log_throttle import Outage, Throttle
 from bot.notify import Notifier
 from bot.pacing import Pacer
-from bot.scheduler import default_replica_id
+from bot.scheduling.scheduler import default_replica_id
 from bot.store.audit import AuditEntry
 from bot.store.audit_feed import AuditFeed
 from bot.store.connection import is_unavailable, unavailable_cause

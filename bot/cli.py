@@ -152,10 +152,9 @@ async def _slack_news(feed: AuditFeed, *, plural: bool) -> str:
 
 async def cmd_grants_revoke(args: argparse.Namespace, settings: Settings) -> int:
     from bot.runtime import open_service
-    from bot.store.audit_feed import AuditFeed
 
     async with open_service(settings) as service:
-        feed = AuditFeed(service.store.redis, keys=service.store.keys)
+        feed = service.store.audit_feed()
         was_over = (await service.store.get(args.grant_id)).terminal
         await feed.ensure_group()  # so even a first `grantbot serve` reads this end
         if args.force:
@@ -175,10 +174,9 @@ async def cmd_grants_revoke(args: argparse.Namespace, settings: Settings) -> int
 
 async def cmd_revoke_all(args: argparse.Namespace, settings: Settings) -> int:
     from bot.runtime import open_service
-    from bot.store.audit_feed import AuditFeed
 
     async with open_service(settings) as service:
-        feed = AuditFeed(service.store.redis, keys=service.store.keys)
+        feed = service.store.audit_feed()
         await feed.ensure_group()  # so even a first `grantbot serve` reads these ends
         results = await service.revoke_all(
             user=args.user, operator=_operator(args), reason=args.reason

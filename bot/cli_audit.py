@@ -32,7 +32,6 @@ async def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     from bot.audit.signing import key_id, load_public_key
     from bot.audit.verify import verify_with_checkpoints
     from bot.runtime import open_store
-    from bot.store.checkpoints import CheckpointLog
 
     try:
         keys = {key_id(k): k for k in (load_public_key(v) for v in args.public_key or [])}
@@ -44,7 +43,7 @@ async def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
         async with open_store(settings) as store:
             report = await verify_with_checkpoints(
                 store.audit,
-                CheckpointLog(store.redis, keys=store.keys),
+                store.checkpoints,
                 public_keys=keys,
                 log=store.keys.prefix,
                 now=time.time(),

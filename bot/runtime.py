@@ -12,15 +12,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-import redis.asyncio as aioredis
-
 from bot.config import Settings
 from bot.notify import Notifier
 from bot.policy_holder import PolicyHolder
 from bot.redis_runtime import redis_url_for
-from bot.revocation import Revoker
+from bot.revocation.revoker import Revoker
 from bot.service import GrantService, UsergroupDirectory
-from bot.store.connection import connect
 from bot.store.grants import GrantStore
 from bot.store.keys import Keys
 
@@ -29,17 +26,16 @@ from bot.store.keys import Keys
 async def open_store(settings: Settings) -> AsyncIterator[GrantStore]:
     """A GrantStore on the configured (or running embedded) Redis; never starts one."""
     with redis_url_for(settings, start_embedded=False) as url:
-        client = connect(url)
+        store = GrantStore.open(url, keys=Keys(prefix=settings.redis_prefix))
         try:
-            yield GrantStore(client, keys=Keys(prefix=settings.redis_prefix))
+            yield store
         finally:
-            await client.aclose()
+            await store.aclose()
 
 
 @dataclass(frozen=True, slots=True)
 class Core:
     redis_url: str
-    redis: aioredis.Redis
     store: GrantStore
     policy: PolicyHolder
     service: GrantService
@@ -50,12 +46,12 @@ def build_core(
     settings: Settings,
     *,
     redis_url: str,
-    client: aioredis.Redis,
     notifier: Notifier | None = None,
     usergroups: UsergroupDirectory | None = None,
 ) -> Core:
-    """Wire the parts; the revoker reports back to the service (its resolver and listener)."""
-    store = GrantStore(client, keys=Keys(prefix=settings.redis_prefix))
+    """Wire the parts on the Redis at ``redis_url`` (the store owns its connection: closed by
+    ``store.aclose()``); the revoker reports back to the service (its resolver and listener)."""
+    store = GrantStore.open(redis_url, keys=Keys(prefix=settings.redis_prefix))
     policy = PolicyHolder.load(settings.policy_path)
     service = GrantService(store=store, policy=policy, notifier=notifier, usergroups=usergroups)
     revoker = Revoker(
@@ -64,7 +60,6 @@ def build_core(
     service.revoker = revoker
     return Core(
         redis_url=redis_url,
-        redis=client,
         store=store,
         policy=policy,
         service=service,
@@ -76,14 +71,13 @@ def build_core(
 async def open_core(settings: Settings, *, start_embedded: bool = False) -> AsyncIterator[Core]:
     """The core on the configured Redis, closed (revoker drained, providers closed) on exit."""
     with redis_url_for(settings, start_embedded=start_embedded) as url:
-        client = connect(url)
-        core = build_core(settings, redis_url=url, client=client)
+        core = build_core(settings, redis_url=url)
         try:
             yield core
         finally:
             await core.revoker.aclose()
             await core.service.aclose()
-            await client.aclose()
+            await core.store.aclose()
 
 
 @asynccontextmanager

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import aiohttp
-import redis.asyncio as aioredis
 from aiohttp import web
 from slack_bolt.async_app import AsyncApp
 
@@ -42,8 +41,8 @@ from bot.oncall.lookup import PolicyOnCallLookup, slack_lookup_by_email
 from bot.pacing import Pacer
 from bot.policy_holder import PolicyHolder, audit_policy_loaded
 from bot.redis_runtime import redis_url_for
-from bot.revocation import Revoker
-from bot.scheduler import RevocationScheduler
+from bot.revocation.revoker import Revoker
+from bot.scheduling.scheduler import RevocationScheduler
 from bot.service import GrantService
 from bot.slack.app import API_TIMEOUT_S, build_client, create_app
 from bot.slack.context import SlackDeps
@@ -53,8 +52,7 @@ from bot.slack.notifier import SlackNotifier
 from bot.slack.retry import BACKOFF_S
 from bot.slack.tasks import BackgroundTasks
 from bot.slack.workspace import InstalledWorkspace
-from bot.store.audit_feed import AuditFeed
-from bot.store.connection import connect, is_unavailable, unavailable_cause
+from bot.store.connection import is_unavailable, unavailable_cause
 from bot.store.connection import redis_outage as new_redis_outage
 from bot.store.dedupe import Dedupe
 from bot.store.grants import GrantStore
@@ -88,7 +86,6 @@ class Bot:
     Socket Mode); ``workspace`` the one it serves; ``web_app`` the aiohttp application."""
 
     settings: Settings
-    redis: aioredis.Redis
     store: GrantStore
     policy: PolicyHolder
     service: GrantService
@@ -269,7 +266,6 @@ async def assemble(
     """
     policy = PolicyHolder.load(settings.policy_path)
     duties = plan_duties(settings)
-    redis = connect(redis_url, max_connections=256)
     session = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=SLACK_CONNECTIONS),
         timeout=aiohttp.ClientTimeout(total=30),
@@ -277,9 +273,14 @@ async def assemble(
     service: GrantService | None = None
     tasks = BackgroundTasks()
     outage = redis_outage or new_redis_outage()
+    # The revocation path's loops give way to Slack work while people wait on it.
+    store = GrantStore.open(
+        redis_url,
+        keys=Keys(prefix=settings.redis_prefix),
+        pacer=Pacer(tasks.busy),
+        max_connections=256,
+    )
     try:
-        # The revocation path's loops give way to Slack work while people wait on it.
-        store = GrantStore(redis, keys=Keys(prefix=settings.redis_prefix), pacer=Pacer(tasks.busy))
         client = build_client(
             token=bot_token,
             base_url=settings.slack_api_url,
@@ -307,7 +308,7 @@ async def assemble(
         notifier = SlackNotifier(
             client=client,
             grants=store,
-            refs=MessageRefs(redis, keys=store.keys),
+            refs=MessageRefs(store.redis, keys=store.keys),
             audit=store.audit,
             policy=policy,
             directory=directory,
@@ -316,7 +317,7 @@ async def assemble(
         # Ends reach Slack once, from the audit stream, wherever they were made.
         service.notifier = WithoutEnds(notifier)
         announcer = EndAnnouncer(
-            AuditFeed(redis, keys=store.keys, consumer=consumer_name()),
+            store.audit_feed(consumer=consumer_name()),
             store=store,
             notifier=notifier,
             redis_outage=outage,
@@ -326,7 +327,7 @@ async def assemble(
             service=service,
             directory=directory,
             tasks=tasks,
-            dedupe=Dedupe(redis, keys=store.keys, redis_outage=outage),
+            dedupe=Dedupe(store.redis, keys=store.keys, redis_outage=outage),
             notifier=notifier,
             clock=clock,
         )
@@ -335,11 +336,10 @@ async def assemble(
             team_id=settings.slack_team_id, enterprise_id=settings.slack_enterprise_id
         )
         edge = Edge(app, signing_secret=signing_secret or None, workspace=workspace)
-        readiness = Readiness(redis=redis, policy=policy, redis_outage=outage)
+        readiness = Readiness(store=store, policy=policy, redis_outage=outage)
         web_app = build_web_app(edge if http_events else None, readiness=readiness, store=store)
         bot = Bot(
             settings=settings,
-            redis=redis,
             store=store,
             policy=policy,
             service=service,
@@ -377,7 +377,7 @@ async def assemble(
         if service is not None:
             await service.aclose()
         await session.close()
-        await redis.aclose()
+        await store.aclose()
 
 
 async def _wait_for_stop() -> None:

@@ -21,7 +21,6 @@ from datetime import UTC, date, datetime
 from typing import Any, Final, Protocol, TypeVar
 
 from bot import metrics
-from bot.auto_approval_quota import AutoApprovalQuota
 from bot.domain.credentials import Credential
 from bot.domain.duration import format_duration
 from bot.domain.ids import new_grant_id
@@ -44,7 +43,6 @@ from bot.errors import (
     ProviderError,
     TransitionError,
 )
-from bot.escalation import EscalationLedger
 from bot.log_throttle import Throttle
 from bot.notify import Notifier, NullNotifier
 from bot.oncall.base import OnCallResult, OnCallUnavailable
@@ -52,7 +50,6 @@ from bot.policy_holder import PolicyHolder
 from bot.providers.base import GrantContext, Housekeeper, Provider, RequestChecker, RequestContext
 from bot.providers.registry import build_provider, provider_type
 from bot.store.grants import GrantStore
-from bot.store.provider_state import ProviderState
 
 log = logging.getLogger(__name__)
 
@@ -220,8 +217,8 @@ class GrantService:
         self.clock = clock
         self._environ = environ if environ is not None else os.environ
         self._providers: dict[tuple[str, str], Provider] = {}
-        self.quota = AutoApprovalQuota(store.redis, keys=store.keys)
-        self.escalations = EscalationLedger(store.redis, keys=store.keys)
+        self.quota = store.quota
+        self.escalations = store.escalations
         self._housekeeping_log = Throttle(log, interval_s=60.0)
 
     # -- providers (also the scheduler's ProviderResolver) -------------------------------
@@ -235,9 +232,7 @@ class GrantService:
             if spec is None:
                 raise ProviderError(f"resource {resource} is no longer in the policy")
             settings = {"type": spec.provider.type, **spec.provider.settings}
-            state = ProviderState(
-                self.store.redis, keys=self.store.keys, kind=spec.provider.type, resource=resource
-            )
+            state = self.store.provider_state(kind=spec.provider.type, resource=resource)
             provider = build_provider(settings, env=self._environ, state=state)
             self._providers[key] = provider
         return provider
@@ -247,7 +242,7 @@ class GrantService:
     ) -> tuple[Provider, GrantContext]:
         """Provider and context to issue ``grant`` ending at ``expires_at``: with the
         requester's registered SSH key, and their email when the provider needs it."""
-        ssh_key = await self.store.redis.get(self.store.keys.ssh_key(grant.requester))
+        ssh_key = await self.store.ssh_keys.get(grant.requester)
         provider, ctx = self.resolve(
             grant.model_copy(update={"expires_at": expires_at}), ssh_public_key=ssh_key
         )
@@ -1070,18 +1065,12 @@ class GrantService:
 
     async def ssh_key(self, user: str) -> str | None:
         """The SSH public key ``user`` registered, if any (public; not a secret)."""
-        value: str | None = await self.store.redis.get(self.store.keys.ssh_key(user))
-        return value
+        return await self.store.ssh_keys.get(user)
 
     async def set_ssh_key(self, user: str, public_key: str) -> None:
-        """Register ``user``'s SSH public key (checked by the grammar), audited."""
-        await self.store.redis.set(self.store.keys.ssh_key(user), public_key)
-        await self.store.audit.append(
-            "SSH_KEY_SET",
-            actor=user,
-            at=self.clock(),
-            details={"key_type": public_key.split(" ", 1)[0]},
-        )
+        """Register ``user``'s SSH public key (checked by the grammar), audited in the same
+        atomic step."""
+        await self.store.ssh_keys.set(user, public_key, at=self.clock())
 
     async def requestable(self, user: str) -> list[RoleRule]:
         policy = self.policy.current.policy

@@ -17,7 +17,6 @@ import logging
 from dataclasses import dataclass, field
 from typing import Final
 
-import redis.asyncio as aioredis
 from aiohttp import web
 
 from bot.errors import StoreUnavailable
@@ -25,7 +24,7 @@ from bot.log_throttle import Outage
 from bot.metrics import render_metrics, set_active_grants
 from bot.policy_holder import PolicyHolder
 from bot.slack.edge import Edge
-from bot.store.connection import UNAVAILABLE, redis_outage, unavailable_cause
+from bot.store.connection import redis_outage, unavailable_cause
 from bot.store.grants import GrantStore
 
 log = logging.getLogger(__name__)
@@ -39,9 +38,10 @@ SCRAPE_STORE_TIMEOUT_S: Final = 1.0
 @dataclass(slots=True)
 class Readiness:
     """What /readyz reports. ``slack_ok`` is set once auth.test has passed. Each probe's
-    Redis PING also tells ``redis_outage`` (the process's one voice for Redis) how it went."""
+    Redis PING (``store.ping``) also tells ``redis_outage`` (the process's one voice for
+    Redis) how it went."""
 
-    redis: aioredis.Redis
+    store: GrantStore
     policy: PolicyHolder
     slack_ok: bool = False
     slack_detail: str = "auth.test not run yet"
@@ -51,12 +51,16 @@ class Readiness:
         """One line per check; each starts with "ok" when it passes."""
         out: dict[str, str] = {}
         try:
-            await asyncio.wait_for(self.redis.ping(), timeout=READY_PING_TIMEOUT_S)
+            await self.store.ping(timeout_s=READY_PING_TIMEOUT_S)
             out["redis"] = "ok"
             self.redis_outage.succeeded()
-        except (TimeoutError, *UNAVAILABLE) as e:
-            out["redis"] = f"unavailable: {type(e).__name__}"
-            self.redis_outage.failed(e if not isinstance(e, TimeoutError) else "timed out")
+        except StoreUnavailable as e:
+            cause = unavailable_cause(e)
+            out["redis"] = f"unavailable: {type(cause).__name__}"
+            self.redis_outage.failed(cause)
+        except TimeoutError:
+            out["redis"] = "unavailable: TimeoutError"
+            self.redis_outage.failed("timed out")
         out["policy"] = f"ok, version {self.policy.version[:12]}"
         out["slack"] = "ok" if self.slack_ok else self.slack_detail
         return out

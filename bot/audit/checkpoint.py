@@ -17,7 +17,8 @@ from dataclasses import asdict, dataclass
 from typing import Any, Final
 
 from bot.errors import AuditChainError
-from bot.store.audit import GENESIS, canonical_json
+from bot.store.audit import canonical_json
+from bot.store.chain import GENESIS
 
 VERSION: Final = 1
 

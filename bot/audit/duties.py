@@ -21,9 +21,7 @@ from bot.audit.signing import SigningKey, load_signing_key
 from bot.audit.sinks import Sink, sink_from_setting
 from bot.config import Settings
 from bot.errors import GrantbotError
-from bot.store.checkpoints import CheckpointLog
 from bot.store.grants import GrantStore
-from bot.store.ship_position import ShipPositions
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +59,7 @@ def checkpointer_for(
     """A Checkpointer of ``store``'s audit log (its key prefix names the log)."""
     return Checkpointer(
         store.audit,
-        CheckpointLog(store.redis, keys=store.keys),
+        store.checkpoints,
         key=key,
         log_name=store.keys.prefix,
         clock=clock,
@@ -94,7 +92,7 @@ async def audit_duties(
             "the whole chain in Redis would go unnoticed (docs/operations.md, For auditors)"
         )
     if plan.sink is not None:
-        positions = ShipPositions(store.redis, keys=store.keys, sink_id=plan.sink.id)
+        positions = store.ship_positions(plan.sink.id)
         shipper = Shipper(store.audit, positions, plan.sink, leader=leader, batch=plan.batch)
         tasks.append(loop.create_task(shipper.run(), name="audit-shipper"))
     try:

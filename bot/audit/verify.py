@@ -19,7 +19,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from bot.audit.checkpoint import FIRST_PREV, Checkpoint, link, parse
 from bot.audit.signing import verify_signature
 from bot.errors import AuditChainError
-from bot.store.audit import GENESIS, AuditEntry, AuditLog, ChainWalker, VerifyReport
+from bot.store.audit import AuditEntry, AuditLog, ChainWalker, VerifyReport
+from bot.store.chain import GENESIS
 from bot.store.checkpoints import CheckpointLog, StoredCheckpoint
 
 

@@ -6,7 +6,7 @@ while (some after an escalation to on-call people), auto-approved (some for bein
 denied, timed out or cancelled; issued; extended; revoked early or expired a little after
 their expiry; a few fail to revoke for a while (``REVOKE_FAIL`` retries, sometimes given up
 and force-closed). Policy loads and reloads are sprinkled in. The entries are chained with
-the real hash (:func:`bot.store.audit.chain_hash`) and written with pipelined XADDs under
+the real hash (:func:`bot.store.chain.chain_hash`) and written with pipelined XADDs under
 stream ids taken from their times, so the log verifies like one the bot wrote.
 """
 
@@ -22,7 +22,8 @@ from typing import Any, Final
 
 import redis
 
-from bot.store.audit import GENESIS, chain_hash, entry_body
+from bot.store.audit import entry_body
+from bot.store.chain import GENESIS, chain_hash
 from bot.store.keys import Keys
 
 RESOURCES: Final = (

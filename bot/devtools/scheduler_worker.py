@@ -1,7 +1,8 @@
 """A process that runs only grantbot's revocation machinery: for multi-replica tests and benches.
 
 ``python -m bot.devtools.scheduler_worker --redis URL --prefix P --replica-id r1`` runs a
-:class:`~bot.revocation.Revoker` and a :class:`~bot.scheduler.RevocationScheduler` on the
+:class:`~bot.revocation.revoker.Revoker` and a
+:class:`~bot.scheduling.scheduler.RevocationScheduler` on the
 given Redis and key prefix until SIGTERM (graceful: in-flight revocations finish, the lease is
 released) or SIGKILL (what the replica tests do to the leader). Grants are revoked with the
 ``noop`` provider or, with ``--provider redis_acl --target URL``, at a real Redis as ACL users.
@@ -28,9 +29,9 @@ from bot.domain.model import Grant
 from bot.providers.base import GrantContext, Provider
 from bot.providers.noop import NoopProvider
 from bot.providers.redis_acl import RedisACLProvider, RedisACLSettings
-from bot.revocation import DEFAULT_BATCH_SIZE, DEFAULT_MAX_BATCHES, RetryPolicy, Revoker
-from bot.scheduler import RevocationScheduler
-from bot.store.connection import connect
+from bot.revocation.retry import RetryPolicy
+from bot.revocation.revoker import DEFAULT_BATCH_SIZE, DEFAULT_MAX_BATCHES, Revoker
+from bot.scheduling.scheduler import RevocationScheduler
 from bot.store.grants import GrantStore
 from bot.store.keys import Keys
 
@@ -128,8 +129,7 @@ def rss_mb() -> float:
 
 
 async def serve(args: argparse.Namespace) -> None:
-    client = connect(args.redis, max_connections=64)
-    store = GrantStore(client, keys=Keys(prefix=args.prefix))
+    store = GrantStore.open(args.redis, keys=Keys(prefix=args.prefix))
     provider = build_provider(args.provider, target=args.target)
     resolver = StaticResolver(default=provider, role_settings=ACL_ROLE_SETTINGS)
     revoker = Revoker(
@@ -169,7 +169,7 @@ async def serve(args: argparse.Namespace) -> None:
         await scheduler.stop()
         await revoker.aclose()
         await provider.aclose()
-        await client.aclose()
+        await store.aclose()
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -23,7 +23,6 @@ from bot.report.html import write_html
 from bot.report.progress import Progress
 from bot.report.sections import ChainResult, build_sections
 from bot.store.audit import AuditEntry, ChainWalker
-from bot.store.checkpoints import CheckpointLog
 from bot.store.grants import GrantStore
 
 PAGE: Final = 1000
@@ -146,7 +145,7 @@ async def _aggregate(store: GrantStore, agg: Aggregator, page: Sequence[AuditEnt
 
 
 async def _newest_checkpoint(store: GrantStore) -> str:
-    last = await CheckpointLog(store.redis, keys=store.keys).last()
+    last = await store.checkpoints.last()
     if last is None:
         return "none (set GRANTBOT_AUDIT_SIGNING_KEY on the bot)"
     try:

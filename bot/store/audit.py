@@ -2,14 +2,14 @@
 
 Each entry stores ``seq`` (1, 2, 3, ...), ``prev`` (the previous entry's hash; 64 zeros for
 the first), ``body`` (canonical JSON: time, event, request id, actor, reason, policy version,
-details) and ``hash`` = SHA-256 of ``prev:seq:SHA-256(body)``. The head key remembers the
-newest ``seq hash``, so deleting the tail is noticed too. Appends happen inside the same Lua
-script as the state change they record (see ``commit.lua``).
+details) and ``hash`` = SHA-256 of ``prev:seq:SHA-256(body)`` (:mod:`bot.store.chain`). The
+head key remembers the newest ``seq hash``, so deleting the tail is noticed too. Appends happen
+inside the same Lua script as the state change they record (see ``commit.lua``), each through
+the process's one :class:`~bot.store.chain.AuditChain`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -18,11 +18,11 @@ from typing import Any, Final
 import redis.asyncio as aioredis
 
 from bot.errors import AuditChainError
+from bot.store.chain import GENESIS, AuditChain, chain_hash, parse_head
 from bot.store.connection import translate_errors, unavailable_as_store_error
 from bot.store.keys import Keys
-from bot.store.scripts import Scripts
+from bot.store.scripts import register
 
-GENESIS: Final = "0" * 64
 _PAGE: Final = 1000
 
 
@@ -60,12 +60,6 @@ def entry_body(
     )
 
 
-def chain_hash(prev: str, seq: int, body: str) -> str:
-    """The hash of an entry, as the Lua script computes it."""
-    body_digest = hashlib.sha256(body.encode("utf-8")).hexdigest()
-    return hashlib.sha256(f"{prev}:{seq}:{body_digest}".encode()).hexdigest()
-
-
 @dataclass(frozen=True, slots=True)
 class AuditEntry:
     id: str  # the stream id, e.g. 1732352400000-0
@@ -94,10 +88,11 @@ class VerifyReport:
 class AuditLog:
     """Read, append and verify the chain. Appends of state changes go through GrantStore."""
 
-    def __init__(self, client: aioredis.Redis, *, keys: Keys, scripts: Scripts) -> None:
+    def __init__(self, client: aioredis.Redis, *, keys: Keys, chain: AuditChain) -> None:
         self._r = client
         self._keys = keys
-        self._scripts = scripts
+        self._chain = chain
+        self._append = register(client, "append.lua")
 
     @translate_errors
     async def append(
@@ -121,10 +116,14 @@ class AuditLog:
             policy_version=policy_version,
             details=details,
         )
-        result = await self._scripts.append(
-            keys=[self._keys.audit, self._keys.audit_head], args=[body]
-        )
-        return str(result)
+        stream = [self._keys.audit, self._keys.audit_head]
+
+        async def attempt(head: str, hashes: list[str]) -> list[Any]:
+            reply: list[Any] = await self._append(keys=stream, args=[head, body, hashes[0]])
+            return reply
+
+        reply = await self._chain.extend([body], attempt)
+        return str(reply[1])
 
     async def entries(
         self, *, since_ms: int | None = None, after_id: str | None = None
@@ -168,7 +167,7 @@ class AuditLog:
     async def head(self) -> tuple[int, str]:
         """``(seq, hash)`` of the newest entry as the head key records it; (0, GENESIS)."""
         raw = await self._r.get(self._keys.audit_head)
-        return (0, GENESIS) if raw is None else _split_head(raw)
+        return parse_head(raw or "")
 
     async def find_seq(self, seq: int) -> AuditEntry | None:
         """The entry numbered ``seq``, found by bisecting on stream ids (entries are appended
@@ -253,11 +252,6 @@ class ChainWalker:
 
 def _id_ms(stream_id: str) -> int:
     return int(stream_id.partition("-")[0])
-
-
-def _split_head(head: str) -> tuple[int, str]:
-    seq, _, digest = head.partition(" ")
-    return int(seq), digest
 
 
 def parse_entry(stream_id: str, fields: Mapping[str, str]) -> AuditEntry:

@@ -28,7 +28,7 @@ from bot.errors import AuditChainError
 from bot.store.audit import AuditEntry, parse_entry
 from bot.store.connection import translate_errors
 from bot.store.keys import AUDIT_NEWS_GROUP, Keys
-from bot.store.scripts import plain_source
+from bot.store.scripts import register
 
 #: Start id of XAUTOCLAIM's scan: the whole pending list.
 _FROM_START: Final = "0-0"
@@ -57,8 +57,8 @@ class AuditFeed:
         self._r = client
         self._keys = keys
         self.consumer = consumer
-        self._beat: AsyncScript = client.register_script(plain_source("heartbeat.lua"))
-        self._alive: AsyncScript = client.register_script(plain_source("alive.lua"))
+        self._beat: AsyncScript = register(client, "heartbeat.lua")
+        self._alive: AsyncScript = register(client, "alive.lua")
 
     @translate_errors
     async def ensure_group(self) -> None:

@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 from bot.errors import AuditChainError
 from bot.store.connection import translate_errors, unavailable_as_store_error
 from bot.store.keys import Keys
-from bot.store.scripts import lua_source
+from bot.store.scripts import register
 
 _PAGE: Final = 500
 
@@ -32,7 +32,7 @@ class CheckpointLog:
     def __init__(self, client: aioredis.Redis, *, keys: Keys) -> None:
         self._r = client
         self._keys = keys
-        self._append = client.register_script(lua_source("checkpoint_append.lua"))
+        self._append = register(client, "checkpoint_append.lua")
 
     @translate_errors
     async def last(self) -> StoredCheckpoint | None:

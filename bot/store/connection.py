@@ -1,14 +1,21 @@
-"""Connecting to Redis and translating its errors into grantbot's family."""
+"""Connecting to Redis and translating its errors into grantbot's family.
+
+Every client grantbot opens on its own Redis is made here: the asyncio client the store's
+parts share (:func:`connect`) and the blocking one the scheduler's thread uses for
+APScheduler's job store (:func:`connect_blocking`).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from functools import wraps
-from typing import ParamSpec, TypeVar, cast
+from typing import Final, ParamSpec, TypeVar, cast
 
+import redis as redis_sync
 import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
 
@@ -42,6 +49,37 @@ def connect(url: str, *, max_connections: int = 64, timeout_s: float = 5.0) -> a
     return client
 
 
+#: Timeouts of the blocking client the scheduler's thread uses: short, so an unreachable Redis
+#: delays a wakeup (and a graceful stop) briefly.
+BLOCKING_SOCKET_TIMEOUT_S: Final = 2.0
+BLOCKING_CONNECT_TIMEOUT_S: Final = 1.0
+_TRY_AGAIN: Final = "Redis is unavailable; try again shortly"
+
+
+def connect_blocking(url: str) -> redis_sync.Redis:
+    """A blocking client (short timeouts, str replies), for the one thread that may block:
+    APScheduler's, whose job store is synchronous (bot.store.job_index)."""
+    client: redis_sync.Redis = redis_sync.Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_timeout=BLOCKING_SOCKET_TIMEOUT_S,
+        socket_connect_timeout=BLOCKING_CONNECT_TIMEOUT_S,
+        health_check_interval=30,
+    )
+    return client
+
+
+async def ping(client: aioredis.Redis, *, timeout_s: float) -> None:
+    """Redis answers PING within ``timeout_s``: else TimeoutError, or StoreUnavailable (its
+    cause the redis-py error)."""
+
+    async def answered() -> None:
+        async with unavailable_as_store_error():
+            await client.ping()
+
+    await asyncio.wait_for(answered(), timeout=timeout_s)
+
+
 def aw(value: Awaitable[T] | T) -> Awaitable[T]:
     """Narrow a redis-py command result to its awaitable form.
 
@@ -59,7 +97,7 @@ def translate_errors(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]
         try:
             return await fn(*args, **kwargs)
         except UNAVAILABLE as e:
-            raise StoreUnavailable("Redis is unavailable; try again shortly") from e
+            raise StoreUnavailable(_TRY_AGAIN) from e
 
     return wrapper
 
@@ -70,7 +108,16 @@ async def unavailable_as_store_error() -> AsyncIterator[None]:
     try:
         yield
     except UNAVAILABLE as e:
-        raise StoreUnavailable("Redis is unavailable; try again shortly") from e
+        raise StoreUnavailable(_TRY_AGAIN) from e
+
+
+@contextmanager
+def unavailable_as_store_error_blocking() -> Iterator[None]:
+    """:func:`unavailable_as_store_error` for the blocking client."""
+    try:
+        yield
+    except UNAVAILABLE as e:
+        raise StoreUnavailable(_TRY_AGAIN) from e
 
 
 def is_unavailable(error: BaseException) -> bool:

@@ -1,175 +1,133 @@
-"""Grants in Redis: create, read, query, and transition with compare-and-set.
+"""Grants in Redis: create, read, query, and transition with compare-and-set; and the one
+door to every other part of grantbot's Redis (:class:`GrantStore`'s parts).
 
 Every change is one Lua call (``commit.lua``) that checks the version read, writes the new
 record, moves it between indexes and appends its audit entry, so a state change and its
 audit record can never be separated and concurrent writers produce exactly one winner.
 Losers re-read and re-apply the pure state machine, which then usually refuses
-("already approved by ...").
+("already approved by ..."). Many changes at once go through :mod:`bot.store.bulk`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import random
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cached_property
 from typing import Any, Final
 
 import redis.asyncio as aioredis
-from redis.commands.core import AsyncScript
 
 from bot.domain import lifecycle
 from bot.domain.ids import new_grant_id
-from bot.domain.model import TERMINAL, Actor, Event, Grant, Status
-from bot.errors import ConcurrencyError, GrantbotError, NotAuthorized, NotFound, TransitionError
+from bot.domain.model import Actor, Event, Grant, Status
+from bot.errors import ConcurrencyError, NotFound
 from bot.pacing import UNPACED, Pacer
-from bot.store.audit import GENESIS, AuditLog, chain_hash, entry_body
-from bot.store.connection import aw, translate_errors
+from bot.store.audit import AuditLog, entry_body
+from bot.store.audit_feed import AuditFeed
+from bot.store.bulk import BulkResult, BulkTransitions, TransitionRequest, transition_body
+from bot.store.chain import AuditChain
+from bot.store.checkpoints import CheckpointLog
+from bot.store.connection import aw, connect, ping, translate_errors
+from bot.store.escalations import EscalationLedger
+from bot.store.indexes import ops_json, plan_indexes
 from bot.store.keys import Keys
-from bot.store.scripts import Scripts, script_source
+from bot.store.lease import LeaseKey
+from bot.store.provider_state import ProviderState
+from bot.store.quota import AutoApprovalQuota
+from bot.store.retry_states import RetryStates
+from bot.store.revocation_jobs import RevocationJobs
+from bot.store.scripts import register
+from bot.store.ship_position import ShipPositions
+from bot.store.ssh_keys import SshKeys
 
 MAX_CAS_ATTEMPTS: Final = 64
 _CREATE_ATTEMPTS: Final = 5
-#: States whose grants sit in the expiries index (a credential may exist and must end).
-_EXPIRING: Final = frozenset({Status.ACTIVE, Status.REVOKE_FAILED})
 CREATED_EVENT: Final = "REQUEST"
-#: Grants per commit_many.lua call: one call holds Redis's thread for ~20 us per grant, so a
-#: chunk of 500 blocks other clients for ~10 ms at most.
-BULK_CHUNK: Final = 500
-#: A bulk commit is refused when another writer appended to the audit chain between our read
-#: of its head and the commit; after this many refusals the chunk falls back to per-grant
-#: commits (commit.lua hashes in Redis and cannot be refused that way).
-MAX_BULK_ATTEMPTS: Final = 16
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TransitionRequest:
-    """One grant's event in a :meth:`GrantStore.transition_many` batch."""
-
-    grant_id: str
-    event: Event
-    actor: Actor
-    reason: str | None = None
-    error: str | None = None
-    details: Mapping[str, Any] | None = None
-    #: When set, the event applies only to this version of the grant: if it changed meanwhile
-    #: the result is a ConcurrencyError and nothing is written, instead of judging the event
-    #: again on the new state. The revoker pins the version it revoked at the target, so an
-    #: extension committed in between is never overwritten by an end the target no longer
-    #: reflects.
-    expected_version: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class _Staged:
-    """A grant's event judged and encoded, waiting for its bulk commit."""
-
-    index: int  # position in the caller's request list
-    old: Grant
-    new: Grant
-    outcome: lifecycle.Outcome
-    body: str
-
-
-@dataclass(frozen=True, slots=True)
-class _Encoded:
-    """One grant's part of a commit_many.lua call, packed into a single argument there."""
-
-    head: str  # "<grant key index> <expected version> <status>"
-    body: bytes  # the audit entry body (UTF-8)
-    ops: bytes  # index ops JSON
-    grant: bytes  # the new grant JSON
-
-    def pack(self, entry_hash: str) -> bytes:
-        header = f"{self.head} {entry_hash} {len(self.body)} {len(self.ops)}\n".encode()
-        return b"".join((header, self.body, self.ops, self.grant))
-
-
-#: Per request: the outcome, or why nothing changed (TransitionError, NotAuthorized, NotFound).
-BulkResult = lifecycle.Outcome | GrantbotError
-
-
-@dataclass(frozen=True, slots=True)
-class IndexPlan:
-    """Keys beyond the first three and the ops referencing them (1-based over all KEYS)."""
-
-    keys: list[str]
-    ops: list[list[Any]]
-
-
-def plan_indexes(keys: Keys, old: Grant | None, new: Grant) -> IndexPlan:
-    """The index updates that take ``old`` (None when creating) to ``new``. Pure."""
-    plan_keys: list[str] = []
-    positions: dict[str, int] = {}
-
-    def key_index(name: str) -> int:
-        pos = positions.get(name)
-        if pos is None:
-            plan_keys.append(name)
-            pos = positions[name] = 3 + len(plan_keys)  # after commit.lua's three fixed keys
-        return pos
-
-    return IndexPlan(keys=plan_keys, ops=_index_ops(keys, old, new, key_index))
-
-
-def _index_ops(
-    keys: Keys, old: Grant | None, new: Grant, key_index: Callable[[str], int]
-) -> list[list[Any]]:
-    """The index ops taking ``old`` to ``new``; ``key_index`` numbers each key they touch
-    (so the bulk path can number keys over a whole batch without renumbering)."""
-    ops: list[list[Any]] = []
-    gid = new.id
-    if old is None:
-        ops.append(["zadd", key_index(keys.all_grants), new.created_at, gid])
-        ops.append(["zadd", key_index(keys.user_all(new.requester)), new.created_at, gid])
-    if old is None or old.status is not new.status:
-        if old is not None:
-            ops.append(["srem", key_index(keys.by_status(old.status)), gid])
-        ops.append(["sadd", key_index(keys.by_status(new.status)), gid])
-    if new.status in TERMINAL:
-        ops.append(["srem", key_index(keys.user_open(new.requester)), gid])
-    else:
-        ops.append(["sadd", key_index(keys.user_open(new.requester)), gid])
-    if new.status is Status.PENDING and new.request_expires_at is not None:
-        ops.append(["zadd", key_index(keys.pending_deadlines), new.request_expires_at, gid])
-    elif old is not None and old.status is Status.PENDING:
-        ops.append(["zrem", key_index(keys.pending_deadlines), gid])
-    if new.status in _EXPIRING and new.expires_at is not None:
-        ops.append(["zadd", key_index(keys.expiries), new.expires_at, gid])
-    elif old is not None and old.status in _EXPIRING:
-        ops.append(["zrem", key_index(keys.expiries), gid])
-    was_live = old is not None and old.status in _EXPIRING
-    if (new.status in _EXPIRING) != was_live:
-        delta = -1 if was_live else 1
-        ops.append(["hincrby", key_index(keys.live_by_resource), new.resource, delta])
-    return ops
-
-
-_COMPACT: Final = json.JSONEncoder(separators=(",", ":"))  # reused: see audit._CANONICAL
-
-
-def _ops_json(items: list[list[Any]]) -> str:
-    return _COMPACT.encode(items)
 
 
 class GrantStore:
-    """The one way grant state is read and changed."""
-
-    #: The audit head our last bulk commit left: a guess that saves a read (Lua checks it).
-    _bulk_head: str | None = None
+    """The one way grant state is read and changed, and the door to the store's other parts,
+    which share its client, key prefix and audit chain (see :mod:`bot.store`)."""
 
     def __init__(
         self, client: aioredis.Redis, *, keys: Keys | None = None, pacer: Pacer = UNPACED
     ) -> None:
         """``pacer``: how the bulk paths (``transition_many``, and the revoker's loops) hand
         the event loop back; ``grantbot serve`` gives one that yields to Slack work."""
+        #: The asyncio client. Only bot/store uses it (and bot/slack's message refs and
+        #: dedupe until they move into the store: issue 11, B3).
         self.redis = client
         self.keys = keys or Keys()
         self.pacer = pacer
-        self._scripts = Scripts.register(client)
-        self.audit = AuditLog(client, keys=self.keys, scripts=self._scripts)
+        self.chain = AuditChain()
+        self.audit = AuditLog(client, keys=self.keys, chain=self.chain)
+        self._commit_one = register(client, "commit.lua")
+        self._read_many = register(client, "read_many.lua")
+        self._bulk = BulkTransitions(
+            client,
+            keys=self.keys,
+            chain=self.chain,
+            pacer=pacer,
+            read=self._read_into,
+            one_by_one=self.transition,
+        )
+
+    @classmethod
+    def open(
+        cls, url: str, *, keys: Keys, pacer: Pacer = UNPACED, max_connections: int = 64
+    ) -> GrantStore:
+        """A store on its own connection pool to the Redis at ``url`` (closed by
+        :meth:`aclose`)."""
+        return cls(connect(url, max_connections=max_connections), keys=keys, pacer=pacer)
+
+    async def aclose(self) -> None:
+        """Close the client (and every connection of its pool)."""
+        await self.redis.aclose()
+
+    async def ping(self, *, timeout_s: float) -> None:
+        """Redis answers PING within ``timeout_s``; else StoreUnavailable or TimeoutError."""
+        await ping(self.redis, timeout_s=timeout_s)
+
+    # -- the other parts -------------------------------------------------------------------
+
+    @cached_property
+    def quota(self) -> AutoApprovalQuota:
+        return AutoApprovalQuota(self.redis, keys=self.keys)
+
+    @cached_property
+    def escalations(self) -> EscalationLedger:
+        return EscalationLedger(self.redis, keys=self.keys)
+
+    @cached_property
+    def ssh_keys(self) -> SshKeys:
+        return SshKeys(self.redis, keys=self.keys, chain=self.chain)
+
+    @cached_property
+    def retry_states(self) -> RetryStates:
+        return RetryStates(self.redis, keys=self.keys)
+
+    def revocation_jobs(self) -> RevocationJobs:
+        """A writer of revocation jobs of its own (its ``on_put`` hook is its owner's)."""
+        return RevocationJobs(self.redis, keys=self.keys)
+
+    @cached_property
+    def checkpoints(self) -> CheckpointLog:
+        return CheckpointLog(self.redis, keys=self.keys)
+
+    def audit_feed(self, *, consumer: str = "") -> AuditFeed:
+        """The audit stream's news group, read as ``consumer`` (see AuditFeed)."""
+        return AuditFeed(self.redis, keys=self.keys, consumer=consumer)
+
+    def ship_positions(self, sink_id: str) -> ShipPositions:
+        return ShipPositions(self.redis, keys=self.keys, sink_id=sink_id)
+
+    def provider_state(self, *, kind: str, resource: str) -> ProviderState:
+        return ProviderState(self.redis, keys=self.keys, kind=kind, resource=resource)
+
+    def scheduler_lease(self) -> LeaseKey:
+        """The key that says which replica runs the scheduler."""
+        return LeaseKey(self.redis, key=self.keys.scheduler_lease)
 
     # -- writes -------------------------------------------------------------------------
 
@@ -242,20 +200,16 @@ class GrantStore:
                 error=error,
             )
             new = outcome.grant.model_copy(update={"version": current.version + 1})
-            body = entry_body(
-                at=now,
-                event=event.value,
-                actor=actor.id,
+            body = transition_body(
+                event=event,
+                actor=actor,
                 grant_id=grant_id,
-                reason=reason,
+                old=current,
+                outcome=outcome,
+                now=now,
                 policy_version=policy_version,
-                details={
-                    "from": current.status.value,
-                    "to": new.status.value,
-                    "actor_kind": actor.kind.value,
-                    **outcome.details,
-                    **(details or {}),
-                },
+                reason=reason,
+                details=details,
             )
             if await self._commit(
                 old=current, new=new, expected_version=current.version, body=body
@@ -270,25 +224,26 @@ class GrantStore:
     async def _commit(
         self, *, old: Grant | None, new: Grant, expected_version: int, body: str
     ) -> str | None:
-        """Run commit.lua; the audit entry id on success, None when the version moved."""
+        """Run commit.lua on the audit chain; the audit entry id on success, None when the
+        version moved."""
         plan = plan_indexes(self.keys, old, new)
-        result = await self._scripts.commit(
-            keys=[self.keys.grant(new.id), self.keys.audit, self.keys.audit_head, *plan.keys],
-            args=[
-                expected_version,
-                new.model_dump_json(),
-                new.status.value,
-                body,
-                _ops_json(plan.ops),
-            ],
-        )
+        keys = [self.keys.grant(new.id), self.keys.audit, self.keys.audit_head, *plan.keys]
+        fixed: list[str | int] = [
+            expected_version,
+            new.model_dump_json(),
+            new.status.value,
+            body,
+            ops_json(plan.ops),
+        ]
+
+        async def attempt(head: str, hashes: list[str]) -> list[Any]:
+            reply: list[Any] = await self._commit_one(keys=keys, args=[*fixed, head, hashes[0]])
+            return reply
+
+        result = await self.chain.extend([body], attempt)
         if result[0] == "ok":
             return str(result[2])
         return None
-
-    @cached_property
-    def _commit_many(self) -> AsyncScript:
-        return self.redis.register_script(script_source("commit_many.lua"))
 
     @translate_errors
     async def transition_many(
@@ -309,155 +264,16 @@ class GrantStore:
         already read; a stale one only costs a re-read (its version is checked in Redis).
         Grant ids must be distinct (ValueError otherwise). Raises StoreUnavailable.
         """
-        ids = [r.grant_id for r in requests]
-        if len(set(ids)) != len(ids):
-            raise ValueError("transition_many needs distinct grant ids")
-        results: list[BulkResult | None] = [None] * len(requests)
-        known = dict(current or {})
-        for start in range(0, len(requests), BULK_CHUNK):
-            chunk = range(start, min(start + BULK_CHUNK, len(requests)))
-            await self._transition_chunk(
-                requests, chunk, results, known, now=now, policy_version=policy_version
-            )
-        return [r for r in results if r is not None]
-
-    async def _transition_chunk(
-        self,
-        requests: Sequence[TransitionRequest],
-        chunk: range,
-        results: list[BulkResult | None],
-        known: dict[str, Grant],
-        *,
-        now: float,
-        policy_version: str,
-    ) -> None:
-        pending = list(chunk)
-        staged: dict[int, _Staged] = {}
-        for _ in range(MAX_BULK_ATTEMPTS):
-            unread = [
-                requests[i].grant_id
-                for i in pending
-                if i not in staged and requests[i].grant_id not in known
-            ]
-            if unread:
-                await self._read_for_bulk(unread, known)
-            async for i in self.pacer.paced(pending):  # ~100 us a grant: slices, acks between
-                if i not in staged:
-                    judged = _stage(requests[i], i, known, now, policy_version)
-                    if isinstance(judged, _Staged):
-                        staged[i] = judged
-                    else:
-                        results[i] = judged
-            pending = [i for i in pending if i in staged]
-            if not pending:
-                return
-            items = [staged[i] for i in pending]
-            # Everything but the chain hashes is encoded before taking the lock, so one
-            # batch's CPU work overlaps another's wait for Redis.
-            encoded = await self._encode(items)
-            reply = await self._commit_encoded(encoded, items)
-            if reply[0] == "ok":
-                for st in items:
-                    results[st.index] = lifecycle.Outcome(
-                        grant=st.new,
-                        event=st.outcome.event,
-                        from_status=st.old.status,
-                        details=st.outcome.details,
-                    )
-                return
-            if reply[0] == "conflict":
-                # Changed since read: judge those again on fresh state.
-                for item in reply[1:]:
-                    st = items[int(item) - 1]
-                    known.pop(st.old.id, None)
-                    del staged[st.index]
-        # Still refused after many attempts: commit one by one (commit.lua hashes in Redis).
-        for i in pending:
-            req = requests[i]
-            try:
-                results[i] = await self.transition(
-                    req.grant_id,
-                    req.event,
-                    actor=req.actor,
-                    now=now,
-                    policy_version=policy_version,
-                    reason=req.reason,
-                    error=req.error,
-                    details=dict(req.details) if req.details else None,
-                )
-            except (TransitionError, NotAuthorized, NotFound) as e:
-                results[i] = e
-
-    async def _encode(self, items: list[_Staged]) -> tuple[list[str], list[_Encoded]]:
-        """KEYS and each item's parts for commit_many.lua (all but its chain hash), in slices
-        paced by ``self.pacer``."""
-        key_list = [self.keys.audit, self.keys.audit_head]
-        key_pos: dict[str, int] = {}
-
-        def key_index(name: str) -> int:
-            pos = key_pos.get(name)
-            if pos is None:
-                key_list.append(name)
-                pos = key_pos[name] = len(key_list)  # 1-based, as Lua sees KEYS
-            return pos
-
-        rows: list[_Encoded] = []
-        async for st in self.pacer.paced(items):
-            ops = _index_ops(self.keys, st.old, st.new, key_index)
-            rows.append(
-                _Encoded(
-                    head=f"{key_index(self.keys.grant(st.new.id))} {st.old.version} "
-                    f"{st.new.status.value}",
-                    body=st.body.encode(),
-                    ops=_ops_json(ops).encode(),
-                    grant=st.new.model_dump_json().encode(),
-                )
-            )
-        return key_list, rows
-
-    async def _commit_encoded(
-        self, encoded: tuple[list[str], list[_Encoded]], items: list[_Staged]
-    ) -> list[Any]:
-        """Chain ``items`` onto the audit head and run commit_many.lua: the ok reply, or a
-        conflict reply naming the items whose version moved. Retries while only the head
-        moved (another writer appended); bulk commits of this process take turns."""
-        key_list, rows = encoded
-        async with self._bulk_lock:
-            head = self._bulk_head or ""
-            for _ in range(MAX_BULK_ATTEMPTS):
-                seq, prev = (0, GENESIS) if not head else _parse_head(head)
-                args: list[Any] = [head]
-                for st, row in zip(items, rows, strict=True):
-                    seq += 1
-                    prev = chain_hash(prev, seq, st.body)
-                    args.append(row.pack(prev))
-                reply: list[Any] = await self._commit_many(keys=key_list, args=args)
-                if reply[0] == "ok":
-                    self._bulk_head = str(reply[2])
-                    return reply
-                if reply[0] != "head":
-                    return reply
-                head = str(reply[1])  # another writer appended: re-chain onto its head
-            self._bulk_head = None
-            return reply
-
-    @cached_property
-    def _bulk_lock(self) -> asyncio.Lock:
-        return asyncio.Lock()
-
-    @cached_property
-    def _read_many(self) -> AsyncScript:
-        return self.redis.register_script(script_source("read_many.lua"))
-
-    async def _read_for_bulk(self, ids: list[str], known: dict[str, Grant]) -> str:
-        """Read the audit head and the grants in ``ids`` (into ``known``) in one command."""
-        rows: list[str | None] = await self._read_many(
-            keys=[self.keys.audit_head, *(self.keys.grant(gid) for gid in ids)]
+        return await self._bulk.run(
+            requests, now=now, policy_version=policy_version, current=current
         )
-        async for gid, row in self.pacer.paced(zip(ids, rows[1:], strict=True)):
+
+    async def _read_into(self, ids: list[str], known: dict[str, Grant]) -> None:
+        """Read the grants in ``ids`` (into ``known``) in one command."""
+        rows: list[str | None] = await self._read_many(keys=[self.keys.grant(gid) for gid in ids])
+        async for gid, row in self.pacer.paced(zip(ids, rows, strict=True)):
             if row is not None:
                 known[gid] = Grant.model_validate_json(row)
-        return rows[0] or ""
 
     @translate_errors
     async def read_many(self, grant_ids: Iterable[str]) -> dict[str, Grant]:
@@ -467,7 +283,7 @@ class GrantStore:
         quarter of the client CPU for thousands of ids (the bulk revocation path).
         """
         known: dict[str, Grant] = {}
-        await self._read_for_bulk(list(dict.fromkeys(grant_ids)), known)
+        await self._read_into(list(dict.fromkeys(grant_ids)), known)
         return known
 
     # -- reads --------------------------------------------------------------------------
@@ -539,8 +355,11 @@ class GrantStore:
         return {resource: n for resource, n in counts.items() if n > 0}
 
     @translate_errors
-    async def due_expiries(self, now: float, *, limit: int = 1000) -> list[str]:
-        """Ids of live grants whose expires_at <= now, soonest first."""
+    async def due_expiries(self, now: float, *, limit: int | None = 1000) -> list[str]:
+        """Ids of live grants whose expires_at <= now, soonest first (all when ``limit`` is
+        None)."""
+        if limit is None:
+            return list(await self.redis.zrangebyscore(self.keys.expiries, "-inf", now))
         return list(
             await self.redis.zrangebyscore(self.keys.expiries, "-inf", now, start=0, num=limit)
         )
@@ -553,55 +372,3 @@ class GrantStore:
                 self.keys.pending_deadlines, "-inf", now, start=0, num=limit
             )
         )
-
-
-def _stage(
-    req: TransitionRequest, index: int, known: Mapping[str, Grant], now: float, policy_version: str
-) -> _Staged | GrantbotError:
-    """Judge one request against the grant read (pure): staged for commit, or the refusal."""
-    old = known.get(req.grant_id)
-    if old is None:
-        return NotFound(f"no request or grant {req.grant_id}")
-    if req.expected_version is not None and old.version != req.expected_version:
-        return ConcurrencyError(f"{req.grant_id} changed (version {old.version}) meanwhile")
-    try:
-        outcome = lifecycle.apply(
-            old, req.event, actor=req.actor, now=now, reason=req.reason, error=req.error
-        )
-    except (TransitionError, NotAuthorized) as e:
-        return e
-    # apply() returned a copy of its own: numbering it in place spares a second copy.
-    new = outcome.grant
-    new.version = old.version + 1
-    body = _transition_body(req, old, outcome, now, policy_version)
-    return _Staged(index=index, old=old, new=new, outcome=outcome, body=body)
-
-
-def _parse_head(head: str) -> tuple[int, str]:
-    seq, _, digest = head.partition(" ")
-    return int(seq), digest
-
-
-def _transition_body(
-    req: TransitionRequest,
-    old: Grant,
-    outcome: lifecycle.Outcome,
-    now: float,
-    policy_version: str,
-) -> str:
-    """The audit body :meth:`GrantStore.transition` would write for the same event."""
-    return entry_body(
-        at=now,
-        event=req.event.value,
-        actor=req.actor.id,
-        grant_id=req.grant_id,
-        reason=req.reason,
-        policy_version=policy_version,
-        details={
-            "from": old.status.value,
-            "to": outcome.grant.status.value,
-            "actor_kind": req.actor.kind.value,
-            **outcome.details,
-            **(req.details or {}),
-        },
-    )

@@ -134,8 +134,9 @@ class Keys:
         return f"{self._p}:revoke:retries"
 
     def escalations(self, grant_id: str) -> str:
-        """Hash with TTL: a pending request's escalation tier (1-based) -> when it was asked;
-        each tier is claimed once (HSETNX), whichever replica sweeps first."""
+        """Hash with TTL: a pending request's escalation tier (1-based) -> when it was asked
+        (``asking:<when>`` while being asked); each tier is claimed once
+        (lua/escalation_claim.lua), whichever replica sweeps first."""
         return f"{self._p}:escalation:{grant_id}"
 
     def counter(self, name: str) -> str:

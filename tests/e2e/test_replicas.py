@@ -19,9 +19,9 @@ from bot.devtools.scheduler_worker import ACL_ROLE_SETTINGS, StaticResolver
 from bot.domain.model import Actor, Grant, Status
 from bot.providers.naming import login_name
 from bot.providers.redis_acl import RedisACLProvider, RedisACLSettings
-from bot.scheduler import RevocationJobs
 from bot.store.grants import GrantStore
 from bot.store.keys import Keys
+from bot.store.revocation_jobs import RevocationJobs
 from tests.factories import POLICY_V, make_grant
 
 REPLICAS = 3

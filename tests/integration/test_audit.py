@@ -73,7 +73,7 @@ async def test_altered_entry_is_named(store: GrantStore) -> None:
 
 async def test_rehashed_alteration_breaks_the_next_link(store: GrantStore) -> None:
     """An attacker who also recomputes the altered entry's hash is caught at the next entry."""
-    from bot.store.audit import chain_hash
+    from bot.store.chain import chain_hash
 
     await _history(store)
     r = store.redis

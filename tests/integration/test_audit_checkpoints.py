@@ -18,7 +18,7 @@ from bot.audit.verify import verify_with_checkpoints
 from bot.devtools.redis_server import free_port
 from bot.domain.model import Actor, ActorKind, Event
 from bot.errors import AuditChainError, ConfigError
-from bot.store.audit import GENESIS, chain_hash
+from bot.store.chain import GENESIS, chain_hash
 from bot.store.checkpoints import CheckpointLog
 from bot.store.grants import GrantStore
 from tests.factories import NOW, POLICY_V, make_grant

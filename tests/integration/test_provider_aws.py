@@ -33,10 +33,13 @@ from bot.providers.aws_provider_settings import AWSSTSSettings
 from bot.providers.aws_sts import CLEANUP_MARGIN_S, AWSSTSProvider
 from bot.providers.base import GrantContext, Provider, RequestContext
 from bot.providers.registry import build_provider
-from bot.revocation import RetryPolicy, Revoker
-from bot.scheduler import Reconciler, RevocationJobs, RevocationScheduler
+from bot.revocation.retry import RetryPolicy
+from bot.revocation.revoker import Revoker
+from bot.scheduling.reconciler import Reconciler
+from bot.scheduling.scheduler import RevocationScheduler
 from bot.store.grants import GrantStore
 from bot.store.keys import Keys
+from bot.store.revocation_jobs import RevocationJobs
 from tests.factories import POLICY_V, make_grant
 from tests.integration.aws_fixtures import (
     MotoServer,

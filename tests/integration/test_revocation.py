@@ -14,9 +14,10 @@ from bot.errors import ConcurrencyError, NotAuthorized, NotFound, TransitionErro
 from bot.pacing import Pacer
 from bot.providers.base import GrantContext
 from bot.providers.noop import NoopProvider
-from bot.revocation import Revoker
-from bot.scheduler import RevocationJobs
-from bot.store.grants import GrantStore, TransitionRequest
+from bot.revocation.revoker import Revoker
+from bot.store.bulk import TransitionRequest
+from bot.store.grants import GrantStore
+from bot.store.revocation_jobs import RevocationJobs
 from tests.factories import POLICY_V, make_grant
 
 REQUESTER = Actor(kind=ActorKind.REQUESTER, id="U0REQUEST")

@@ -9,7 +9,8 @@ import pytest
 
 from bot.domain.model import Actor, ActorKind, Event, Grant, Status
 from bot.errors import NotFound, TransitionError
-from bot.store.grants import BULK_CHUNK, GrantStore, TransitionRequest
+from bot.store.bulk import BULK_CHUNK, TransitionRequest
+from bot.store.grants import GrantStore
 from tests.factories import POLICY_V, make_grant
 
 SYSTEM = Actor.system("scheduler")

@@ -17,8 +17,10 @@ from bot.devtools.scheduler_worker import ACL_ROLE_SETTINGS, RecordingListener, 
 from bot.domain.model import Actor, ActorKind, Grant, Status
 from bot.providers.naming import login_name
 from bot.providers.redis_acl import RedisACLProvider, RedisACLSettings
-from bot.revocation import ABANDONED_EVENT, RetryPolicy, Revoker
-from bot.scheduler import RevocationScheduler
+from bot.revocation.failures import ABANDONED_EVENT
+from bot.revocation.retry import RetryPolicy
+from bot.revocation.revoker import Revoker
+from bot.scheduling.scheduler import RevocationScheduler
 from bot.store.grants import GrantStore
 from tests.factories import POLICY_V, make_grant
 from tests.integration.support import wait_for
@@ -146,7 +148,7 @@ async def test_revocation_retries_with_backoff_until_the_target_is_back(
 
     await wait_for(ended, timeout_s=10, what="the retry to succeed")
     assert not await user_exists(acl, grant.id)
-    assert await revoker.retry_states([grant.id]) == {}
+    assert await store.retry_states.get_many([grant.id]) == {}
     assert await revoker.jobs.run_time(grant.id) is None
     events = [d["event"] for d in await audit_of(store, grant.id)]
     assert events[0] == "REQUEST" and events[-1] == "EXPIRE"
@@ -201,7 +203,7 @@ async def test_after_the_window_it_gives_up_loudly_and_an_operator_force_closes(
     await scheduler.schedule(grant.id, grant.expires_at or 0)
 
     async def gave_up() -> bool:
-        return grant.id in await revoker.abandoned_ids()
+        return grant.id in await store.retry_states.abandoned_ids()
 
     await wait_for(gave_up, timeout_s=15, what="the retry window to pass")
     stuck = await store.get(grant.id)
@@ -226,7 +228,7 @@ async def test_after_the_window_it_gives_up_loudly_and_an_operator_force_closes(
     entry = (await audit_of(store, grant.id))[-1]
     assert entry["event"] == "FORCE_CLOSE"
     assert "unreachable" in entry["details"]["final_revoke"]  # type: ignore[index]
-    assert await revoker.abandoned_ids() == []
+    assert await store.retry_states.abandoned_ids() == []
     assert listener.ended_grants[-1].id == grant.id
     await store.audit.verify()
 
@@ -284,7 +286,7 @@ async def test_a_batch_at_a_hung_target_fails_each_grant_and_retries_it(
     """A bulk revocation that times out leaves every grant of the batch REVOKE_FAILED, each
     with its own REVOKE_FAIL entry, the listener told and a retry scheduled; once the target
     answers, the retries delete every user and each grant ends EXPIRED."""
-    revoker, scheduler, listener = running
+    _, scheduler, listener = running
     expires_at = time.time() + 0.3
     grants = [await issued(store, acl, expires_at=expires_at) for _ in range(5)]
     ids = [g.id for g in grants]
@@ -310,7 +312,7 @@ async def test_a_batch_at_a_hung_target_fails_each_grant_and_retries_it(
 
     await wait_for(all_ended, timeout_s=10, what="the retries to succeed")
     assert not [gid for gid in ids if await user_exists(acl, gid)]
-    assert await revoker.retry_states(ids) == {}
+    assert await store.retry_states.get_many(ids) == {}
     for gid in ids:
         events = [d["event"] for d in await audit_of(store, gid)]
         assert events[0] == "REQUEST" and events[-1] == "EXPIRE"
@@ -356,32 +358,3 @@ async def test_a_grant_without_a_provider_fails_alone_in_its_batch(
     assert failed.status is Status.REVOKE_FAILED
     assert failed.last_error == "unexpected LookupError from the gone-db provider"
     await store.audit.verify()
-
-
-def test_backoff_grows_with_jitter_up_to_the_cap() -> None:
-    """Waits double per attempt from base_s, stay within [half, all] of the backoff, and stop
-    growing at cap_s."""
-    policy = RetryPolicy(base_s=5, cap_s=600, window_s=86_400)
-    assert [policy.delay_s(n, rand=1.0) for n in range(1, 9)] == [
-        5,
-        10,
-        20,
-        40,
-        80,
-        160,
-        320,
-        600,
-    ]
-    assert [policy.delay_s(n, rand=0.0) for n in (1, 2, 8, 50)] == [2.5, 5, 300, 300]
-    assert policy.delay_s(10_000, rand=0.5) == 450
-
-
-def test_retries_end_at_the_window() -> None:
-    """The last retry is placed at the end of the window; after it, None (give up)."""
-    policy = RetryPolicy(base_s=5, cap_s=600, window_s=3600)
-    t0 = 1_000_000.0
-    assert policy.next_attempt_at(attempt=1, first_failed_at=t0, now=t0, rand=1.0) == t0 + 5
-    near_end = t0 + 3500
-    last = policy.next_attempt_at(attempt=20, first_failed_at=t0, now=near_end, rand=1.0)
-    assert last == t0 + 3600
-    assert policy.next_attempt_at(attempt=21, first_failed_at=t0, now=t0 + 3600, rand=0) is None

@@ -30,18 +30,14 @@ from bot.devtools.scheduler_worker import RecordingListener, StaticResolver
 from bot.domain.model import Actor, Grant, Status
 from bot.providers.base import GrantContext
 from bot.providers.noop import NoopProvider
-from bot.revocation import Revoker
-from bot.scheduler import (
-    JOB_FUNC_REF,
-    JOBSTORE_ALIAS,
-    RECONCILE_EVENT,
-    UNLOADABLE_RETRY_S,
-    RevocationJobs,
-    RevocationScheduler,
-    job_record,
-    run_revocation_job,
-)
+from bot.revocation.revoker import Revoker
+from bot.scheduler import run_revocation_job
+from bot.scheduling.job_store import UNLOADABLE_RETRY_S
+from bot.scheduling.jobs import JOBSTORE_ALIAS
+from bot.scheduling.reconciler import RECONCILE_EVENT
+from bot.scheduling.scheduler import RevocationScheduler
 from bot.store.grants import GrantStore
+from bot.store.revocation_jobs import JOB_FUNC_REF, RevocationJobs, job_record
 from tests.factories import POLICY_V, make_grant
 from tests.integration.support import AheadClock, wait_for
 
@@ -258,7 +254,7 @@ async def test_unimportable_job_is_kept_and_reported_not_deleted(
     await store.redis.zadd(store.keys.revocation_run_times, {grant.id: grant.expires_at or 0})
 
     clock = AheadClock()
-    with caplog.at_level(logging.ERROR, logger="bot.scheduler"):
+    with caplog.at_level(logging.ERROR, logger="bot.scheduling.job_store"):
         scheduler = await schedulers(overdue_grace_s=2.0, reconcile_interval_s=3600, clock=clock)
 
         async def reported() -> bool:

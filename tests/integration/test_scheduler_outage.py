@@ -12,8 +12,8 @@ from bot.devtools.redis_server import RedisServer
 from bot.devtools.scheduler_worker import RecordingListener, StaticResolver
 from bot.domain.model import Actor, Status
 from bot.providers.noop import NoopProvider
-from bot.revocation import Revoker
-from bot.scheduler import RevocationScheduler
+from bot.revocation.revoker import Revoker
+from bot.scheduling.scheduler import RevocationScheduler
 from bot.store.connection import connect
 from bot.store.grants import GrantStore
 from bot.store.keys import Keys

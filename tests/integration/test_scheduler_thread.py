@@ -15,8 +15,9 @@ import pytest
 from bot.devtools.scheduler_worker import RecordingListener, StaticResolver
 from bot.domain.model import Actor, Grant, Status
 from bot.providers.noop import NoopProvider
-from bot.revocation import Revoker
-from bot.scheduler import RevocationJobStore, RevocationScheduler
+from bot.revocation.revoker import Revoker
+from bot.scheduling.job_store import RevocationJobStore
+from bot.scheduling.scheduler import RevocationScheduler
 from bot.store.grants import GrantStore
 from tests.factories import POLICY_V, make_grant
 

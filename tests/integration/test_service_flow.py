@@ -24,7 +24,7 @@ from bot.errors import NotAuthorized, PolicyDenied, TransitionError
 from bot.logs import configure_logging
 from bot.policy_holder import PolicyHolder
 from bot.providers.naming import login_name
-from bot.revocation import Revoker
+from bot.revocation.revoker import Revoker
 from bot.service import GrantService
 from bot.store.grants import GrantStore
 from tests.factories import POLICY_V, make_grant

@@ -42,3 +42,31 @@ async def test_a_request_while_redis_is_down_is_told_to_try_again_and_nothing_is
             assert {g.reason for g in after} == {"before the outage", "after the outage"}
     finally:
         server.stop()
+
+
+@pytest.mark.slow
+async def test_an_ssh_key_added_while_redis_is_down_is_told_to_try_again(tmp_path: Path) -> None:
+    """``/access ssh-key add`` during an outage gets "try again shortly" (not "unexpected
+    error") and stores nothing; once Redis is back the key and its SSH_KEY_SET audit entry
+    are stored together."""
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl a@b"
+    server = RedisServer(data_dir=tmp_path / "redis", appendonly=True).start()
+    try:
+        async with running_bot(redis_url=server.url, prefix="outage") as slack:
+            server.stop(keep_data=True)
+            resp = await slack.command(ALICE, f"ssh-key add {key}")
+            assert resp.status == 200
+            assert STORE_DOWN_TEXT in slack.last_ephemeral(ALICE)
+
+            server.start()
+            assert await slack.bot.service.ssh_key(ALICE) is None
+            await slack.command(ALICE, f"ssh-key add {key}")
+            assert "registered" in slack.last_ephemeral(ALICE)
+            assert await slack.bot.service.ssh_key(ALICE) == key
+            entries = [e.data async for e in slack.bot.store.audit.entries()]
+            assert [e["details"] for e in entries if e["event"] == "SSH_KEY_SET"] == [
+                {"key_type": "ssh-ed25519"}
+            ]
+            await slack.bot.store.audit.verify()
+    finally:
+        server.stop()

@@ -9,7 +9,8 @@ import pytest
 from bot.domain.ids import is_grant_id
 from bot.domain.model import Actor, ActorKind, Event, Status
 from bot.errors import NotAuthorized, NotFound, TransitionError
-from bot.store.grants import GrantStore, TransitionRequest
+from bot.store.bulk import TransitionRequest
+from bot.store.grants import GrantStore
 from tests.factories import NOW, POLICY_V, make_grant
 
 REQ = Actor(kind=ActorKind.REQUESTER, id="U0REQUEST")

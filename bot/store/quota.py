@@ -14,22 +14,11 @@ import redis.asyncio as aioredis
 
 from bot.store.connection import aw, unavailable_as_store_error
 from bot.store.keys import Keys
+from bot.store.scripts import register
 
 #: A day's count is kept a little over a day, so "today" in every time zone near UTC is
 #: covered and old counts clean themselves up.
 QUOTA_TTL_S: Final = 2 * 86_400
-
-# INCR, then give the slot back when it went over the limit; EXPIRE on every take. One
-# script, so concurrent takers never see a count that lets more than `limit` through.
-_TAKE: Final = """
-local n = redis.call('INCR', KEYS[1])
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
-if n > tonumber(ARGV[1]) then
-  redis.call('DECR', KEYS[1])
-  return 0
-end
-return n
-"""
 
 
 def utc_day(now: float) -> str:
@@ -49,7 +38,7 @@ class AutoApprovalQuota:
     def __init__(self, redis: aioredis.Redis, *, keys: Keys) -> None:
         self.redis = redis
         self.keys = keys
-        self._take = redis.register_script(_TAKE)
+        self._take = register(redis, "quota_take.lua")  # one step: see the script
 
     async def used(self, *, user: str, resource: str, role: str, now: float) -> int:
         """Auto-approvals already taken today."""

@@ -7,8 +7,8 @@ import asyncio
 
 import redis.asyncio as aioredis
 
-from bot.auto_approval_quota import QUOTA_TTL_S, AutoApprovalQuota, quota_key
 from bot.store.keys import Keys
+from bot.store.quota import QUOTA_TTL_S, AutoApprovalQuota, quota_key
 
 NOON = 1_772_452_800.0  # 2026-03-02 12:00 UTC
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.escalation import EscalationLedger
+from bot.store.escalations import EscalationLedger
 from bot.store.grants import GrantStore
 
 T0 = 1_800_000_000.0

@@ -16,25 +16,14 @@ import redis.asyncio as aioredis
 
 from bot.store.connection import aw, unavailable_as_store_error
 from bot.store.keys import Keys
+from bot.store.scripts import register
 
 #: Kept well past any request_timeout; the hash is useless once the request is decided.
 ESCALATION_TTL_S: Final = 7 * 86_400
 #: How long a claimed tier waits for its claimer's ``done`` before another sweep may ask it.
 ASKING_LEASE_S: Final = 60.0
+#: How a tier being asked is marked: ``asking:<when>`` (written by lua/escalation_claim.lua).
 _ASKING: Final = "asking:"
-
-# KEYS[1] the request's escalation hash; ARGV: tier, now, lease seconds, ttl seconds.
-# Claims the tier when it is unclaimed or its "asking" lease has lapsed.
-_CLAIM_LUA: Final = """
-local current = redis.call("HGET", KEYS[1], ARGV[1])
-if current then
-  if string.sub(current, 1, 7) ~= "asking:" then return 0 end
-  if tonumber(string.sub(current, 8)) + tonumber(ARGV[3]) > tonumber(ARGV[2]) then return 0 end
-end
-redis.call("HSET", KEYS[1], ARGV[1], "asking:" .. ARGV[2])
-redis.call("EXPIRE", KEYS[1], ARGV[4])
-return 1
-"""
 
 
 class EscalationLedger:
@@ -46,7 +35,7 @@ class EscalationLedger:
         self.redis = redis
         self.keys = keys
         self.lease_s = lease_s
-        self._claim = redis.register_script(_CLAIM_LUA)
+        self._claim = register(redis, "escalation_claim.lua")
 
     async def claim(self, grant_id: str, *, tier: int, now: float) -> bool:
         """True for the one caller that may ask ``tier`` of ``grant_id`` now: nobody has, and

@@ -1,9 +1,10 @@
 """APScheduler's clock and job store calls in their own thread; the jobs it fires on the loop.
 
 APScheduler 3 calls its job store synchronously. Under ``AsyncIOScheduler`` those calls (for
-:class:`bot.scheduler.RevocationJobStore`: Redis round trips on a blocking client, the JSON of
-up to 1,000 due jobs a wakeup, one wakeup per grant scheduled) run inside the event loop, so
-while 10,000 grants expire every ack and Slack call of the process waits behind them.
+:class:`bot.scheduling.job_store.RevocationJobStore`: Redis round trips on a blocking
+client, the JSON of up to 1,000 due jobs a wakeup, one wakeup per grant scheduled) run inside
+the event loop, so while 10,000 grants expire every ack and Slack call of the process waits
+behind them.
 :func:`start_scheduler` runs APScheduler's ``BackgroundScheduler`` instead: its thread waits
 for the next run time, asks the job store for due jobs and hands each fired job to
 :class:`LoopExecutor`, which runs its coroutine on the event loop
@@ -32,16 +33,14 @@ import logging
 import sys
 from collections.abc import Sequence
 from datetime import UTC
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from apscheduler.executors.base import BaseExecutor, run_coroutine_job, run_job
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.util import iscoroutinefunction_partial
 
 from bot.log_throttle import OutageReport
-
-if TYPE_CHECKING:
-    from bot.scheduler import JobRunner
+from bot.scheduling.jobs import JobRunner
 
 
 class LoopExecutor(BaseExecutor):  # type: ignore[misc]  # apscheduler is untyped
@@ -83,7 +82,7 @@ class LoopExecutor(BaseExecutor):  # type: ignore[misc]  # apscheduler is untype
 
 
 class LoopRunner:
-    """A :class:`~bot.scheduler.JobRunner` that a job store may call from the scheduler's
+    """A :class:`~bot.scheduling.jobs.JobRunner` that a job store may call from the scheduler's
     thread: ``note_claimed`` is delivered to ``runner`` on ``loop`` (ahead of the jobs just
     claimed, which reach the loop after it); the jobs themselves call ``run_job`` and
     ``run_jobs`` on the loop."""
