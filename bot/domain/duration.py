@@ -1,8 +1,10 @@
-"""Durations as people type them in Slack: ``90s``, ``15m``, ``2h``, ``1h30m``, ``1d``."""
+"""Durations as people type them in Slack: ``90s``, ``15m``, ``2h``, ``1h30m``, ``1d``; and
+the moments they end at, as the CLI and the report print them."""
 
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Final
 
 from bot.errors import UsageError
@@ -51,3 +53,11 @@ def format_duration(seconds: int | float) -> str:
         if count:
             parts.append(f"{count}{unit}")
     return "".join(parts)
+
+
+def format_utc(ts: float | None, *, missing: str = "") -> str:
+    """A moment as operators and auditors read it, to the second in UTC:
+    ``2026-11-30 08:56:11Z``; ``missing`` when there is none."""
+    if ts is None:
+        return missing
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%SZ")

@@ -21,7 +21,14 @@ from urllib.parse import urlsplit
 import boto3
 from botocore import exceptions as boto_errors
 from botocore.config import Config
-from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
 from bot.domain.duration import parse_duration
 from bot.envrefs import has_reference
@@ -79,6 +86,19 @@ def _to_seconds(value: object) -> object:
 DurationSetting = Annotated[int, BeforeValidator(_to_seconds)]
 
 
+def matching(pattern: re.Pattern[str], problem: str) -> AfterValidator:
+    """A string setting in ``pattern``'s form, or a ``${VAR}`` reference (its value is checked
+    by AWS once resolved); otherwise the setting's error is ``problem``. Use as
+    ``Annotated[str, matching(...)]``."""
+
+    def check(value: str) -> str:
+        if not has_reference(value) and not pattern.match(value):
+            raise ValueError(problem)
+        return value
+
+    return AfterValidator(check)
+
+
 class AWSSettings(ProviderSettings):
     """Resource-level settings of every AWS provider.
 
@@ -86,7 +106,9 @@ class AWSSettings(ProviderSettings):
     chain (environment, shared config, the instance or task role), which is the usual way.
     """
 
-    region: str = "us-east-1"
+    region: Annotated[str, matching(_REGION_RE, "must be an AWS region such as us-east-1")] = (
+        "us-east-1"
+    )
     #: Another endpoint than AWS's public one (a VPC endpoint; a test server).
     endpoint_url: str | None = None
     access_key_id: str | None = None
@@ -95,13 +117,6 @@ class AWSSettings(ProviderSettings):
     timeout_s: float = Field(default=10.0, gt=0)
     #: botocore's own retries per call (standard mode: throttling and 5xx, with backoff).
     max_attempts: int = Field(default=3, ge=1, le=10)
-
-    @field_validator("region")
-    @classmethod
-    def _region(cls, v: str) -> str:
-        if not has_reference(v) and not _REGION_RE.match(v):
-            raise ValueError("must be an AWS region such as us-east-1")
-        return v
 
     @field_validator("endpoint_url")
     @classmethod

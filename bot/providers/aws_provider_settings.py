@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import Field, field_validator
 
 from bot.envrefs import has_reference
-from bot.providers.aws_client import ACCOUNT_ID_RE, AWSSettings, DurationSetting
+from bot.providers.aws_client import ACCOUNT_ID_RE, AWSSettings, DurationSetting, matching
 from bot.providers.aws_limits import (
     ROLE_MAX_SESSION_MIN_S,
     STS_MAX_S,
@@ -54,27 +54,17 @@ class AWSSTSRoleSettings(ProviderSettings):
     ``policy check`` can hold max_duration to it (grantbot reads the real one with
     iam:GetRole when a request is made)."""
 
-    role_arn: str
+    role_arn: Annotated[
+        str,
+        matching(_ROLE_ARN_RE, "must be an IAM role ARN (arn:aws:iam::123456789012:role/name)"),
+    ]
     session_policy: dict[str, Any] | None = None
-    policy_arns: list[str] = Field(default_factory=list, max_length=POLICY_ARNS_MAX)
+    policy_arns: list[Annotated[str, matching(_POLICY_ARN_RE, "is not an IAM policy ARN")]] = Field(
+        default_factory=list, max_length=POLICY_ARNS_MAX
+    )
     max_session_duration: DurationSetting | None = Field(
         default=None, ge=ROLE_MAX_SESSION_MIN_S, le=STS_MAX_S
     )
-
-    @field_validator("role_arn")
-    @classmethod
-    def _role_arn(cls, v: str) -> str:
-        if not has_reference(v) and not _ROLE_ARN_RE.match(v):
-            raise ValueError("must be an IAM role ARN (arn:aws:iam::123456789012:role/name)")
-        return v
-
-    @field_validator("policy_arns")
-    @classmethod
-    def _policy_arns(cls, v: list[str]) -> list[str]:
-        for arn in v:
-            if not has_reference(arn) and not _POLICY_ARN_RE.match(arn):
-                raise ValueError(f"{arn!r} is not an IAM policy ARN")
-        return v
 
     @field_validator("session_policy")
     @classmethod
@@ -116,18 +106,13 @@ class AWSIdentityCenterSettings(AWSSettings):
     to wait for an assignment to be created or deleted."""
 
     type: Literal["aws_identity_center"] = "aws_identity_center"
-    identity_store_id: str | None = None
+    identity_store_id: (
+        Annotated[str, matching(_STORE_ID_RE, "must be an Identity Store id (d-1234567890)")] | None
+    ) = None
     portal_url: str | None = None
     wait_timeout_s: float = Field(default=120.0, gt=0, le=900)
     poll_initial_s: float = Field(default=1.0, gt=0)
     poll_max_s: float = Field(default=10.0, gt=0)
-
-    @field_validator("identity_store_id")
-    @classmethod
-    def _store_id(cls, v: str | None) -> str | None:
-        if v is not None and not has_reference(v) and not _STORE_ID_RE.match(v):
-            raise ValueError("must be an Identity Store id (d-1234567890)")
-        return v
 
     @field_validator("portal_url")
     @classmethod
@@ -142,31 +127,22 @@ class AWSIdentityCenterRoleSettings(ProviderSettings):
     ``session_duration`` mirrors the permission set's session duration so that
     ``policy check`` can warn when it outlasts max_duration."""
 
-    instance_arn: str
-    permission_set_arn: str
-    account_id: str
+    instance_arn: Annotated[
+        str,
+        matching(
+            _INSTANCE_RE, "must be an Identity Center instance ARN (arn:aws:sso:::instance/…)"
+        ),
+    ]
+    permission_set_arn: Annotated[
+        str,
+        matching(
+            _PERMISSION_SET_RE, "must be a permission set ARN (arn:aws:sso:::permissionSet/…)"
+        ),
+    ]
+    account_id: Annotated[
+        str, matching(ACCOUNT_ID_RE, "must be a 12-digit AWS account id (quote it in YAML)")
+    ]
     session_duration: DurationSetting | None = Field(default=None, ge=3600, le=43_200)
-
-    @field_validator("instance_arn")
-    @classmethod
-    def _instance(cls, v: str) -> str:
-        if not has_reference(v) and not _INSTANCE_RE.match(v):
-            raise ValueError("must be an Identity Center instance ARN (arn:aws:sso:::instance/…)")
-        return v
-
-    @field_validator("permission_set_arn")
-    @classmethod
-    def _permission_set(cls, v: str) -> str:
-        if not has_reference(v) and not _PERMISSION_SET_RE.match(v):
-            raise ValueError("must be a permission set ARN (arn:aws:sso:::permissionSet/…)")
-        return v
-
-    @field_validator("account_id")
-    @classmethod
-    def _account(cls, v: str) -> str:
-        if not has_reference(v) and not ACCOUNT_ID_RE.match(v):
-            raise ValueError("must be a 12-digit AWS account id (quote it in YAML)")
-        return v
 
 
 def identity_center_limit_findings(

@@ -23,7 +23,8 @@ Contracts every provider keeps:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 from urllib.parse import urlsplit
@@ -32,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from bot.domain.credentials import REDACTED, Credential
 from bot.envrefs import has_reference
-from bot.errors import ProviderError
+from bot.errors import ProviderError, TargetUnavailable
 
 if TYPE_CHECKING:
     from bot.domain.model import Grant
@@ -244,3 +245,24 @@ def ensure_not_expired(ctx: GrantContext, *, now: float) -> None:
     """Refuse to issue access whose expiry has already passed (it would be born dead)."""
     if ctx.expires_at <= now:
         raise ProviderError(f"grant {ctx.grant_id} has already expired; nothing was issued")
+
+
+@asynccontextmanager
+async def target_errors(
+    provider: str,
+    action: str,
+    *,
+    unreachable: tuple[type[Exception], ...],
+    refused: tuple[type[Exception], ...],
+) -> AsyncIterator[None]:
+    """A target library's errors inside, translated: ``unreachable`` ones become
+    TargetUnavailable (retry later), ``refused`` ones ProviderError, each naming ``provider``
+    and ``action``; a ProviderError raised inside passes as it is."""
+    try:
+        yield
+    except ProviderError:
+        raise
+    except unreachable as e:
+        raise TargetUnavailable(f"{provider}: {action} failed, server unreachable: {e}") from e
+    except refused as e:
+        raise ProviderError(f"{provider}: {action} failed: {type(e).__name__}: {e}") from e

@@ -22,7 +22,7 @@ import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Final, Literal
 from urllib.parse import quote, unquote, urlsplit
@@ -31,8 +31,14 @@ import asyncpg
 from pydantic import AfterValidator, Field
 
 from bot.domain.credentials import Credential, CredentialField
-from bot.errors import ProviderError, TargetUnavailable
-from bot.providers.base import DatabaseSettings, GrantContext, ProviderSettings, ensure_not_expired
+from bot.errors import ProviderError
+from bot.providers.base import (
+    DatabaseSettings,
+    GrantContext,
+    ProviderSettings,
+    ensure_not_expired,
+    target_errors,
+)
 from bot.providers.naming import LOGIN_LIKE, LOGIN_PREFIX, grant_id_from_login, login_name
 from bot.providers.passwords import new_password
 from bot.providers.scram import scram_sha256_verifier
@@ -88,17 +94,11 @@ class PostgresRoleSettings(ProviderSettings):
     grant_roles: list[RoleName] = Field(min_length=1)
 
 
-@asynccontextmanager
-async def _translated(action: str) -> AsyncIterator[None]:
+def _translated(action: str) -> AbstractAsyncContextManager[None]:
     """asyncpg errors become TargetUnavailable (unreachable) or ProviderError (refused)."""
-    try:
-        yield
-    except ProviderError:
-        raise
-    except _UNAVAILABLE as e:
-        raise TargetUnavailable(f"postgres: {action} failed, server unreachable: {e}") from e
-    except asyncpg.PostgresError as e:
-        raise ProviderError(f"postgres: {action} failed: {type(e).__name__}: {e}") from e
+    return target_errors(
+        "postgres", action, unreachable=_UNAVAILABLE, refused=(asyncpg.PostgresError,)
+    )
 
 
 async def _sql(conn: Any, template: str, *args: str) -> str:

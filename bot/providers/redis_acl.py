@@ -31,8 +31,8 @@ from redis import exceptions as redis_errors
 
 from bot.domain.credentials import Credential, CredentialField
 from bot.envrefs import has_reference
-from bot.errors import ProviderError, TargetUnavailable
-from bot.providers.base import GrantContext, ProviderSettings, ensure_not_expired
+from bot.errors import ProviderError
+from bot.providers.base import GrantContext, ProviderSettings, ensure_not_expired, target_errors
 from bot.providers.naming import grant_id_from_login, login_name
 from bot.providers.passwords import new_password
 from bot.providers.validation import parse_role_settings
@@ -145,16 +145,17 @@ def _flags(getuser_reply: Any) -> list[str]:
 @asynccontextmanager
 async def _translated(action: str) -> AsyncIterator[None]:
     """redis-py errors become TargetUnavailable (unreachable) or ProviderError (refused)."""
-    try:
-        yield
-    except ProviderError:
-        raise
-    except (redis_errors.AuthenticationError, redis_errors.AuthorizationError) as e:
-        raise ProviderError(f"redis_acl: {action} failed: admin login refused: {e}") from e
-    except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as e:
-        raise TargetUnavailable(f"redis_acl: {action} failed, server unreachable: {e}") from e
-    except redis_errors.RedisError as e:
-        raise ProviderError(f"redis_acl: {action} failed: {type(e).__name__}: {e}") from e
+    async with target_errors(
+        "redis_acl",
+        action,
+        unreachable=(redis_errors.ConnectionError, redis_errors.TimeoutError, OSError),
+        refused=(redis_errors.RedisError,),
+    ):
+        try:
+            yield
+        # Before "unreachable": redis-py's AuthenticationError is a ConnectionError.
+        except (redis_errors.AuthenticationError, redis_errors.AuthorizationError) as e:
+            raise ProviderError(f"redis_acl: {action} failed: admin login refused: {e}") from e
 
 
 class RedisACLProvider:

@@ -29,9 +29,9 @@ import heapq
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Final
 
+from bot.domain.duration import format_utc
 from bot.domain.model import Grant
 from bot.report.spool import Spool
 from bot.report.standing import StandingAccess
@@ -340,10 +340,11 @@ class Aggregator:
         if g.why is not None and g.decided_at is not None and self._in(g.decided_at):
             self.review.append(
                 [
-                    _iso(g.decided_at), gid, g.requester, g.resource, g.role,
+                    format_utc(g.decided_at), gid, g.requester, g.resource, g.role,
                     g.duration_s if g.duration_s is not None else "",
                     ("on call: " if g.on_call else "") + g.why,
-                    _iso(g.activated_at), _iso(at), event if at is not None else "(live)",
+                    format_utc(g.activated_at), format_utc(at),
+                    event if at is not None else "(live)",
                     f"{held / 3600:.2f}",
                 ],
                 key=g.decided_at,
@@ -352,7 +353,8 @@ class Aggregator:
             lasted = end - g.failing_since
             self.episodes.append(
                 [
-                    gid, g.requester, g.resource, g.role, _iso(g.failing_since), _iso(at),
+                    gid, g.requester, g.resource, g.role,
+                    format_utc(g.failing_since), format_utc(at),
                     f"{lasted:.1f}", g.attempts, event if at is not None else "(still failing)",
                     "yes" if g.gave_up else "no",
                 ],
@@ -443,9 +445,3 @@ _HANDLERS: Final[dict[str, Handler]] = {
     "CANCEL": Aggregator._closed,
     "ISSUE_FAIL": Aggregator._closed,
 }
-
-
-def _iso(ts: float | None) -> str:
-    if ts is None:
-        return ""
-    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%SZ")

@@ -11,11 +11,11 @@ import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, TextIO
 
 from bot.audit.checkpoint import parse
+from bot.domain.duration import format_utc
 from bot.errors import AuditChainError
 from bot.report.aggregate import Aggregator
 from bot.report.csv_out import write_csvs
@@ -152,16 +152,14 @@ async def _newest_checkpoint(store: GrantStore) -> str:
         cp = parse(last.payload, where=f"checkpoint {last.id}")
     except AuditChainError as e:
         return str(e)
-    when = datetime.fromtimestamp(cp.at, tz=UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    when = format_utc(cp.at)
     return f"checkpoint {cp.n} at seq {cp.seq}, {when}, key {cp.key_id} (signature unchecked)"
 
 
 def _meta(request: ReportRequest, store: GrantStore, agg: Aggregator) -> list[str]:
-    def iso(ts: float) -> str:
-        return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-
+    since, until, made = (format_utc(ts) for ts in (request.since, request.until, request.now))
     return [
-        f"Period {iso(request.since)} to {iso(request.until)}; made {iso(request.now)} "
+        f"Period {since} to {until}; made {made} "
         f"from the audit log {store.keys.audit} ({agg.entries:,} entries read, "
         f"{agg.entries_in_period:,} in the period).",
         "Times are UTC. Every table is also a CSV file (grantbot report --csv DIR).",

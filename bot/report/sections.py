@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
+from bot.domain.duration import format_utc
 from bot.report import svg
 from bot.report.aggregate import DAILY_SERIES, DAY, Aggregator, Tally
 from bot.report.stats import RELATIVE_ACCURACY, Sketch
@@ -35,12 +35,6 @@ def duration_text(seconds: float | None) -> str:
     if s < 2 * DAY:
         return f"{sign}{s / 3600:.1f} h"
     return f"{sign}{s / DAY:.1f} d"
-
-
-def _iso(ts: float | None) -> str:
-    if ts is None:
-        return ""
-    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 def _q(sketch: Sketch, q: float) -> float | None:
@@ -79,9 +73,9 @@ def _standing(agg: Aggregator) -> Section:
     st = agg.standing
     peaks = st.peaks()
     rows: list[list[object]] = [
-        [resource, peak.level, _iso(peak.at)] for resource, peak in peaks.items()
+        [resource, peak.level, format_utc(peak.at)] for resource, peak in peaks.items()
     ]
-    rows.append(["(all)", st.peak.level, _iso(st.peak.at)])
+    rows.append(["(all)", st.peak.level, format_utc(st.peak.at)])
     return Section(
         id="standing",
         title="Standing access over time",
@@ -90,7 +84,7 @@ def _standing(agg: Aggregator) -> Section:
             f"each bar is the time-weighted average over {duration_text(st.width)}. "
             "The dashed line is the peak: the most grants live at one moment."
         ),
-        figures=[("peak", f"{st.peak.level} at {_iso(st.peak.at)}")],
+        figures=[("peak", f"{st.peak.level} at {format_utc(st.peak.at)}")],
         charts=[
             svg.stacked_bars(
                 st.bucket_starts(),
@@ -115,7 +109,7 @@ def _daily(agg: Aggregator) -> Section:
     days = [d * DAY for d in agg.days]
     series = {name: [day[i] for day in agg.daily] for i, name in enumerate(DAILY_SERIES)}
     rows: list[list[object]] = [
-        [_iso(ts)[:10], *counts] for ts, counts in zip(days, agg.daily, strict=True)
+        [format_utc(ts)[:10], *counts] for ts, counts in zip(days, agg.daily, strict=True)
     ]
     return Section(
         id="daily",
@@ -283,10 +277,10 @@ def _policies(agg: Aggregator) -> Section:
     rows: list[list[object]] = [
         [
             version[:12],
-            _iso(v.loaded_at) or "(not recorded)",
+            format_utc(v.loaded_at) or "(not recorded)",
             v.loads,
-            _iso(v.first_seen),
-            _iso(v.last_seen),
+            format_utc(v.first_seen),
+            format_utc(v.last_seen),
             v.entries,
             v.requests,
             "yes" if version == agg.policy_at_start else "",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.domain.duration import format_duration, parse_duration
+from bot.domain.duration import format_duration, format_utc, parse_duration
 from bot.domain.ids import is_grant_id, new_grant_id
 from bot.errors import UsageError
 
@@ -34,6 +34,13 @@ def test_format_round_trips() -> None:
     assert format_duration(0) == "0s"
     for s in (1, 59, 61, 3600, 86401, 93784):
         assert parse_duration(format_duration(s)) == s
+
+
+def test_moments_print_in_utc_to_the_second() -> None:
+    """The CLI and the report print a moment one way, in UTC; a missing one as asked."""
+    assert format_utc(1_764_492_971.9) == "2025-11-30 08:56:11Z"
+    assert format_utc(None) == ""
+    assert format_utc(None, missing="-") == "-"
 
 
 def test_grant_ids_are_well_formed_and_checked_exactly() -> None:

@@ -141,6 +141,11 @@ def test_a_permission_set_session_longer_than_the_grant_is_a_warning() -> None:
     ("change", "expected"),
     [
         ({"role_arn": "prod-admin"}, "role_arn: must be an IAM role ARN"),
+        ({"sts_resource": "      region: Frankfurt"}, "region: must be an AWS region"),
+        (
+            {"sts_provider": "          policy_arns: [arn:aws:iam::aws:policy/ok, read-only]"},
+            "policy_arns[1]: is not an IAM policy ARN",
+        ),
         (
             {"ic_provider": "          session_duration: 3600"},
             "3600 is not a duration; write it with a unit",

@@ -1,7 +1,9 @@
 """The ``grantbot`` command line: serve, demo, policy check, grants, revoke-all, audit, report.
 
 Each subcommand is a small function. A failure prints one line to stderr and exits non-zero
-(1 for a failed check or operation, 2 for bad usage); never a traceback.
+(1 for a failed check or operation, 2 for bad usage); never a traceback. ``audit`` and
+``report`` live in ``bot.cli.audit`` and ``bot.cli.report``; what they share with this module
+is in ``bot.cli.common``, so no subcommand module imports this one.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from bot.config import Settings, load_settings
-from bot.domain.duration import format_duration, parse_duration
+from bot.domain.duration import format_duration, format_utc
 from bot.domain.model import Grant, Status
-from bot.errors import GrantbotError, UsageError
+from bot.errors import GrantbotError
 
 if TYPE_CHECKING:
     from bot.store.audit_feed import AuditFeed
@@ -38,37 +40,9 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: {message} (see --help)\n")
 
 
-def parse_since(text: str, *, now: float) -> float:
-    """``--since``: an ISO date/time (UTC if no zone), epoch seconds, or a duration ago (2h)."""
-    raw = text.strip()
-    try:
-        return float(raw)
-    except ValueError:
-        pass
-    try:
-        parsed = datetime.fromisoformat(raw)
-    except ValueError:
-        parsed = None
-    if parsed is not None:
-        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
-    try:
-        return now - parse_duration(raw)
-    except UsageError:
-        raise UsageError(
-            f'--since "{raw[:40]}" is not a time; '
-            "use 2026-11-01, 2026-11-01T09:00Z, epoch seconds or 2h"
-        ) from None
-
-
 def _operator(args: argparse.Namespace) -> str:
     name = args.operator or getpass.getuser()
     return f"cli:{name}"
-
-
-def _fmt_time(ts: float | None) -> str:
-    if ts is None:
-        return "-"
-    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 def grant_row(g: Grant, *, now: float) -> list[str]:
@@ -80,7 +54,7 @@ def grant_row(g: Grant, *, now: float) -> list[str]:
         g.resource,
         g.role,
         format_duration(g.duration_s),
-        _fmt_time(g.expires_at),
+        format_utc(g.expires_at, missing="-"),
         left,
     ]
 
@@ -274,8 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
     ra.add_argument("--operator", help="who is acting (default: your login name)")
     ra.set_defaults(handler=cmd_revoke_all)
 
-    from bot.cli_audit import add_audit_commands
-    from bot.cli_report import add_report_command
+    from bot.cli.audit import add_audit_commands
+    from bot.cli.report import add_report_command
 
     add_audit_commands(sub, _Parser)
     add_report_command(sub)

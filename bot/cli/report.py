@@ -9,12 +9,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bot.cli.common import parse_since
 from bot.config import Settings
 from bot.errors import UsageError
 
 
 async def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.cli import parse_since
     from bot.report.build import ReportRequest, make_report
     from bot.runtime import open_store
 

@@ -15,8 +15,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
+from bot.cli.common import parse_since
 from bot.config import Settings
-from bot.domain.duration import parse_duration
+from bot.domain.duration import format_utc, parse_duration
 from bot.errors import AuditChainError, ConfigError, StoreUnavailable, UsageError
 
 EXIT_OK: Final = 0
@@ -65,7 +66,7 @@ async def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     else:
         print(
             f"checkpoints intact: {cps.count}, the newest at seq {cps.last.seq} signed "
-            f"{_when(cps.last.at)} by key {cps.last.key_id}; {cps.uncovered} newer entries"
+            f"{format_utc(cps.last.at)} by key {cps.last.key_id}; {cps.uncovered} newer entries"
         )
     return EXIT_OK
 
@@ -105,7 +106,6 @@ async def cmd_checkpoint(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     from bot.audit.export import export_line, read_from, start_after
-    from bot.cli import parse_since
     from bot.runtime import open_store
 
     if args.since and args.after is not None:
@@ -128,10 +128,6 @@ def _write_new(path: Path, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
-
-
-def _when(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 def add_audit_commands(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
