@@ -54,10 +54,8 @@ from bot.slack.tasks import BackgroundTasks
 from bot.slack.workspace import InstalledWorkspace
 from bot.store.connection import is_unavailable, unavailable_cause
 from bot.store.connection import redis_outage as new_redis_outage
-from bot.store.dedupe import Dedupe
 from bot.store.grants import GrantStore
 from bot.store.keys import Keys
-from bot.store.message_refs import MessageRefs
 from bot.web import Readiness, build_web_app
 
 log = logging.getLogger(__name__)
@@ -308,7 +306,7 @@ async def assemble(
         notifier = SlackNotifier(
             client=client,
             grants=store,
-            refs=MessageRefs(store.redis, keys=store.keys),
+            refs=store.message_refs(),
             audit=store.audit,
             policy=policy,
             directory=directory,
@@ -327,7 +325,7 @@ async def assemble(
             service=service,
             directory=directory,
             tasks=tasks,
-            dedupe=Dedupe(store.redis, keys=store.keys, redis_outage=outage),
+            dedupe=store.dedupe(redis_outage=outage),
             notifier=notifier,
             clock=clock,
         )

@@ -221,7 +221,10 @@ async def _every_value_in_redis(client: aioredis.Redis, pattern: str) -> str:
 
 
 async def test_no_secret_in_logs_audit_or_redis(
-    service: GrantService, store: GrantStore, caplog: pytest.LogCaptureFixture
+    service: GrantService,
+    store: GrantStore,
+    redis_client: aioredis.Redis,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Every password issued for postgres, mysql and redis grants is absent from the JSON
     logs, the captured log records, the audit stream and every Redis key of the bot."""
@@ -267,7 +270,7 @@ async def test_no_secret_in_logs_audit_or_redis(
 
     assert len(secrets_seen) >= 3 and all(len(s) >= 16 for s in secrets_seen)
     audit_text = "\n".join([e.body async for e in store.audit.entries()])
-    redis_text = await _every_value_in_redis(store.redis, "{" + store.keys.prefix + "}*")
+    redis_text = await _every_value_in_redis(redis_client, "{" + store.keys.prefix + "}*")
     log_text = sink.getvalue() + "\n".join(r.getMessage() for r in caplog.records)
     assert "issued" in sink.getvalue()  # the careless line was logged, redacted
     for secret in secrets_seen:
