@@ -195,7 +195,7 @@ def build_core(
             listener=RevocationReports(context),
             policy_version=lambda: policy.version,
             schedule_on=schedule_on,
-            inventory=None,  # see the next commit
+            inventory=context.providers.inventory,
             clock=clock,
             redis_outage=redis_outage,
         )
