@@ -1,18 +1,25 @@
-"""The sweep ``grantbot serve`` runs every few seconds on every replica: pending requests past
-their deadline lapse, approved grants whose issuing never finished are taken back, reached
-escalation tiers are asked and providers remove their leftovers (each step claimed atomically
-in Redis or idempotent, so replicas never double up; see bot/service/sweeps.py)."""
+"""Serve's timekeeping: revocations on time (the scheduler) and the sweep every replica runs
+every few seconds: pending requests past their deadline lapse, approved grants whose issuing
+never finished are taken back, reached escalation tiers are asked and providers remove their
+leftovers (each step claimed atomically in Redis or idempotent, so replicas never double up;
+see bot/service/sweeps.py)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sized
-from typing import Final
+from collections.abc import AsyncIterator, Awaitable, Callable, Sized
+from typing import TYPE_CHECKING, Final
 
+from bot.aio import cancel_and_wait
 from bot.log_throttle import Outage, Throttle
 from bot.service import GrantService
 from bot.store.connection import is_unavailable, unavailable_cause
+
+if TYPE_CHECKING:
+    from bot.revocation.revoker import Revoker
+    from bot.scheduling.scheduler import RevocationScheduler
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +29,29 @@ TIMEOUT_SWEEP_INTERVAL_S: Final = 5.0
 
 #: One line a minute per sweep step that keeps failing for a reason other than Redis.
 _SWEEP_ERRORS: Final = Throttle(log, level=logging.ERROR)
+
+
+@contextlib.asynccontextmanager
+async def timekeeping(
+    service: GrantService,
+    scheduler: RevocationScheduler,
+    revoker: Revoker,
+    *,
+    redis_outage: Outage,
+) -> AsyncIterator[RevocationScheduler]:
+    """Revocation on time (``scheduler``, started) and the sweep, for as long as the context
+    is open; then both stop and ``revoker`` is drained."""
+    await scheduler.start()
+    sweep = asyncio.get_running_loop().create_task(
+        sweep_forever(service, interval_s=TIMEOUT_SWEEP_INTERVAL_S, outage=redis_outage),
+        name="timeout-sweep",
+    )
+    try:
+        yield scheduler
+    finally:
+        await cancel_and_wait(sweep)
+        await scheduler.stop()
+        await revoker.aclose()
 
 
 async def sweep_forever(service: GrantService, *, interval_s: float, outage: Outage) -> None:

@@ -1,23 +1,18 @@
-"""The one place that builds grantbot's parts: for ``grantbot serve`` (and the demo, the
-in-process tests and the benchmarks, which run the very bot serve runs: :func:`assemble`), for
-the CLI (:func:`open_store`, :func:`open_service`) and for the scheduler-only worker of the
-replica tests (:func:`build_revocation`).
+"""The one place that builds grantbot's parts: for ``grantbot serve`` and the demo, tests and
+benchmarks that run the very bot it runs (:func:`assemble`), for the CLI (:func:`open_store`,
+:func:`open_service`) and for the scheduler-only worker (:func:`build_revoker`,
+:func:`build_scheduler`).
 
 Parts are built in an order, so nothing is wired after construction: the service's context
-first (store, policy, notifier, directories, on-call, the policy's providers), then the revoker,
-which resolves through those providers and reports to :class:`~bot.service.RevocationReports`
+(store, policy, notifier, directories, on-call, the policy's providers), then the revoker
+resolving through those providers and reporting to :class:`~bot.service.RevocationReports`
 on that context, then the scheduler over the revoker (its reconciler's orphan sweep listing
-the same providers), and last the service, given the revoker and the scheduler.
-
-Nothing here starts an embedded Redis unless asked: a CLI command must not conjure an empty
-database. Shutdown runs in reverse: stop taking requests, let acked work finish (bounded), stop
-the scheduler, close providers, the Slack session and Redis. Nothing is lost by stopping:
-grants and their revocation schedule live in Redis.
+the same providers), and last the service, given both. Nothing here starts an embedded Redis
+unless asked: a CLI command must not conjure an empty database. Shutdown runs in reverse.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import time
@@ -25,7 +20,6 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from bot.aio import cancel_and_wait
 from bot.log_throttle import Outage
 from bot.pacing import Pacer
 from bot.redis_runtime import redis_url_for
@@ -93,24 +87,18 @@ class RevocationOptions:
     reconcile_interval_s: float = DEFAULT_RECONCILE_INTERVAL_S
 
 
-def build_revocation(
+def build_revoker(
     store: GrantStore,
     *,
     resolver: ProviderResolver,
     listener: RevocationListener,
     policy_version: Callable[[], str],
-    schedule_on: str,
-    inventory: ProviderInventory | None,
     clock: Callable[[], float] = time.time,
     redis_outage: Outage | None = None,
     options: RevocationOptions = RevocationOptions(),
-) -> tuple[Revoker, RevocationScheduler]:
-    """The revoker, then the scheduler that runs its jobs, read by APScheduler from the Redis
-    at ``schedule_on``; the reconciler looks for access no live grant accounts for at every
-    provider ``inventory`` lists. Neither is started."""
-    from bot.scheduling.scheduler import RevocationScheduler
-
-    revoker = Revoker(
+) -> Revoker:
+    """The revoker: it takes access away through ``resolver`` and reports to ``listener``."""
+    return Revoker(
         store,
         resolver=resolver,
         listener=listener,
@@ -122,7 +110,24 @@ def build_revocation(
         max_batches=options.max_batches,
         redis_outage=redis_outage,
     )
-    scheduler = RevocationScheduler(
+
+
+def build_scheduler(
+    store: GrantStore,
+    revoker: Revoker,
+    *,
+    schedule_on: str,
+    inventory: ProviderInventory | None,
+    clock: Callable[[], float] = time.time,
+    redis_outage: Outage | None = None,
+    options: RevocationOptions = RevocationOptions(),
+) -> RevocationScheduler:
+    """The scheduler that runs ``revoker``'s jobs, read by APScheduler from the Redis at
+    ``schedule_on``; its reconciler looks for access no live grant accounts for at every
+    provider ``inventory`` lists. Not started."""
+    from bot.scheduling.scheduler import RevocationScheduler
+
+    return RevocationScheduler(
         store,
         revoker,
         redis=schedule_on,
@@ -133,7 +138,6 @@ def build_revocation(
         clock=clock,
         redis_outage=redis_outage,
     )
-    return revoker, scheduler
 
 
 # -- the core: service, revoker (and in serve the scheduler) ------------------------------------
@@ -178,22 +182,19 @@ def build_core(
         clock=clock,
         environ=environ,
     )
-    scheduler: RevocationScheduler | None = None
-    if schedule_on is None:
-        revoker = Revoker(
+    revoker = build_revoker(
+        store,
+        resolver=context.providers,
+        listener=RevocationReports(context),
+        policy_version=lambda: policy.version,
+        clock=clock,
+        redis_outage=redis_outage,
+    )
+    scheduler = None
+    if schedule_on is not None:
+        scheduler = build_scheduler(
             store,
-            resolver=context.providers,
-            listener=RevocationReports(context),
-            policy_version=lambda: policy.version,
-            clock=clock,
-            redis_outage=redis_outage,
-        )
-    else:
-        revoker, scheduler = build_revocation(
-            store,
-            resolver=context.providers,
-            listener=RevocationReports(context),
-            policy_version=lambda: policy.version,
+            revoker,
             schedule_on=schedule_on,
             inventory=context.providers.inventory,
             clock=clock,
@@ -264,27 +265,6 @@ class Bot:
 
 
 @contextlib.asynccontextmanager
-async def _timekeeping(core: Core, *, redis_outage: Outage) -> AsyncIterator[RevocationScheduler]:
-    """Revocation on time (the core's scheduler) and the pending-request sweep, for as long
-    as the context is open; then the revoker is drained."""
-    from bot.sweeper import TIMEOUT_SWEEP_INTERVAL_S, sweep_forever
-
-    scheduler = core.scheduler
-    assert scheduler is not None, "serve's core is built with a scheduler"
-    await scheduler.start()
-    sweep = asyncio.get_running_loop().create_task(
-        sweep_forever(core.service, interval_s=TIMEOUT_SWEEP_INTERVAL_S, outage=redis_outage),
-        name="timeout-sweep",
-    )
-    try:
-        yield scheduler
-    finally:
-        await cancel_and_wait(sweep)
-        await scheduler.stop()
-        await core.revoker.aclose()
-
-
-@contextlib.asynccontextmanager
 async def assemble(
     settings: Settings,
     *,
@@ -328,6 +308,7 @@ async def assemble(
     from bot.slack.retry import BACKOFF_S
     from bot.slack.tasks import BackgroundTasks
     from bot.slack.workspace import InstalledWorkspace
+    from bot.sweeper import timekeeping
     from bot.web import Readiness, build_web_app
 
     policy = PolicyHolder.load(settings.policy_path)
@@ -407,7 +388,7 @@ async def assemble(
         edge = Edge(app, signing_secret=signing_secret or None, workspace=workspace)
         readiness = Readiness(store=store, policy=policy, redis_outage=outage)
         web_app = build_web_app(edge if http_events else None, readiness=readiness, store=store)
-        assert core.scheduler is not None
+        assert core.scheduler is not None  # built with schedule_on
         bot = Bot(
             settings=settings,
             store=store,
@@ -430,7 +411,9 @@ async def assemble(
         if install_reload_triggers:
             policy.install_reload_triggers(audit=store.audit, clock=clock)
         async with (
-            _timekeeping(core, redis_outage=outage) as scheduler,
+            timekeeping(
+                core.service, core.scheduler, core.revoker, redis_outage=outage
+            ) as scheduler,
             audit_duties(duties, store, leader=lambda: scheduler.is_leader, clock=clock),
         ):
             await audit_policy_loaded(store.audit, policy, now=clock())
