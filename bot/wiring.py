@@ -39,18 +39,14 @@ if TYPE_CHECKING:
 
     from bot.announcer import EndAnnouncer
     from bot.config import Settings
-    from bot.notify import Notifier
     from bot.policy_holder import PolicyHolder
     from bot.ports import (
-        OnCallDirectory,
-        PeopleDirectory,
         ProviderResolver,
         RevocationListener,
-        UsergroupDirectory,
     )
     from bot.revocation.retry import RetryPolicy
     from bot.scheduling.scheduler import RevocationScheduler
-    from bot.service import GrantService
+    from bot.service import GrantService, ServiceContext
     from bot.slack.context import SlackDeps
     from bot.slack.directory import SlackDirectory
     from bot.slack.edge import Edge
@@ -155,33 +151,17 @@ class Core:
 
 
 def build_core(
+    context: ServiceContext,
     *,
-    store: GrantStore,
-    policy: PolicyHolder,
-    notifier: Notifier | None = None,
-    usergroups: UsergroupDirectory | None = None,
-    oncall: OnCallDirectory | None = None,
-    people: PeopleDirectory | None = None,
-    clock: Callable[[], float] = time.time,
-    environ: Mapping[str, str] | None = None,
     redis_outage: Outage | None = None,
     schedule_on: str | None = None,
 ) -> Core:
-    """Service and revoker on ``store``, in order (see the module docstring); with
+    """Revoker and service over ``context``, in order (see the module docstring); with
     ``schedule_on`` (the Redis URL APScheduler reads) also the scheduler, which the service
     hands each issued grant's end to and whose reconciler sweeps the service's providers."""
-    from bot.service import GrantService, RevocationReports, ServiceContext
+    from bot.service import GrantService, RevocationReports
 
-    context = ServiceContext(
-        store=store,
-        policy=policy,
-        notifier=notifier,
-        usergroups=usergroups,
-        oncall=oncall,
-        people=people,
-        clock=clock,
-        environ=environ,
-    )
+    store, policy, clock = context.store, context.policy, context.clock
     revoker = build_revoker(
         store,
         resolver=context.providers,
@@ -229,9 +209,11 @@ async def open_service(settings: Settings) -> AsyncIterator[GrantService]:
     """The service with revocation wired, for CLI commands that end grants; closed (revoker
     drained, providers closed) on exit."""
     from bot.policy_holder import PolicyHolder
+    from bot.service import ServiceContext
 
     async with open_store(settings) as store:
-        core = build_core(store=store, policy=PolicyHolder.load(settings.policy_path))
+        policy = PolicyHolder.load(settings.policy_path)
+        core = build_core(ServiceContext(store=store, policy=policy))
         try:
             yield core.service
         finally:
@@ -300,6 +282,7 @@ async def assemble(
     from bot.oncall.cached import DEFAULT_TIMEOUT_S as DEFAULT_ONCALL_TIMEOUT_S
     from bot.oncall.lookup import PolicyOnCallLookup, slack_lookup_by_email
     from bot.policy_holder import PolicyHolder, audit_policy_loaded
+    from bot.service import ServiceContext
     from bot.slack.app import API_TIMEOUT_S, build_client, create_app
     from bot.slack.context import SlackDeps
     from bot.slack.directory import SlackDirectory
@@ -345,7 +328,7 @@ async def assemble(
             directory=directory,
             clock=clock,
         )
-        core = build_core(
+        context = ServiceContext(
             store=store,
             policy=policy,
             # Ends reach Slack once, from the audit stream, wherever they were made.
@@ -363,9 +346,8 @@ async def assemble(
             people=directory,
             clock=clock,
             environ=environ,
-            redis_outage=outage,
-            schedule_on=redis_url,
         )
+        core = build_core(context, redis_outage=outage, schedule_on=redis_url)
         announcer = EndAnnouncer(
             store.audit_feed(consumer=consumer_name()),
             store=store,

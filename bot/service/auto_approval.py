@@ -105,15 +105,14 @@ class AutoApprover:
         details = incident_details(grant)
         if on_call is not None:
             details["on_call"] = on_call
-        outcome = await self._c.store.transition(
+        approved = await self._c.transition(
             grant.id,
             Event.AUTO_APPROVE,
             actor=Actor.system("auto-approve"),
             now=now,
-            policy_version=self._c.policy.version,
             reason=reason,
             details=details,
         )
         metrics.record_request("auto_approved")
         metrics.record_auto_approval(grant.resource)
-        return outcome.grant
+        return approved

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
-from bot.domain.model import Grant
+from bot.domain.model import Actor, Event, Grant
 from bot.domain.policy.rules import RoleRule
 from bot.errors import GrantbotError
 from bot.notify import Notifier, NullNotifier
@@ -61,6 +61,22 @@ class ServiceContext:
         self.providers = PolicyProviders(
             store=store, policy=policy, people=self.people, clock=clock, environ=environ
         )
+
+    async def transition(
+        self, grant_id: str, event: Event, *, actor: Actor, now: float | None = None, **changes: Any
+    ) -> Grant:
+        """One audited state change of ``grant_id`` (GrantStore.transition: ``changes`` are its
+        reason, expires_at, error, details...) under the current policy version, at ``now``
+        (default: the clock, now); the grant as stored after it."""
+        outcome = await self.store.transition(
+            grant_id,
+            event,
+            actor=actor,
+            now=self.clock() if now is None else now,
+            policy_version=self.policy.version,
+            **changes,
+        )
+        return outcome.grant
 
     async def usergroups_for(self, rule: RoleRule) -> Mapping[str, frozenset[str]]:
         """The members of every user group ``rule`` mentions (none asked when it names none)."""

@@ -59,63 +59,44 @@ class Decisions:
         await self.require_approver(grant, user)
         return grant
 
+    async def _decide(
+        self, grant_id: str, event: Event, *, user: str, reason: str | None = None
+    ) -> Grant:
+        """``event`` (APPROVE or DENY) by ``user``, once the current policy makes them an
+        approver of the grant as stored now; the grant as the transition left it."""
+        await self.require_approver(await self._c.store.get(grant_id), user)
+        actor = Actor(kind=ActorKind.APPROVER, id=user)
+        return await self._c.transition(grant_id, event, actor=actor, reason=reason)
+
     async def approve(self, grant_id: str, *, user: str) -> Grant:
         """Record ``user``'s approval; the N-th distinct approval approves and issues."""
         c = self._c
-        grant = await c.store.get(grant_id)
-        await self.require_approver(grant, user)
-        outcome = await c.store.transition(
-            grant_id,
-            Event.APPROVE,
-            actor=Actor(kind=ActorKind.APPROVER, id=user),
-            now=c.clock(),
-            policy_version=c.policy.version,
-        )
+        grant = await self._decide(grant_id, Event.APPROVE, user=user)
         metrics.record_decision("approve")
-        if outcome.grant.status is not Status.APPROVED:
-            await safe(c.notifier.approval_recorded(outcome.grant))
-            return outcome.grant
+        if grant.status is not Status.APPROVED:
+            await safe(c.notifier.approval_recorded(grant))
+            return grant
         metrics.record_request("approved")
-        if outcome.grant.kind == "extension":
-            await safe(c.notifier.decided(outcome.grant))
-            return await self._extensions.apply(outcome.grant)
+        if grant.kind == "extension":
+            await safe(c.notifier.decided(grant))
+            return await self._extensions.apply(grant)
         # The approvers' copies are brought up to date while the credential is issued and
         # sent: the requester's DM does not wait for them (the notifier serialises updates
         # of one grant's copies, so they end showing the latest state either way).
-        active, _ = await c.meanwhile(
-            c.notifier.decided(outcome.grant), self._issuer.activate(outcome.grant)
-        )
+        active, _ = await c.meanwhile(c.notifier.decided(grant), self._issuer.activate(grant))
         return active
 
     async def deny(self, grant_id: str, *, user: str, reason: str | None) -> Grant:
         """``user``, an approver now, refuses the pending request ``grant_id``."""
-        c = self._c
-        grant = await c.store.get(grant_id)
-        await self.require_approver(grant, user)
-        outcome = await c.store.transition(
-            grant_id,
-            Event.DENY,
-            actor=Actor(kind=ActorKind.APPROVER, id=user),
-            now=c.clock(),
-            policy_version=c.policy.version,
-            reason=reason,
-        )
+        grant = await self._decide(grant_id, Event.DENY, user=user, reason=reason)
         metrics.record_decision("deny")
         metrics.record_request("denied")
-        await safe(c.notifier.decided(outcome.grant))
-        return outcome.grant
+        await safe(self._c.notifier.decided(grant))
+        return grant
 
     async def cancel(self, grant_id: str, *, actor: Actor, reason: str | None = None) -> Grant:
         """``actor`` (its requester, or an operator) withdraws the pending request."""
-        c = self._c
-        outcome = await c.store.transition(
-            grant_id,
-            Event.CANCEL,
-            actor=actor,
-            now=c.clock(),
-            policy_version=c.policy.version,
-            reason=reason,
-        )
+        cancelled = await self._c.transition(grant_id, Event.CANCEL, actor=actor, reason=reason)
         metrics.record_request("cancelled")
-        await safe(c.notifier.ended(outcome.grant))
-        return outcome.grant
+        await safe(self._c.notifier.ended(cancelled))
+        return cancelled

@@ -5,6 +5,7 @@ grant's credential is issued again with the new expiry and only then is EXTEND s
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Final
 
 from bot.domain.model import Actor, Event, Grant, Origin, Status
 from bot.errors import ConcurrencyError, NotAuthorized, NotFound, PolicyDenied, TransitionError
@@ -13,6 +14,8 @@ from bot.service.auto_approval import AutoApprover
 from bot.service.context import ServiceContext, safe
 from bot.service.issuing import Issued, Reissuer
 from bot.service.requests import RequestResult, Requests
+
+EXTENSION: Final = Actor.system("extension")
 
 
 class Extensions:
@@ -107,7 +110,6 @@ class Extensions:
         """
         c = self._c
         now = c.clock()
-        actor = Actor.system("extension")
         parent_id = extension.parent_id or ""
         issued: Issued | None = None
         try:
@@ -116,12 +118,11 @@ class Extensions:
                 raise TransitionError(f"{parent_id} is {parent.status.value.lower()}")
             expires_at = parent.expires_at + extension.duration_s
             issued = await self._reissuer.issue_again(parent, expires_at=expires_at)
-            outcome = await c.store.transition(
+            extended = await c.transition(
                 parent_id,
                 Event.EXTEND,
-                actor=actor,
+                actor=EXTENSION,
                 now=now,
-                policy_version=c.policy.version,
                 reason=f"extension {extension.id} approved",
                 expires_at=expires_at,
                 details={"extension_id": extension.id},
@@ -130,29 +131,18 @@ class Extensions:
         except (TransitionError, NotFound, ConcurrencyError) as e:
             if issued is not None:
                 await self._reissuer.take_back(parent_id, issued)
-            closed = await c.store.transition(
-                extension.id,
-                Event.EXTEND,
-                actor=actor,
-                now=now,
-                policy_version=c.policy.version,
-                reason=f"not applied: {e}",
+            closed = await c.transition(
+                extension.id, Event.EXTEND, actor=EXTENSION, now=now, reason=f"not applied: {e}"
             )
-            await safe(c.notifier.ended(closed.grant))
-            return closed.grant
-        extended = outcome.grant
+            await safe(c.notifier.ended(closed))
+            return closed
         if self._scheduler is not None:
             await self._scheduler.schedule(parent_id, extended.expires_at or now)
-        closed = await c.store.transition(
-            extension.id,
-            Event.EXTEND,
-            actor=actor,
-            now=now,
-            policy_version=c.policy.version,
-            reason=f"applied to {parent_id}",
+        closed = await c.transition(
+            extension.id, Event.EXTEND, actor=EXTENSION, now=now, reason=f"applied to {parent_id}"
         )
         if issued is not None:
             await safe(c.notifier.credential_issued(extended, issued[2]))
         await safe(c.notifier.extended(extended))
-        await safe(c.notifier.ended(closed.grant))
-        return closed.grant
+        await safe(c.notifier.ended(closed))
+        return closed

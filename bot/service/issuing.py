@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from typing import Final
 
 from bot import metrics
 from bot.domain.credentials import Credential
@@ -16,6 +17,8 @@ from bot.providers.base import GrantContext, Provider
 from bot.service.context import ServiceContext, safe
 
 log = logging.getLogger(__name__)
+
+ISSUER: Final = Actor.system("issuer")
 
 #: What :meth:`Reissuer.issue_again` issued: the provider and context (to take it back) and
 #: the credential (for the requester's DM).
@@ -51,23 +54,14 @@ class Issuer:
         except Exception as e:
             message = _failure_message(e)
             log.warning("issuing failed for %s: %s", grant.id, message)
-            outcome = await c.store.transition(
-                grant.id,
-                Event.ISSUE_FAIL,
-                actor=Actor.system("issuer"),
-                now=c.clock(),
-                policy_version=c.policy.version,
-                error=message,
-            )
-            await safe(c.notifier.issue_failed(outcome.grant))
-            return outcome.grant, None
+            failed = await c.transition(grant.id, Event.ISSUE_FAIL, actor=ISSUER, error=message)
+            await safe(c.notifier.issue_failed(failed))
+            return failed, None
         try:
-            outcome = await c.store.transition(
+            active = await c.transition(
                 grant.id,
                 Event.ISSUE,
-                actor=Actor.system("issuer"),
-                now=c.clock(),
-                policy_version=c.policy.version,
+                actor=ISSUER,
                 expires_at=expires_at,
                 credential_ref=credential.ref,
             )
@@ -80,11 +74,11 @@ class Issuer:
         if self._scheduler is not None:
             await self._scheduler.schedule(grant.id, expires_at)
         metrics.observe_time_to_credential(
-            (outcome.grant.activated_at or now) - grant.created_at,
+            (active.activated_at or now) - grant.created_at,
             auto=grant.auto_approved is not None,
         )
-        await safe(c.notifier.credential_issued(outcome.grant, credential))
-        return outcome.grant, credential
+        await safe(c.notifier.credential_issued(active, credential))
+        return active, credential
 
     async def take_back_approved(self, grant: Grant, *, why: str) -> Grant:
         """Revoke at the target whatever an unfinished issue may have created (idempotent:
@@ -96,16 +90,14 @@ class Issuer:
             grant if grant.expires_at else grant.model_copy(update={"expires_at": c.clock()})
         )
         await provider.revoke(ctx)
-        outcome = await c.store.transition(
+        failed = await c.transition(
             grant.id,
             Event.ISSUE_FAIL,
             actor=Actor.system("cleanup"),
-            now=c.clock(),
-            policy_version=c.policy.version,
             error=f"{why}; any access it created was taken back",
         )
-        await safe(c.notifier.issue_failed(outcome.grant))
-        return outcome.grant
+        await safe(c.notifier.issue_failed(failed))
+        return failed
 
 
 class Reissuer:

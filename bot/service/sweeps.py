@@ -43,20 +43,19 @@ class Sweeps:
         lapsed = []
         for grant_id in await c.store.due_pending(now):
             try:
-                outcome = await c.store.transition(
+                lapsed_one = await c.transition(
                     grant_id,
                     Event.TIME_OUT,
                     actor=Actor.system("timeout"),
                     now=now,
-                    policy_version=c.policy.version,
                     reason="no decision in time",
                 )
             except Exception as e:  # decided meanwhile, or gone: nothing to lapse
                 log.debug("not timing out %s: %s", grant_id, e)
                 continue
-            lapsed.append(outcome.grant)
+            lapsed.append(lapsed_one)
             metrics.record_request("timed_out")
-            await safe(c.notifier.ended(outcome.grant))
+            await safe(c.notifier.ended(lapsed_one))
         return lapsed
 
     async def fail_stuck_approved(self) -> list[Grant]:

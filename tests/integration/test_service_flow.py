@@ -25,7 +25,7 @@ from bot.logs import configure_logging
 from bot.notify import Notifier
 from bot.policy_holder import PolicyHolder
 from bot.providers.naming import login_name
-from bot.service import GrantService
+from bot.service import GrantService, ServiceContext
 from bot.store.grants import GrantStore
 from bot.wiring import build_core, close_core
 from tests.factories import POLICY_V, make_grant
@@ -105,7 +105,8 @@ async def service(
     """The service and its revoker as the CLI builds them (bot.wiring)."""
     path = tmp_path / "policies.yaml"
     path.write_text(POLICY)
-    core = build_core(store=store, policy=PolicyHolder.load(path), notifier=notifier, environ=env)
+    holder = PolicyHolder.load(path)
+    core = build_core(ServiceContext(store=store, policy=holder, notifier=notifier, environ=env))
     yield core.service
     await close_core(core)
 
