@@ -294,22 +294,27 @@ async def assemble(
     from bot.sweeper import timekeeping
     from bot.web import Readiness, build_web_app
 
-    policy = PolicyHolder.load(settings.policy_path)
-    duties = plan_duties(settings)
-    session = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=SLACK_CONNECTIONS),
-        timeout=aiohttp.ClientTimeout(total=30),
-    )
-    core: Core | None = None
     tasks = BackgroundTasks()
     outage = redis_outage or new_redis_outage()
-    # The revocation path's loops give way to Slack work while people wait on it.
+    # The revocation path's loops give way to Slack work while people wait on it. (A client
+    # only: nothing connects before the policy and the settings are known to be good.)
     store = GrantStore.open(
         redis_url,
         keys=Keys(prefix=settings.redis_prefix),
         pacer=Pacer(tasks.busy),
         max_connections=256,
     )
+    try:  # a reload may not orphan live grants
+        policy = PolicyHolder.load(settings.policy_path, in_use=store.live_rules)
+        duties = plan_duties(settings)
+    except BaseException:
+        await store.aclose()
+        raise
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=SLACK_CONNECTIONS),
+        timeout=aiohttp.ClientTimeout(total=30),
+    )
+    core: Core | None = None
     try:
         client = build_client(
             token=bot_token,
@@ -389,7 +394,6 @@ async def assemble(
             redis_outage=outage,
             announcer=announcer,
         )
-        policy.in_use = store.live_rules  # a reload may not orphan live grants
         if install_reload_triggers:
             policy.install_reload_triggers(audit=store.audit, clock=clock)
         async with (
