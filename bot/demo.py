@@ -32,8 +32,9 @@ from bot.devtools.redis_server import RedisServer
 from bot.devtools.slack_driver import SlackDriver
 from bot.devtools.slack_emulator import Message, SlackEmulator
 from bot.domain.model import Grant, Status
-from bot.server import Bot, assemble, check_slack
+from bot.server import check_slack
 from bot.slack import ids
+from bot.wiring import Bot, assemble
 
 log = logging.getLogger(__name__)
 

@@ -45,19 +45,22 @@ InUseFn = Callable[[], Awaitable[dict[tuple[str, str], list[str]]]]
 class PolicyHolder:
     """Holds the current :class:`LoadedPolicy`; ``current`` is always a validated policy."""
 
-    def __init__(self, loaded: LoadedPolicy, *, path: str | os.PathLike[str]) -> None:
+    def __init__(
+        self, loaded: LoadedPolicy, *, path: str | os.PathLike[str], in_use: InUseFn | None = None
+    ) -> None:
         self.current = loaded
         self.path = Path(path)
         self._stamp = self._file_stamp()
         self._watch: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[bool]] = set()
-        #: Set by the running bot: what live grants use, checked before a reload applies.
-        self.in_use: InUseFn | None = None
+        #: What live grants use (the running bot's store), checked before a reload applies.
+        self.in_use = in_use
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> PolicyHolder:
-        """Load and check ``path``; raises PolicyError (every issue) when it is invalid."""
-        return cls(load_policy(path), path=path)
+    def load(cls, path: str | os.PathLike[str], *, in_use: InUseFn | None = None) -> PolicyHolder:
+        """Load and check ``path``; raises PolicyError (every issue) when it is invalid. With
+        ``in_use``, a reload that would orphan live grants is refused."""
+        return cls(load_policy(path), path=path, in_use=in_use)
 
     @property
     def version(self) -> str:

@@ -84,8 +84,8 @@ async def cmd_policy_check(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_grants_list(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.runtime import open_store
     from bot.tables import format_table
+    from bot.wiring import open_store
 
     status = Status(args.state.upper()) if args.state else None
     async with open_store(settings) as store:
@@ -102,7 +102,7 @@ async def cmd_grants_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_grants_show(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.runtime import open_store
+    from bot.wiring import open_store
 
     async with open_store(settings) as store:
         grant = await store.get(args.grant_id)
@@ -125,7 +125,7 @@ async def _slack_news(feed: AuditFeed, *, plural: bool) -> str:
 
 
 async def cmd_grants_revoke(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.runtime import open_service
+    from bot.wiring import open_service
 
     async with open_service(settings) as service:
         feed = service.store.audit_feed()
@@ -147,7 +147,7 @@ async def cmd_grants_revoke(args: argparse.Namespace, settings: Settings) -> int
 
 
 async def cmd_revoke_all(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.runtime import open_service
+    from bot.wiring import open_service
 
     async with open_service(settings) as service:
         feed = service.store.audit_feed()

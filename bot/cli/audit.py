@@ -32,7 +32,7 @@ DEFAULT_MAX_UNCOVERED: Final = "15m"
 async def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     from bot.audit.signing import key_id, load_public_key
     from bot.audit.verify import verify_with_checkpoints
-    from bot.runtime import open_store
+    from bot.wiring import open_store
 
     try:
         keys = {key_id(k): k for k in (load_public_key(v) for v in args.public_key or [])}
@@ -90,7 +90,7 @@ async def cmd_keygen(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_checkpoint(args: argparse.Namespace, settings: Settings) -> int:
     from bot.audit.duties import checkpointer_for
     from bot.audit.signing import load_signing_key
-    from bot.runtime import open_store
+    from bot.wiring import open_store
 
     if settings.audit_signing_key is None:
         raise ConfigError("GRANTBOT_AUDIT_SIGNING_KEY is not set")
@@ -106,7 +106,7 @@ async def cmd_checkpoint(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     from bot.audit.export import export_line, read_from, start_after
-    from bot.runtime import open_store
+    from bot.wiring import open_store
 
     if args.since and args.after is not None:
         raise UsageError("--since and --after exclude each other")

@@ -16,7 +16,7 @@ from bot.errors import UsageError
 
 async def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     from bot.report.build import ReportRequest, make_report
-    from bot.runtime import open_store
+    from bot.wiring import open_store
 
     now = time.time()
     since = parse_since(args.since, now=now)

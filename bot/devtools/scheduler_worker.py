@@ -2,7 +2,8 @@
 
 ``python -m bot.devtools.scheduler_worker --redis URL --prefix P --replica-id r1`` runs a
 :class:`~bot.revocation.revoker.Revoker` and a
-:class:`~bot.scheduling.scheduler.RevocationScheduler` on the
+:class:`~bot.scheduling.scheduler.RevocationScheduler`, built as serve builds them
+(:mod:`bot.wiring`), on the
 given Redis and key prefix until SIGTERM (graceful: in-flight revocations finish, the lease is
 released) or SIGKILL (what the replica tests do to the leader). Grants are revoked with the
 ``noop`` provider or, with ``--provider redis_acl --target URL``, at a real Redis as ACL users.
@@ -30,10 +31,10 @@ from bot.providers.base import GrantContext, Provider
 from bot.providers.noop import NoopProvider
 from bot.providers.redis_acl import RedisACLProvider, RedisACLSettings
 from bot.revocation.retry import RetryPolicy
-from bot.revocation.revoker import DEFAULT_BATCH_SIZE, DEFAULT_MAX_BATCHES, Revoker
-from bot.scheduling.scheduler import RevocationScheduler
+from bot.revocation.revoker import DEFAULT_BATCH_SIZE, DEFAULT_MAX_BATCHES
 from bot.store.grants import GrantStore
 from bot.store.keys import Keys
+from bot.wiring import RevocationOptions, build_revoker, build_scheduler
 
 log = logging.getLogger(__name__)
 
@@ -132,23 +133,24 @@ async def serve(args: argparse.Namespace) -> None:
     store = GrantStore.open(args.redis, keys=Keys(prefix=args.prefix))
     provider = build_provider(args.provider, target=args.target)
     resolver = StaticResolver(default=provider, role_settings=ACL_ROLE_SETTINGS)
-    revoker = Revoker(
-        store,
-        resolver=resolver,
-        listener=RecordingListener(),
-        policy_version=lambda: POLICY_VERSION,
+    options = RevocationOptions(
         retry=RetryPolicy(base_s=args.retry_base_s),
         revoke_timeout_s=args.revoke_timeout_s,
         batch_size=args.batch_size,
         max_batches=args.max_batches,
-    )
-    scheduler = RevocationScheduler(
-        store,
-        revoker,
-        redis=args.redis,
         replica_id=args.replica_id,
         lease_ttl_s=args.lease_ttl_s,
         reconcile_interval_s=args.reconcile_interval_s,
+    )
+    revoker = build_revoker(
+        store,
+        resolver=resolver,
+        listener=RecordingListener(),
+        policy_version=lambda: POLICY_VERSION,
+        options=options,
+    )
+    scheduler = build_scheduler(
+        store, revoker, schedule_on=args.redis, inventory=resolver.inventory, options=options
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -1,7 +1,7 @@
 """Who is on call: static rotations, PagerDuty and Opsgenie, behind one fail-closed lookup.
 
-The service asks :meth:`OnCallLookup.schedules_for` (its ``OnCallLookup`` Protocol) or
-:meth:`OnCallLookup.check` (which also carries each failed schedule's reason). Build one with
+The service asks through :class:`bot.ports.OnCallDirectory`: :meth:`OnCallLookup.check` (which
+also carries each failed schedule's reason) and :meth:`OnCallLookup.members`. Build one with
 :func:`build_oncall_lookup`, or :class:`PolicyOnCallLookup` to follow policy reloads.
 """
 

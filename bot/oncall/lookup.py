@@ -8,8 +8,8 @@ slower than ``timeout_s`` fails closed: that schedule contributes nobody, and th
 (reused for ``failure_ttl_s``, so a dead source does not cost every request a full timeout).
 Static rotations are computed on each call from ``now``; they cannot fail.
 
-Never open: nothing here turns an error into "on call". :meth:`OnCallLookup.schedules_for`
-is the service's ``OnCallLookup`` Protocol; :meth:`OnCallLookup.check` also says why a
+Never open: nothing here turns an error into "on call". :class:`PolicyOnCallLookup` is the
+service's :class:`bot.ports.OnCallDirectory`; :meth:`OnCallLookup.check` also says why a
 schedule could not be asked, for the request's thread.
 """
 
@@ -72,8 +72,9 @@ ScheduleSpec = StaticSchedule | PagerDutySchedule | OpsgenieSchedule
 class OnCallLookup:
     """Who is on call for each schedule of one policy. Safe to call concurrently.
 
-    Implements the service's ``OnCallLookup`` Protocol (:meth:`schedules_for`); call
-    :meth:`aclose` at shutdown (it closes the HTTP session when the lookup created it).
+    Answers what :class:`bot.ports.OnCallDirectory` asks (through
+    :class:`PolicyOnCallLookup`); call :meth:`aclose` at shutdown (it closes the HTTP
+    session when the lookup created it).
     """
 
     def __init__(

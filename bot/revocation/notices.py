@@ -1,36 +1,18 @@
-"""Telling the listener (the service) what the revoker stored, and the background work that
-owns: a listener that raises is logged and ignored, and revocation never waits on it unless
-asked to."""
+"""Telling the listener (the service's RevocationReports) what the revoker stored, and the
+background work that owns: a listener that raises is logged and ignored, and revocation never
+waits on it unless asked to."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Protocol
 
 from bot.domain.model import Grant
 from bot.pacing import Pacer
+from bot.ports import RevocationListener
 
 log = logging.getLogger(__name__)
-
-
-class RevocationListener(Protocol):
-    """Told after each change is stored. Must not raise; if it does, it is logged and ignored.
-
-    ``on_revoke_failed`` is called after every failed attempt (``grant.revoke_attempts`` says
-    which; update one message rather than posting each). When the retry window has passed,
-    ``grant.last_error`` says so and asks for a force-close.
-    """
-
-    async def on_ended(self, grant: Grant) -> None: ...
-
-    async def on_revoke_failed(self, grant: Grant) -> None: ...
-
-    async def on_access_removed(self, grant: Grant) -> None:
-        """``grant`` is live (it was extended while its access was being taken away), but its
-        access is gone at the target: issue it again."""
-        ...
 
 
 class Notices:

@@ -39,14 +39,14 @@ from bot.domain import lifecycle
 from bot.domain.model import Actor, ActorKind, Event, Grant, Status
 from bot.errors import ConcurrencyError, TransitionError
 from bot.log_throttle import Outage
+from bot.ports import ProviderResolver, RevocationListener
 from bot.revocation.batcher import Batcher, Handled, Work
 from bot.revocation.failures import REVOKER_ACTOR, Ending, Failures, assumed_state
-from bot.revocation.notices import Notices, RevocationListener
+from bot.revocation.notices import Notices
 from bot.revocation.retry import RetryPolicy
 from bot.revocation.targets import (
     DEFAULT_MAX_CONCURRENCY_PER_TARGET,
     DEFAULT_REVOKE_TIMEOUT_S,
-    ProviderResolver,
     Targets,
 )
 from bot.store.bulk import TransitionRequest

@@ -7,23 +7,18 @@ import asyncio
 import logging
 from collections import deque
 from functools import cache
-from typing import Final, Protocol, cast
+from typing import Final, cast
 
 from bot.domain.model import Grant
 from bot.errors import GrantbotError
 from bot.pacing import PACE_EVERY, Pacer
+from bot.ports import ProviderResolver
 from bot.providers.base import BulkRevoker, GrantContext, Provider
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_CONCURRENCY_PER_TARGET: Final = 16
 DEFAULT_REVOKE_TIMEOUT_S: Final = 30.0
-
-
-class ProviderResolver(Protocol):
-    """The provider and context that can take ``grant``'s access away (from the policy)."""
-
-    def resolve(self, grant: Grant) -> tuple[Provider, GrantContext]: ...
 
 
 class Targets:

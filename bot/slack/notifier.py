@@ -34,8 +34,8 @@ from bot.domain.policy.rules import RoleRule
 from bot.errors import GrantbotError, SlackError
 from bot.logs import register_secret
 from bot.policy_holder import PolicyHolder
-from bot.ports import AuditAppender, GrantReader, MessageRef, MessageRefStore
-from bot.service import UsergroupDirectory, usergroups_of
+from bot.ports import AuditAppender, GrantReader, MessageRef, MessageRefStore, UsergroupDirectory
+from bot.service import usergroups_of
 from bot.slack import delivery
 from bot.slack.blocks import kit, messages
 from bot.slack.delivery import Undelivered

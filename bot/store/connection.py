@@ -80,7 +80,7 @@ async def ping(client: aioredis.Redis, *, timeout_s: float) -> None:
     await asyncio.wait_for(answered(), timeout=timeout_s)
 
 
-def aw(value: Awaitable[T] | T) -> Awaitable[T]:
+def as_awaitable(value: Awaitable[T] | T) -> Awaitable[T]:
     """Narrow a redis-py command result to its awaitable form.
 
     redis-py annotates commands for the sync and asyncio clients at once

@@ -14,7 +14,7 @@ from typing import Final
 
 import redis.asyncio as aioredis
 
-from bot.store.connection import aw, unavailable_as_store_error
+from bot.store.connection import as_awaitable, unavailable_as_store_error
 from bot.store.keys import Keys
 from bot.store.scripts import register
 
@@ -50,10 +50,14 @@ class EscalationLedger:
     async def done(self, grant_id: str, *, tier: int, now: float) -> None:
         """``tier`` of ``grant_id`` was asked (its messages are out): never ask it again."""
         async with unavailable_as_store_error():
-            await aw(self.redis.hset(self.keys.escalations(grant_id), str(tier), repr(now)))
+            await as_awaitable(
+                self.redis.hset(self.keys.escalations(grant_id), str(tier), repr(now))
+            )
 
     async def asked(self, grant_id: str) -> dict[int, float]:
         """Tiers asked so far and when (those still being asked are left out)."""
         async with unavailable_as_store_error():
-            raw: dict[str, str] = await aw(self.redis.hgetall(self.keys.escalations(grant_id)))
+            raw: dict[str, str] = await as_awaitable(
+                self.redis.hgetall(self.keys.escalations(grant_id))
+            )
         return {int(k): float(v) for k, v in raw.items() if not v.startswith(_ASKING)}

@@ -22,17 +22,20 @@ from bot.domain import lifecycle
 from bot.domain.ids import new_grant_id
 from bot.domain.model import Actor, Event, Grant, Status
 from bot.errors import ConcurrencyError, NotFound
+from bot.log_throttle import Outage
 from bot.pacing import UNPACED, Pacer
 from bot.store.audit import AuditLog, entry_body
 from bot.store.audit_feed import AuditFeed
 from bot.store.bulk import BulkResult, BulkTransitions, TransitionRequest, transition_body
 from bot.store.chain import AuditChain
 from bot.store.checkpoints import CheckpointLog
-from bot.store.connection import aw, connect, ping, translate_errors
+from bot.store.connection import as_awaitable, connect, ping, translate_errors
+from bot.store.dedupe import Dedupe
 from bot.store.escalations import EscalationLedger
 from bot.store.indexes import ops_json, plan_indexes
 from bot.store.keys import Keys
 from bot.store.lease import LeaseKey
+from bot.store.message_refs import MessageRefs
 from bot.store.provider_state import ProviderState
 from bot.store.quota import AutoApprovalQuota
 from bot.store.retry_states import RetryStates
@@ -55,9 +58,9 @@ class GrantStore:
     ) -> None:
         """``pacer``: how the bulk paths (``transition_many``, and the revoker's loops) hand
         the event loop back; ``grantbot serve`` gives one that yields to Slack work."""
-        #: The asyncio client. Only bot/store uses it (and bot/slack's message refs and
-        #: dedupe until they move into the store: issue 11, B3).
-        self.redis = client
+        #: The asyncio client: private, so every use of grantbot's Redis stays in bot/store
+        #: (other parts get store objects from the factories below).
+        self._redis = client
         self.keys = keys or Keys()
         self.pacer = pacer
         self.chain = AuditChain()
@@ -83,51 +86,60 @@ class GrantStore:
 
     async def aclose(self) -> None:
         """Close the client (and every connection of its pool)."""
-        await self.redis.aclose()
+        await self._redis.aclose()
 
     async def ping(self, *, timeout_s: float) -> None:
         """Redis answers PING within ``timeout_s``; else StoreUnavailable or TimeoutError."""
-        await ping(self.redis, timeout_s=timeout_s)
+        await ping(self._redis, timeout_s=timeout_s)
 
     # -- the other parts -------------------------------------------------------------------
 
     @cached_property
     def quota(self) -> AutoApprovalQuota:
-        return AutoApprovalQuota(self.redis, keys=self.keys)
+        return AutoApprovalQuota(self._redis, keys=self.keys)
 
     @cached_property
     def escalations(self) -> EscalationLedger:
-        return EscalationLedger(self.redis, keys=self.keys)
+        return EscalationLedger(self._redis, keys=self.keys)
 
     @cached_property
     def ssh_keys(self) -> SshKeys:
-        return SshKeys(self.redis, keys=self.keys, chain=self.chain)
+        return SshKeys(self._redis, keys=self.keys, chain=self.chain)
 
     @cached_property
     def retry_states(self) -> RetryStates:
-        return RetryStates(self.redis, keys=self.keys)
+        return RetryStates(self._redis, keys=self.keys)
 
     def revocation_jobs(self) -> RevocationJobs:
         """A writer of revocation jobs of its own (its ``on_put`` hook is its owner's)."""
-        return RevocationJobs(self.redis, keys=self.keys)
+        return RevocationJobs(self._redis, keys=self.keys)
 
     @cached_property
     def checkpoints(self) -> CheckpointLog:
-        return CheckpointLog(self.redis, keys=self.keys)
+        return CheckpointLog(self._redis, keys=self.keys)
 
     def audit_feed(self, *, consumer: str = "") -> AuditFeed:
         """The audit stream's news group, read as ``consumer`` (see AuditFeed)."""
-        return AuditFeed(self.redis, keys=self.keys, consumer=consumer)
+        return AuditFeed(self._redis, keys=self.keys, consumer=consumer)
 
     def ship_positions(self, sink_id: str) -> ShipPositions:
-        return ShipPositions(self.redis, keys=self.keys, sink_id=sink_id)
+        return ShipPositions(self._redis, keys=self.keys, sink_id=sink_id)
 
     def provider_state(self, *, kind: str, resource: str) -> ProviderState:
-        return ProviderState(self.redis, keys=self.keys, kind=kind, resource=resource)
+        return ProviderState(self._redis, keys=self.keys, kind=kind, resource=resource)
+
+    def message_refs(self) -> MessageRefs:
+        """The Slack messages shown about each grant (the notifier's)."""
+        return MessageRefs(self._redis, keys=self.keys)
+
+    def dedupe(self, *, redis_outage: Outage | None = None) -> Dedupe:
+        """First-time tokens (Slack deliveries), failing open while Redis is down, which is
+        told to ``redis_outage``."""
+        return Dedupe(self._redis, keys=self.keys, redis_outage=redis_outage)
 
     def scheduler_lease(self) -> LeaseKey:
         """The key that says which replica runs the scheduler."""
-        return LeaseKey(self.redis, key=self.keys.scheduler_lease)
+        return LeaseKey(self._redis, key=self.keys.scheduler_lease)
 
     # -- writes -------------------------------------------------------------------------
 
@@ -291,7 +303,7 @@ class GrantStore:
     @translate_errors
     async def get(self, grant_id: str) -> Grant:
         """The grant, or NotFound with a message naming the id."""
-        data = await aw(self.redis.hget(self.keys.grant(grant_id), "d"))
+        data = await as_awaitable(self._redis.hget(self.keys.grant(grant_id), "d"))
         if data is None:
             raise NotFound(f"no request or grant {grant_id}")
         return Grant.model_validate_json(data)
@@ -302,7 +314,7 @@ class GrantStore:
         ids = list(grant_ids)
         if not ids:
             return []
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with self._redis.pipeline(transaction=False) as pipe:
             for gid in ids:
                 pipe.hget(self.keys.grant(gid), "d")
             rows: Sequence[str | None] = await pipe.execute()
@@ -314,14 +326,16 @@ class GrantStore:
     ) -> list[Grant]:
         """Newest first; filtered by requester and/or status."""
         if status is not None and user is None:
-            ids: list[str] = list(await aw(self.redis.smembers(self.keys.by_status(status))))
+            ids: list[str] = list(
+                await as_awaitable(self._redis.smembers(self.keys.by_status(status)))
+            )
             grants = await self.get_many(ids)
             grants.sort(key=lambda g: g.created_at, reverse=True)
             return grants[:limit]
         index = self.keys.user_all(user) if user is not None else self.keys.all_grants
         # Over-fetch when also filtering by status so the page still fills.
         fetch = limit if status is None else max(limit * 10, 1000)
-        ids = list(await self.redis.zrevrange(index, 0, fetch - 1))
+        ids = list(await self._redis.zrevrange(index, 0, fetch - 1))
         grants = await self.get_many(ids)
         if status is not None:
             grants = [g for g in grants if g.status is status]
@@ -330,12 +344,16 @@ class GrantStore:
     @translate_errors
     async def open_for_user(self, user: str) -> list[Grant]:
         """A user's pending and live requests/grants, oldest first."""
-        grants = await self.get_many(await aw(self.redis.smembers(self.keys.user_open(user))))
+        grants = await self.get_many(
+            await as_awaitable(self._redis.smembers(self.keys.user_open(user)))
+        )
         return sorted(grants, key=lambda g: g.created_at)
 
     @translate_errors
     async def in_status(self, status: Status) -> list[Grant]:
-        return await self.get_many(await aw(self.redis.smembers(self.keys.by_status(status))))
+        return await self.get_many(
+            await as_awaitable(self._redis.smembers(self.keys.by_status(status)))
+        )
 
     async def live_rules(self) -> dict[tuple[str, str], list[str]]:
         """(resource, role) -> ids of the live grants (APPROVED, ACTIVE, REVOKE_FAILED) on it:
@@ -350,7 +368,7 @@ class GrantStore:
     async def live_by_resource(self) -> dict[str, int]:
         """Resource -> live grants (ACTIVE or REVOKE_FAILED) on it, the standing privileges;
         resources with none are left out. One HGETALL, kept exact by the commit scripts."""
-        raw = await aw(self.redis.hgetall(self.keys.live_by_resource))
+        raw = await as_awaitable(self._redis.hgetall(self.keys.live_by_resource))
         counts = {str(resource): int(n) for resource, n in raw.items()}
         return {resource: n for resource, n in counts.items() if n > 0}
 
@@ -359,16 +377,16 @@ class GrantStore:
         """Ids of live grants whose expires_at <= now, soonest first (all when ``limit`` is
         None)."""
         if limit is None:
-            return list(await self.redis.zrangebyscore(self.keys.expiries, "-inf", now))
+            return list(await self._redis.zrangebyscore(self.keys.expiries, "-inf", now))
         return list(
-            await self.redis.zrangebyscore(self.keys.expiries, "-inf", now, start=0, num=limit)
+            await self._redis.zrangebyscore(self.keys.expiries, "-inf", now, start=0, num=limit)
         )
 
     @translate_errors
     async def due_pending(self, now: float, *, limit: int = 1000) -> list[str]:
         """Ids of PENDING requests whose request_expires_at <= now."""
         return list(
-            await self.redis.zrangebyscore(
+            await self._redis.zrangebyscore(
                 self.keys.pending_deadlines, "-inf", now, start=0, num=limit
             )
         )

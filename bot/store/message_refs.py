@@ -13,7 +13,7 @@ from typing import Final
 import redis.asyncio as aioredis
 
 from bot.ports import MessageRef
-from bot.store.connection import aw, translate_errors
+from bot.store.connection import as_awaitable, translate_errors
 from bot.store.keys import Keys
 
 #: How long message refs are kept after their last change: longer than any grant lives.
@@ -36,7 +36,9 @@ class MessageRefs:
     @translate_errors
     async def read(self, grant_id: str) -> dict[MessageRef, str]:
         """Every remembered message of ``grant_id`` -> its kind."""
-        fields: dict[str, str] = await aw(self.redis.hgetall(self.keys.slack_messages(grant_id)))
+        fields: dict[str, str] = await as_awaitable(
+            self.redis.hgetall(self.keys.slack_messages(grant_id))
+        )
         refs: dict[MessageRef, str] = {}
         for field, kind in fields.items():
             channel, _, ts = field.partition(" ")
@@ -57,4 +59,4 @@ class MessageRefs:
     @translate_errors
     async def forget(self, grant_id: str, ref: MessageRef) -> None:
         """Forget one message of ``grant_id``."""
-        await aw(self.redis.hdel(self.keys.slack_messages(grant_id), _field(ref)))
+        await as_awaitable(self.redis.hdel(self.keys.slack_messages(grant_id), _field(ref)))

@@ -23,7 +23,7 @@ from typing import Any, Final
 
 import redis.asyncio as aioredis
 
-from bot.store.connection import aw, unavailable_as_store_error
+from bot.store.connection import as_awaitable, unavailable_as_store_error
 from bot.store.keys import Keys
 
 #: Origins of a shared thing (see :meth:`ProviderState.claim_origin`).
@@ -50,18 +50,22 @@ class ProviderState:
         """Store (replace) ``grant_id``'s record."""
         data = json.dumps({**record, RESOURCE_FIELD: self.resource}, sort_keys=True)
         async with unavailable_as_store_error():
-            await aw(self.redis.hset(self.keys.provider_records(self.kind), grant_id, data))
+            await as_awaitable(
+                self.redis.hset(self.keys.provider_records(self.kind), grant_id, data)
+            )
 
     async def get(self, grant_id: str) -> dict[str, Any] | None:
         """``grant_id``'s record, or None."""
         async with unavailable_as_store_error():
-            raw = await aw(self.redis.hget(self.keys.provider_records(self.kind), grant_id))
+            raw = await as_awaitable(
+                self.redis.hget(self.keys.provider_records(self.kind), grant_id)
+            )
         return _decoded(raw)
 
     async def records(self) -> dict[str, dict[str, Any]]:
         """Every record this resource's provider wrote, by grant id."""
         async with unavailable_as_store_error():
-            raw = await aw(self.redis.hgetall(self.keys.provider_records(self.kind)))
+            raw = await as_awaitable(self.redis.hgetall(self.keys.provider_records(self.kind)))
         found = {gid: _decoded(value) for gid, value in raw.items()}
         return {
             gid: rec
@@ -84,7 +88,9 @@ class ProviderState:
     async def hold(self, thing: str, grant_id: str) -> None:
         """Count ``grant_id`` among the holders of ``thing``."""
         async with unavailable_as_store_error():
-            await aw(self.redis.sadd(self.keys.provider_holders(self.kind, thing), grant_id))
+            await as_awaitable(
+                self.redis.sadd(self.keys.provider_holders(self.kind, thing), grant_id)
+            )
 
     async def release(self, thing: str, grant_id: str) -> int:
         """Stop counting ``grant_id`` as a holder of ``thing``; how many holders remain.
@@ -104,7 +110,9 @@ class ProviderState:
     async def holders(self, thing: str) -> set[str]:
         """The grant ids holding ``thing`` now."""
         async with unavailable_as_store_error():
-            members = await aw(self.redis.smembers(self.keys.provider_holders(self.kind, thing)))
+            members = await as_awaitable(
+                self.redis.smembers(self.keys.provider_holders(self.kind, thing))
+            )
         return {str(m) for m in members}
 
     async def claim_origin(self, thing: str, *, made_by_grantbot: bool) -> bool:
@@ -114,20 +122,22 @@ class ProviderState:
         key = self.keys.provider_origins(self.kind)
         value = MADE_BY_GRANTBOT if made_by_grantbot else FOUND_THERE
         async with unavailable_as_store_error():
-            await aw(self.redis.hsetnx(key, thing, value))
-            stored = await aw(self.redis.hget(key, thing))
+            await as_awaitable(self.redis.hsetnx(key, thing, value))
+            stored = await as_awaitable(self.redis.hget(key, thing))
         return stored == MADE_BY_GRANTBOT
 
     async def origin(self, thing: str) -> str | None:
         """:data:`MADE_BY_GRANTBOT`, :data:`FOUND_THERE`, or None when not recorded."""
         async with unavailable_as_store_error():
-            value = await aw(self.redis.hget(self.keys.provider_origins(self.kind), thing))
+            value = await as_awaitable(
+                self.redis.hget(self.keys.provider_origins(self.kind), thing)
+            )
         return None if value is None else str(value)
 
     async def drop_origin(self, thing: str) -> None:
         """Forget who made ``thing`` (it is gone, or nobody holds it any more)."""
         async with unavailable_as_store_error():
-            await aw(self.redis.hdel(self.keys.provider_origins(self.kind), thing))
+            await as_awaitable(self.redis.hdel(self.keys.provider_origins(self.kind), thing))
 
     # -- cleanup list --------------------------------------------------------------------
 
@@ -135,11 +145,11 @@ class ProviderState:
         """Have ``grant_id``'s leftover removed at ``at`` (epoch seconds); replaces a time
         set before."""
         async with unavailable_as_store_error():
-            await aw(self.redis.zadd(self._cleanup, {grant_id: at}))
+            await as_awaitable(self.redis.zadd(self._cleanup, {grant_id: at}))
 
     async def cancel_cleanup(self, grant_id: str) -> None:
         async with unavailable_as_store_error():
-            await aw(self.redis.zrem(self._cleanup, grant_id))
+            await as_awaitable(self.redis.zrem(self._cleanup, grant_id))
 
     async def due(self, *, now: float, limit: int = 100) -> dict[str, dict[str, Any]]:
         """The records whose cleanup time has come (at most ``limit``, oldest first), by
@@ -148,16 +158,16 @@ class ProviderState:
         async with unavailable_as_store_error():
             ids = [
                 str(i)
-                for i in await aw(
+                for i in await as_awaitable(
                     self.redis.zrangebyscore(cleanup, "-inf", now, start=0, num=limit)
                 )
             ]
             if not ids:
                 return {}
-            raw = await aw(self.redis.hmget(self.keys.provider_records(self.kind), ids))
+            raw = await as_awaitable(self.redis.hmget(self.keys.provider_records(self.kind), ids))
             orphans = [gid for gid, value in zip(ids, raw, strict=True) if value is None]
             if orphans:
-                await aw(self.redis.zrem(cleanup, *orphans))
+                await as_awaitable(self.redis.zrem(cleanup, *orphans))
         found = {gid: _decoded(value) for gid, value in zip(ids, raw, strict=True)}
         return {gid: rec for gid, rec in found.items() if rec is not None}
 

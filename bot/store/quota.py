@@ -12,7 +12,7 @@ from typing import Final
 
 import redis.asyncio as aioredis
 
-from bot.store.connection import aw, unavailable_as_store_error
+from bot.store.connection import as_awaitable, unavailable_as_store_error
 from bot.store.keys import Keys
 from bot.store.scripts import register
 
@@ -44,7 +44,7 @@ class AutoApprovalQuota:
         """Auto-approvals already taken today."""
         key = quota_key(self.keys, user=user, resource=resource, role=role, now=now)
         async with unavailable_as_store_error():
-            value = await aw(self.redis.get(key))
+            value = await as_awaitable(self.redis.get(key))
         return int(value or 0)
 
     async def take(self, *, user: str, resource: str, role: str, now: float, limit: int) -> bool:

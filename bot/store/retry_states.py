@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 
 from bot.domain.model import Actor, Event
-from bot.store.connection import aw, translate_errors
+from bot.store.connection import as_awaitable, translate_errors
 from bot.store.keys import Keys
 
 
@@ -65,7 +65,7 @@ class RetryStates:
         """The stored states of those of ``grant_ids`` that are failing."""
         if not grant_ids:
             return {}
-        rows = await aw(self._r.hmget(self._key, list(grant_ids)))
+        rows = await as_awaitable(self._r.hmget(self._key, list(grant_ids)))
         return {
             gid: RetryState.from_json(raw)
             for gid, raw in zip(grant_ids, rows, strict=True)
@@ -75,17 +75,19 @@ class RetryStates:
     @translate_errors
     async def abandoned_ids(self) -> list[str]:
         """Grants whose revocation failed for the whole retry window (still REVOKE_FAILED)."""
-        rows = await aw(self._r.hgetall(self._key))
+        rows = await as_awaitable(self._r.hgetall(self._key))
         return [gid for gid, raw in rows.items() if RetryState.from_json(raw).abandoned_at]
 
     @translate_errors
     async def put_many(self, states: Mapping[str, RetryState]) -> None:
         """Store (replace) the states of these grants."""
         if states:
-            await aw(self._r.hset(self._key, mapping={g: s.to_json() for g, s in states.items()}))
+            await as_awaitable(
+                self._r.hset(self._key, mapping={g: s.to_json() for g, s in states.items()})
+            )
 
     @translate_errors
     async def forget(self, grant_ids: Sequence[str]) -> None:
         """Drop the states of these grants (they ended)."""
         if grant_ids:
-            await aw(self._r.hdel(self._key, *grant_ids))
+            await as_awaitable(self._r.hdel(self._key, *grant_ids))

@@ -21,7 +21,7 @@ from typing import Any, Final
 
 import redis.asyncio as aioredis
 
-from bot.store.connection import aw, translate_errors, unavailable_as_store_error
+from bot.store.connection import as_awaitable, translate_errors, unavailable_as_store_error
 from bot.store.keys import Keys
 from bot.store.scripts import register
 
@@ -148,7 +148,7 @@ class RevocationJobs:
     @translate_errors
     async def record(self, grant_id: str) -> dict[str, Any] | None:
         """The stored record of ``grant_id``'s job (for inspection), or None."""
-        raw = await aw(self._r.hget(self._keys.revocation_jobs, grant_id))
+        raw = await as_awaitable(self._r.hget(self._keys.revocation_jobs, grant_id))
         if raw is None:
             return None
         parsed: dict[str, Any] = json.loads(raw)

@@ -29,7 +29,6 @@ from bot.devtools.slack_driver import SlackDriver
 from bot.devtools.slack_emulator import DEFAULT_BOT_TOKEN, EmulatorControl
 from bot.domain.model import Status
 from bot.slack import ids
-from bot.store.audit_feed import AuditFeed
 from bot.store.connection import connect
 from bot.store.grants import GrantStore
 from bot.store.keys import Keys
@@ -261,7 +260,7 @@ async def _issue(world: World, driver: SlackDriver, reason: str) -> Issued:
 async def _announced_once(world: World, issued: Issued) -> None:
     """Once every audit entry has been handled: the DM rewritten once without the password,
     every approver copy revoked, one thread post, one requester notice."""
-    feed = AuditFeed(world.store.redis, keys=world.store.keys)
+    feed = world.store.audit_feed()
 
     async def settled() -> bool:
         return await feed.caught_up()

@@ -21,7 +21,6 @@ from bot.providers.naming import login_name
 from bot.providers.redis_acl import RedisACLProvider, RedisACLSettings
 from bot.store.grants import GrantStore
 from bot.store.keys import Keys
-from bot.store.revocation_jobs import RevocationJobs
 from tests.factories import POLICY_V, make_grant
 
 REPLICAS = 3
@@ -94,7 +93,7 @@ def replicas(
 
 
 async def leader_of(store: GrantStore) -> str | None:
-    token = await store.redis.get(store.keys.scheduler_lease)
+    token = await store.scheduler_lease().holder()
     return None if token is None else str(token).rsplit(":", 1)[0]
 
 
@@ -116,9 +115,7 @@ async def issue_grants(
         )
         await acl.issue(resolver.context(g), now=now)
         grants.append(await store.create(g, actor=Actor.system(), policy_version=POLICY_V))
-    await RevocationJobs(store.redis, keys=store.keys).put_many(
-        (g.id, g.expires_at or 0) for g in grants
-    )
+    await store.revocation_jobs().put_many((g.id, g.expires_at or 0) for g in grants)
     return grants
 
 

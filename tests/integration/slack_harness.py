@@ -1,6 +1,6 @@
 """The real bot in process, served over real HTTP, driven as Slack drives it.
 
-``SlackHarness`` assembles the bot exactly as ``grantbot serve`` does (bot.server.assemble)
+``SlackHarness`` assembles the bot exactly as ``grantbot serve`` does (bot.wiring.assemble)
 on the test's Redis prefix, serves its aiohttp app on a free port, points its Web API client
 at a :class:`SlackEmulator` and signs requests with a :class:`SlackDriver`. Only Slack is
 fake, and only at the wire.
@@ -25,7 +25,8 @@ from bot.devtools.slack_driver import SlackDriver
 from bot.devtools.slack_emulator import FakeChannel, FakeUser, Message, SlackEmulator
 from bot.domain.model import Grant
 from bot.errors import StoreUnavailable
-from bot.server import ONCALL_TIMEOUT_S, Bot, assemble, check_slack
+from bot.server import ONCALL_TIMEOUT_S, check_slack
+from bot.wiring import Bot, assemble
 from tests.integration.support import FakeClock
 
 POLICY_FILE = Path(__file__).parent.parent / "fixtures" / "slack_policy.yaml"
@@ -145,7 +146,7 @@ async def running_bot(
     environment settings (``SLACK_TEAM_ID``...). Pass an ``emulator`` to share one Slack
     between bots (replicas, a restart); it is left running. ``extra_users`` and
     ``extra_channels`` join the emulated workspace before the bot starts. Other keyword
-    options go to :func:`bot.server.assemble` (e.g. ``slack_timeout_s``)."""
+    options go to :func:`bot.wiring.assemble` (e.g. ``slack_timeout_s``)."""
     async with contextlib.AsyncExitStack() as stack:
         if emulator is None:
             emulator = await stack.enter_async_context(SlackEmulator(enterprise_id=enterprise_id))

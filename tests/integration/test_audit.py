@@ -57,10 +57,10 @@ async def test_untouched_chain_verifies_and_records_decision_context(store: Gran
     assert all(b.prev == a.hash for a, b in itertools.pairwise(entries))
 
 
-async def test_altered_entry_is_named(store: GrantStore) -> None:
+async def test_altered_entry_is_named(store: GrantStore, redis_client: aioredis.Redis) -> None:
     """Changing the approver in entry 5's body makes verify name entry 5 as altered."""
     await _history(store)
-    r = store.redis
+    r = redis_client
     raw = await r.xrange(store.keys.audit)
     fields = dict(raw[4][1])
     assert "U0A1" in fields["body"]
@@ -71,12 +71,14 @@ async def test_altered_entry_is_named(store: GrantStore) -> None:
         await store.audit.verify()
 
 
-async def test_rehashed_alteration_breaks_the_next_link(store: GrantStore) -> None:
+async def test_rehashed_alteration_breaks_the_next_link(
+    store: GrantStore, redis_client: aioredis.Redis
+) -> None:
     """An attacker who also recomputes the altered entry's hash is caught at the next entry."""
     from bot.store.chain import chain_hash
 
     await _history(store)
-    r = store.redis
+    r = redis_client
     raw = await r.xrange(store.keys.audit)
     fields = dict(raw[4][1])
     fields["body"] = fields["body"].replace("U0A1", "U0EVIL")
@@ -87,31 +89,33 @@ async def test_rehashed_alteration_breaks_the_next_link(store: GrantStore) -> No
         await store.audit.verify()
 
 
-async def test_deleted_entry_is_named(store: GrantStore) -> None:
+async def test_deleted_entry_is_named(store: GrantStore, redis_client: aioredis.Redis) -> None:
     """XDEL of a middle entry makes verify name the entry after the gap."""
     await _history(store)
-    raw = await store.redis.xrange(store.keys.audit)
-    await store.redis.xdel(store.keys.audit, raw[2][0])
+    raw = await redis_client.xrange(store.keys.audit)
+    await redis_client.xdel(store.keys.audit, raw[2][0])
     with pytest.raises(AuditChainError, match=rf"entry {raw[3][0]} \(seq 4\): expected seq 3"):
         await store.audit.verify()
 
 
-async def test_reordered_entries_are_named(store: GrantStore) -> None:
+async def test_reordered_entries_are_named(store: GrantStore, redis_client: aioredis.Redis) -> None:
     """Swapping the contents of entries 5 and 6 makes verify name the first out of place."""
     await _history(store)
-    raw = await store.redis.xrange(store.keys.audit)
+    raw = await redis_client.xrange(store.keys.audit)
     swapped = list(raw)
     swapped[4], swapped[5] = (raw[4][0], raw[5][1]), (raw[5][0], raw[4][1])
-    await _rewrite(store.redis, store.keys.audit, swapped)
+    await _rewrite(redis_client, store.keys.audit, swapped)
     with pytest.raises(AuditChainError, match=rf"entry {raw[4][0]} \(seq 6\): expected seq 5"):
         await store.audit.verify()
 
 
-async def test_deleted_tail_is_caught_by_the_head(store: GrantStore) -> None:
+async def test_deleted_tail_is_caught_by_the_head(
+    store: GrantStore, redis_client: aioredis.Redis
+) -> None:
     """Deleting the newest entry leaves a self-consistent chain, but the head disagrees."""
     await _history(store)
-    raw = await store.redis.xrange(store.keys.audit)
-    await store.redis.xdel(store.keys.audit, raw[-1][0])
+    raw = await redis_client.xrange(store.keys.audit)
+    await redis_client.xdel(store.keys.audit, raw[-1][0])
     with pytest.raises(AuditChainError, match="ends at seq 8 but the head records seq 9"):
         await store.audit.verify()
 

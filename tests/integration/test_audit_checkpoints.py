@@ -19,7 +19,6 @@ from bot.devtools.redis_server import free_port
 from bot.domain.model import Actor, ActorKind, Event
 from bot.errors import AuditChainError, ConfigError
 from bot.store.chain import GENESIS, chain_hash
-from bot.store.checkpoints import CheckpointLog
 from bot.store.grants import GrantStore
 from tests.factories import NOW, POLICY_V, make_grant
 from tests.integration.support import grantbot
@@ -50,7 +49,7 @@ async def _history(store: GrantStore, n: int) -> None:
 def _checkpointer(store: GrantStore, pem: bytes) -> Checkpointer:
     return Checkpointer(
         store.audit,
-        CheckpointLog(store.redis, keys=store.keys),
+        store.checkpoints,
         key=load_signing_key(pem.decode()),
         log_name=store.keys.prefix,
         clock=time.time,
@@ -64,7 +63,7 @@ async def _verify(store: GrantStore, *pems: bytes, now: float | None = None) -> 
         keys[key_id(public)] = public
     return await verify_with_checkpoints(
         store.audit,
-        CheckpointLog(store.redis, keys=store.keys),
+        store.checkpoints,
         public_keys=keys,
         log=store.keys.prefix,
         now=now if now is not None else time.time(),
@@ -72,10 +71,12 @@ async def _verify(store: GrantStore, *pems: bytes, now: float | None = None) -> 
     )
 
 
-async def _rewrite_wholesale(store: GrantStore, *, old: str, new: str) -> None:
+async def _rewrite_wholesale(
+    store: GrantStore, redis_client: aioredis.Redis, *, old: str, new: str
+) -> None:
     """What an attacker with write access to Redis does: alter a body and recompute every
     hash after it, and the head, so the chain alone verifies."""
-    r: aioredis.Redis = store.redis
+    r: aioredis.Redis = redis_client
     raw = await r.xrange(store.keys.audit)
     await r.delete(store.keys.audit)
     prev = GENESIS
@@ -97,7 +98,7 @@ def pem() -> bytes:
 
 
 async def test_checkpointed_chain_verifies_and_rewrite_is_caught(
-    store: GrantStore, pem: bytes
+    store: GrantStore, redis_client: aioredis.Redis, pem: bytes
 ) -> None:
     """A chain recomputed wholesale with an altered approver verifies on its own, but the
     signed checkpoint names the hash the chain had: verify reports the rewrite."""
@@ -109,41 +110,45 @@ async def test_checkpointed_chain_verifies_and_rewrite_is_caught(
     report = await _verify(store, pem)
     assert report.checkpoints.count == 2 and report.checkpoints.uncovered == 0  # type: ignore[attr-defined]
 
-    await _rewrite_wholesale(store, old="U0A1", new="U0EVIL")
+    await _rewrite_wholesale(store, redis_client, old="U0A1", new="U0EVIL")
     await store.audit.verify()  # the chain alone is consistent again
     with pytest.raises(AuditChainError, match=r"checkpoint 1 .* says entry seq 9 has hash"):
         await _verify(store, pem)
 
 
-async def test_truncated_chain_is_caught(store: GrantStore, pem: bytes) -> None:
+async def test_truncated_chain_is_caught(
+    store: GrantStore, redis_client: aioredis.Redis, pem: bytes
+) -> None:
     """Deleting the newest entries and setting the head to match leaves a chain that
     verifies alone; the checkpoint that vouched for the later seq catches it."""
     await _history(store, 3)
     await _checkpointer(store, pem).write()
-    raw = await store.redis.xrange(store.keys.audit)
+    raw = await redis_client.xrange(store.keys.audit)
     for stream_id, _ in raw[6:]:
-        await store.redis.xdel(store.keys.audit, stream_id)
-    await store.redis.set(store.keys.audit_head, f"6 {raw[5][1]['hash']}")
+        await redis_client.xdel(store.keys.audit, stream_id)
+    await redis_client.set(store.keys.audit_head, f"6 {raw[5][1]['hash']}")
     await store.audit.verify()
     with pytest.raises(AuditChainError, match="vouches for seq 9, but the chain ends at seq 6"):
         await _verify(store, pem)
 
 
-async def test_deleted_checkpoint_is_caught(store: GrantStore, pem: bytes) -> None:
+async def test_deleted_checkpoint_is_caught(
+    store: GrantStore, redis_client: aioredis.Redis, pem: bytes
+) -> None:
     """Deleting a checkpoint in the middle breaks the numbering and links of the next one."""
     writer = _checkpointer(store, pem)
     for _ in range(3):
         await _history(store, 1)
         await writer.write()
-    rows = await store.redis.xrange(store.keys.audit_checkpoints)
+    rows = await redis_client.xrange(store.keys.audit_checkpoints)
     assert len(rows) == 3
-    await store.redis.xdel(store.keys.audit_checkpoints, rows[1][0])
+    await redis_client.xdel(store.keys.audit_checkpoints, rows[1][0])
     with pytest.raises(AuditChainError, match="expected checkpoint 2 linked to the one before"):
         await _verify(store, pem)
 
 
 async def test_deleted_newest_checkpoint_leaves_entries_uncovered(
-    store: GrantStore, pem: bytes
+    store: GrantStore, redis_client: aioredis.Redis, pem: bytes
 ) -> None:
     """Deleting the newest checkpoint (to rewrite what it covered) leaves entries no
     checkpoint covers; once they are older than the allowance, verify calls it tampering."""
@@ -152,8 +157,8 @@ async def test_deleted_newest_checkpoint_leaves_entries_uncovered(
     await writer.write()
     await _history(store, 1)
     await writer.write()
-    newest = (await store.redis.xrevrange(store.keys.audit_checkpoints, count=1))[0][0]
-    await store.redis.xdel(store.keys.audit_checkpoints, newest)
+    newest = (await redis_client.xrevrange(store.keys.audit_checkpoints, count=1))[0][0]
+    await redis_client.xdel(store.keys.audit_checkpoints, newest)
     report = await _verify(store, pem)  # within the allowance: they may await the next one
     assert report.checkpoints.uncovered == 3  # type: ignore[attr-defined]
     with pytest.raises(AuditChainError, match=r"from seq 4 .* covered by no checkpoint"):
@@ -175,15 +180,17 @@ async def test_rotated_keys_each_check_their_own_checkpoints(store: GrantStore) 
         await _verify(store, new_pem)
 
 
-async def test_altered_checkpoint_signature_fails(store: GrantStore, pem: bytes) -> None:
+async def test_altered_checkpoint_signature_fails(
+    store: GrantStore, redis_client: aioredis.Redis, pem: bytes
+) -> None:
     """A checkpoint whose payload was edited (to match a rewritten chain) fails its
     signature."""
     await _history(store, 1)
     await _checkpointer(store, pem).write()
-    ((stream_id, fields),) = await store.redis.xrange(store.keys.audit_checkpoints)
-    await store.redis.delete(store.keys.audit_checkpoints)
+    ((stream_id, fields),) = await redis_client.xrange(store.keys.audit_checkpoints)
+    await redis_client.delete(store.keys.audit_checkpoints)
     forged = fields["payload"].replace('"seq":3', '"seq":2')
-    await store.redis.xadd(
+    await redis_client.xadd(
         store.keys.audit_checkpoints, {"payload": forged, "sig": fields["sig"]}, id=stream_id
     )
     with pytest.raises(AuditChainError, match="signature does not match"):
@@ -191,14 +198,14 @@ async def test_altered_checkpoint_signature_fails(store: GrantStore, pem: bytes)
 
 
 async def test_checkpointer_writes_nothing_when_the_head_has_not_moved(
-    store: GrantStore, pem: bytes
+    store: GrantStore, redis_client: aioredis.Redis, pem: bytes
 ) -> None:
     """A second checkpoint of an unchanged head is not written (the stream stays small)."""
     await _history(store, 1)
     writer = _checkpointer(store, pem)
     assert await writer.write() is not None
     assert await writer.write() is None
-    assert await store.redis.xlen(store.keys.audit_checkpoints) == 1
+    assert await redis_client.xlen(store.keys.audit_checkpoints) == 1
 
 
 def test_key_forms_and_bad_keys(tmp_path: Path) -> None:
@@ -251,13 +258,13 @@ async def test_cli_keygen_verify_and_exit_codes(
 
 
 async def test_cli_verify_exits_1_on_a_rewrite(
-    store: GrantStore, tmp_path: Path, cli_env: dict[str, str]
+    store: GrantStore, redis_client: aioredis.Redis, tmp_path: Path, cli_env: dict[str, str]
 ) -> None:
     """A wholesale rewrite after a checkpoint: exit 1 and a line naming the checkpoint."""
     pem, key = generate()
     await _history(store, 2)
     await _checkpointer(store, pem).write()
-    await _rewrite_wholesale(store, old="U0A0", new="U0EVIL")
+    await _rewrite_wholesale(store, redis_client, old="U0A0", new="U0EVIL")
     plain = grantbot("audit", "verify", env=cli_env)
     assert plain.returncode == 0  # the chain alone cannot tell
     done = grantbot("audit", "verify", "--public-key", public_text(key.public), env=cli_env)

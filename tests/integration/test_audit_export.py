@@ -23,9 +23,7 @@ from bot.audit.sinks import FileSink, HttpSink, sink_from_setting
 from bot.config import Settings
 from bot.devtools.redis_server import free_port
 from bot.errors import ConfigError
-from bot.store.checkpoints import CheckpointLog
 from bot.store.grants import GrantStore
-from bot.store.ship_position import ShipPositions
 from tests.factories import NOW
 from tests.integration.support import ROOT, grantbot, wait_for
 
@@ -167,7 +165,7 @@ async def test_http_shipping_survives_the_collector_being_killed(
     proc = receiver()
     out: Path = receiver.out  # type: ignore[attr-defined]
     sink = HttpSink(f"http://127.0.0.1:{receiver.port}/audit", token="siem-token")  # type: ignore[attr-defined]
-    positions = ShipPositions(store.redis, keys=store.keys, sink_id=sink.id)
+    positions = store.ship_positions(sink.id)
     shipper = Shipper(
         store.audit, positions, sink, leader=lambda: True, batch=50,
         retry_min_s=0.05, retry_max_s=0.2, block_ms=200,
@@ -210,7 +208,7 @@ async def test_file_shipping_resumes_from_the_position_in_redis(
     await _append(store, 120)
     for expected in (120, 200):
         sink = FileSink(out)
-        positions = ShipPositions(store.redis, keys=store.keys, sink_id=sink.id)
+        positions = store.ship_positions(sink.id)
         shipper = Shipper(store.audit, positions, sink, leader=lambda: True, batch=50)
         while await shipper.ship_next():
             pass
@@ -230,7 +228,7 @@ async def test_shipping_starts_when_the_replica_becomes_leader(
     out = tmp_path / "audit.jsonl"
     await _append(store, 10)
     sink = FileSink(out)
-    positions = ShipPositions(store.redis, keys=store.keys, sink_id=sink.id)
+    positions = store.ship_positions(sink.id)
     leading = asyncio.Event()
     shipper = Shipper(store.audit, positions, sink, leader=leading.is_set, batch=5)
     task = asyncio.create_task(shipper.run())
@@ -270,5 +268,5 @@ async def test_serve_duties_ship_and_checkpoint_at_shutdown(
     await _append(store, 30)
     async with audit_duties(plan_duties(settings), store, leader=lambda: True, clock=time.time):
         await wait_for(lambda: len(_seqs(out)) == 30, what="30 entries", timeout_s=30)
-    last = await CheckpointLog(store.redis, keys=store.keys).last()
+    last = await store.checkpoints.last()
     assert last is not None and '"seq":30' in last.payload

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import redis.asyncio as aioredis
 
 from bot.devtools.redis_server import free_port
 from bot.domain.model import Actor, ActorKind, Event
@@ -95,7 +96,9 @@ def test_unreachable_redis_is_one_line_not_a_traceback() -> None:
     ]
 
 
-async def test_audit_verify_and_export(store: GrantStore, cli_env: dict[str, str]) -> None:
+async def test_audit_verify_and_export(
+    store: GrantStore, redis_client: aioredis.Redis, cli_env: dict[str, str]
+) -> None:
     """verify exits 0 on an intact chain and 1 naming the entry after tampering; export
     streams JSON lines with the chain fields, and --since filters."""
     g = await store.create(
@@ -118,8 +121,8 @@ async def test_audit_verify_and_export(store: GrantStore, cli_env: dict[str, str
     future = grantbot("audit", "export", "--since", "2999-01-01", env=cli_env)
     assert future.returncode == 0 and future.stdout == ""
 
-    first = (await store.redis.xrange(store.keys.audit))[0][0]
-    await store.redis.xdel(store.keys.audit, first)
+    first = (await redis_client.xrange(store.keys.audit))[0][0]
+    await redis_client.xdel(store.keys.audit, first)
     bad = grantbot("audit", "verify", env=cli_env)
     assert bad.returncode == 1
     assert "seq 2" in bad.stderr and "expected seq 1" in bad.stderr

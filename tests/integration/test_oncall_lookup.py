@@ -20,7 +20,7 @@ from bot.oncall import OnCallLookup, PolicyOnCallLookup, build_oncall_lookup
 from bot.oncall.base import SlackUserByEmail
 from bot.policy_holder import PolicyHolder
 from bot.policy_loader import parse_policy
-from bot.service import GrantService
+from bot.service import GrantService, ServiceContext
 from bot.store.grants import GrantStore
 from tests.integration.support import OG_KEY, ONCALL_ENV
 
@@ -191,7 +191,9 @@ async def test_the_service_auto_approves_only_whoever_is_on_call(
     lookup = PolicyOnCallLookup(
         holder, env=ONCALL_ENV, lookup_slack_user_by_email=by_email, failure_ttl_s=0.0, ttl_s=0.0
     )
-    service = GrantService(store=store, policy=holder, oncall=lookup, environ=ONCALL_ENV)
+    service = GrantService(
+        ServiceContext(store=store, policy=holder, oncall=lookup, environ=ONCALL_ENV)
+    )
     ask: dict[str, Any] = {
         "resource": "sandbox",
         "role": None,

@@ -39,7 +39,6 @@ from bot.scheduling.reconciler import Reconciler
 from bot.scheduling.scheduler import RevocationScheduler
 from bot.store.grants import GrantStore
 from bot.store.keys import Keys
-from bot.store.revocation_jobs import RevocationJobs
 from tests.factories import POLICY_V, make_grant
 from tests.integration.aws_fixtures import (
     MotoServer,
@@ -471,7 +470,7 @@ async def test_ic_reconciler_takes_back_only_orphans_grantbot_made(
     reconciler = Reconciler(
         store,
         revoker,
-        RevocationJobs(store.redis, keys=store.keys),
+        store.revocation_jobs(),
         providers=lambda: {"aws-test": ic.provider},
     )
     try:

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import redis.asyncio as aioredis
 
 from bot.domain.model import Actor, ActorKind, Event
 from bot.policy_holder import POLICY_LOADED, POLICY_RELOADED
@@ -33,7 +34,7 @@ async def _go(store: GrantStore, gid: str, event: Event, actor: Actor, at: float
     return await store.transition(gid, event, actor=actor, now=at, policy_version=POLICY_V, **kw)
 
 
-async def _history(store: GrantStore) -> dict[str, str]:
+async def _history(store: GrantStore, redis_client: aioredis.Redis) -> dict[str, str]:
     """One grant of each kind of life, from NOW, written in time order (as the bot does)."""
     t = NOW
     await store.audit.append(POLICY_LOADED, actor="grantbot", at=t - 10, policy_version=POLICY_V)
@@ -80,7 +81,7 @@ async def _history(store: GrantStore) -> dict[str, str]:
                              policy_version=POLICY_2, details={"from": POLICY_V})  # fmt: skip
     # a grant whose REQUEST is not in the log: only its record says what it is
     h = make_grant(resource="bastion-eu", requester="U0OLDTIMER", created_at=t + 20100)
-    await store.redis.hset(store.keys.grant(h.id), mapping={"v": 1, "s": "PENDING",
+    await redis_client.hset(store.keys.grant(h.id), mapping={"v": 1, "s": "PENDING",
                            "d": h.model_copy(update={"version": 1}).model_dump_json()})  # fmt: skip
     await _go(store, h.id, Event.APPROVE, APPROVER, t + 20200)
     await _go(store, h.id, Event.ISSUE, SYS, t + 20201)
@@ -93,10 +94,12 @@ def _csv(directory: Path, name: str) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-async def test_every_section_from_a_real_log(store: GrantStore, tmp_path: Path) -> None:
+async def test_every_section_from_a_real_log(
+    store: GrantStore, redis_client: aioredis.Redis, tmp_path: Path
+) -> None:
     """Standing access, per day, decision times, lateness, episodes, on-call grants,
     per-person and per-resource tables, policy versions and the chain, each checked."""
-    ids = await _history(store)
+    ids = await _history(store, redis_client)
     until = NOW + 86400
     request = ReportRequest(
         since=NOW - 3600, until=until, now=until, out=tmp_path / "r.html", csv_dir=tmp_path
@@ -152,15 +155,17 @@ async def test_every_section_from_a_real_log(store: GrantStore, tmp_path: Path) 
     assert ids["auto_on_call"] in html and "Policy versions in force" in html
 
 
-async def test_a_tampered_log_is_reported_as_such(store: GrantStore, tmp_path: Path) -> None:
+async def test_a_tampered_log_is_reported_as_such(
+    store: GrantStore, redis_client: aioredis.Redis, tmp_path: Path
+) -> None:
     """An altered body: the report is still made, and says TAMPERED naming the entry."""
-    await _history(store)
-    raw = await store.redis.xrange(store.keys.audit)
-    await store.redis.delete(store.keys.audit)
+    await _history(store, redis_client)
+    raw = await redis_client.xrange(store.keys.audit)
+    await redis_client.delete(store.keys.audit)
     for i, (stream_id, fields) in enumerate(raw):
         if i == 2:  # the approval: someone else's name put in
             fields = {**fields, "body": fields["body"].replace("U0APPROVER", "U0EVIL")}
-        await store.redis.xadd(store.keys.audit, fields, id=stream_id)
+        await redis_client.xadd(store.keys.audit, fields, id=stream_id)
     request = ReportRequest(since=NOW - 3600, until=NOW + 86400, now=NOW + 86400,
                             out=tmp_path / "r.html")  # fmt: skip
     done = await make_report(store, request, progress=None)
@@ -169,11 +174,11 @@ async def test_a_tampered_log_is_reported_as_such(store: GrantStore, tmp_path: P
 
 
 async def test_cli_report_writes_html_csv_and_progress(
-    store: GrantStore, redis_url: str, tmp_path: Path
+    store: GrantStore, redis_client: aioredis.Redis, redis_url: str, tmp_path: Path
 ) -> None:
     """`grantbot report --since --until --out --csv --progress`: the page, one CSV per
     table, progress on stderr; a bad --since is one line, exit 1."""
-    await _history(store)
+    await _history(store, redis_client)
     env = {"REDIS_URL": redis_url, "GRANTBOT_REDIS_PREFIX": store.keys.prefix}
     out, csvs = tmp_path / "review.html", tmp_path / "csv"
     done = grantbot(

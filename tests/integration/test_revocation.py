@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 
 import pytest
+import redis.asyncio as aioredis
 
 from bot.devtools.scheduler_worker import RecordingListener, StaticResolver
 from bot.domain.model import Actor, ActorKind, Event, Grant, Status
@@ -17,7 +18,6 @@ from bot.providers.noop import NoopProvider
 from bot.revocation.revoker import Revoker
 from bot.store.bulk import TransitionRequest
 from bot.store.grants import GrantStore
-from bot.store.revocation_jobs import RevocationJobs
 from tests.factories import POLICY_V, make_grant
 
 REQUESTER = Actor(kind=ActorKind.REQUESTER, id="U0REQUEST")
@@ -132,7 +132,7 @@ async def test_expiry_is_never_early(
 
     assert (await store.get(g.id)).status is Status.ACTIVE
     assert provider.revoked == {}
-    assert await RevocationJobs(store.redis, keys=store.keys).run_time(g.id) == g.expires_at
+    assert await store.revocation_jobs().run_time(g.id) == g.expires_at
 
 
 async def test_job_running_twice_revokes_once(
@@ -162,7 +162,7 @@ async def test_early_revoke_by_requester(
     """The requester ends their grant early: revoked at the target, stored REVOKED with the
     reason, its job removed, the listener told; a second call changes nothing."""
     g = await active(store, expires_at=time.time() + 600)
-    jobs = RevocationJobs(store.redis, keys=store.keys)
+    jobs = store.revocation_jobs()
     await jobs.put(g.id, g.expires_at or 0)
     revoker = make_revoker()
 
@@ -322,13 +322,18 @@ async def test_a_pinned_end_is_refused_when_the_grant_moved_on(store: GrantStore
 
 
 async def test_expiry_notices_give_way_to_slack_work_and_a_persons_revoke_does_not(
-    store: GrantStore, provider: CountingNoop, listener: RecordingListener
+    store: GrantStore,
+    redis_client: aioredis.Redis,
+    provider: CountingNoop,
+    listener: RecordingListener,
 ) -> None:
     """While people wait on Slack work (the pacer's foreground is busy) the grants expire at
     once but their notices wait until that work is done; a person's own revoke is told at
     once even then."""
     busy = True
-    paced = GrantStore(store.redis, keys=store.keys, pacer=Pacer(lambda: busy, give_way_max_s=3600))
+    paced = GrantStore(
+        redis_client, keys=store.keys, pacer=Pacer(lambda: busy, give_way_max_s=3600)
+    )
     revoker = Revoker(
         paced,
         resolver=StaticResolver(default=provider),

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis as redis_sync
+import redis.asyncio as aioredis
 from apscheduler.events import EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.job import Job
 from apscheduler.jobstores.base import ConflictingIdError
@@ -37,7 +38,7 @@ from bot.scheduling.jobs import JOBSTORE_ALIAS
 from bot.scheduling.reconciler import RECONCILE_EVENT
 from bot.scheduling.scheduler import RevocationScheduler
 from bot.store.grants import GrantStore
-from bot.store.revocation_jobs import JOB_FUNC_REF, RevocationJobs, job_record
+from bot.store.revocation_jobs import JOB_FUNC_REF, job_record
 from tests.factories import POLICY_V, make_grant
 from tests.integration.support import AheadClock, wait_for
 
@@ -124,7 +125,7 @@ async def test_job_overdue_at_start_still_runs(
     """A revocation job whose time passed an hour ago (the bot was down) runs as soon as
     the scheduler starts: misfire_grace_time is None, so late jobs are never skipped."""
     grant = await grant_in(store, Status.ACTIVE, expires_at=time.time() - 3600)
-    await RevocationJobs(store.redis, keys=store.keys).put(grant.id, grant.expires_at or 0)
+    await store.revocation_jobs().put(grant.id, grant.expires_at or 0)
 
     # A huge grace keeps the reconciler out of it: the job itself must do the revoking.
     await schedulers(overdue_grace_s=1e9)
@@ -240,18 +241,21 @@ async def test_stored_job_survives_a_restart(
 
 
 async def test_unimportable_job_is_kept_and_reported_not_deleted(
-    store: GrantStore, schedulers: Factory, caplog: pytest.LogCaptureFixture
+    store: GrantStore,
+    redis_client: aioredis.Redis,
+    schedulers: Factory,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A stored job whose function cannot be imported (code moved) is kept and logged as an
     error, never silently deleted; once its grant is overdue past the grace the reconciler
     revokes the grant anyway (and then drops the dead job)."""
     grant = await grant_in(store, Status.ACTIVE, expires_at=time.time() - 0.5)
-    await store.redis.hset(
+    await redis_client.hset(
         store.keys.revocation_jobs,
         grant.id,
         job_record(grant.id, grant.expires_at or 0, func_ref="bot.moved_away:revoke"),
     )
-    await store.redis.zadd(store.keys.revocation_run_times, {grant.id: grant.expires_at or 0})
+    await redis_client.zadd(store.keys.revocation_run_times, {grant.id: grant.expires_at or 0})
 
     clock = AheadClock()
     with caplog.at_level(logging.ERROR, logger="bot.scheduling.job_store"):
@@ -401,9 +405,7 @@ async def test_schedulers_sharing_a_store_run_each_job_once(
         await grant_in(store, Status.ACTIVE, expires_at=time.time() + 1 + i * 0.05)
         for i in range(20)
     ]
-    await RevocationJobs(store.redis, keys=store.keys).put_many(
-        (g.id, g.expires_at or 0) for g in grants
-    )
+    await store.revocation_jobs().put_many((g.id, g.expires_at or 0) for g in grants)
 
     await wait_for(
         lambda: all_status(store, grants, Status.EXPIRED), timeout_s=10, what="20 expiries"
@@ -431,9 +433,7 @@ async def test_grants_that_expired_while_down_are_revoked_at_start(
         await grant_in(store, Status.ACTIVE, expires_at=now - 30 + i * 0.01) for i in range(500)
     ]
     later = await grant_in(store, Status.ACTIVE, expires_at=now + 3600)
-    await RevocationJobs(store.redis, keys=store.keys).put_many(
-        (g.id, g.expires_at or 0) for g in [*grants, later]
-    )
+    await store.revocation_jobs().put_many((g.id, g.expires_at or 0) for g in [*grants, later])
 
     await schedulers()
 
@@ -458,7 +458,7 @@ async def test_reconciler_fixes_what_jobs_missed_and_reports_it(
     future_no_job = await grant_in(store, Status.ACTIVE, expires_at=now + 3600)
     failing_no_job = await grant_in(store, Status.REVOKE_FAILED, expires_at=now - 100)
     ended = await grant_in(store, Status.EXPIRED, expires_at=now - 100)
-    jobs = RevocationJobs(store.redis, keys=store.keys)
+    jobs = store.revocation_jobs()
     await jobs.put(ended.id, now + 3600)  # a stale job (its grant has ended)
     # Access at the target for an ended grant and for a grant the store never heard of.
     inventory = CountingNoop()
@@ -506,7 +506,7 @@ async def test_reconciler_revokes_an_overdue_grant_whose_job_did_not_run(
     grant = await grant_in(store, Status.ACTIVE, expires_at=time.time() - 120)
     # Its job sits in the future: something went wrong with it. It is there before the
     # scheduler starts, so the sweep made on taking the lease is the one that finds it.
-    await RevocationJobs(store.redis, keys=store.keys).put(grant.id, time.time() + 3600)
+    await store.revocation_jobs().put(grant.id, time.time() + 3600)
     scheduler = await schedulers(reconcile_interval_s=3600)
 
     await wait_for(

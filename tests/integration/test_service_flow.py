@@ -22,11 +22,12 @@ from bot.domain.credentials import Credential
 from bot.domain.model import Actor, ActorKind, Event, Grant, Origin, Status
 from bot.errors import NotAuthorized, PolicyDenied, TransitionError
 from bot.logs import configure_logging
+from bot.notify import Notifier
 from bot.policy_holder import PolicyHolder
 from bot.providers.naming import login_name
-from bot.revocation.revoker import Revoker
-from bot.service import GrantService
+from bot.service import GrantService, ServiceContext
 from bot.store.grants import GrantStore
+from bot.wiring import build_core, close_core
 from tests.factories import POLICY_V, make_grant
 from tests.integration.providers_fixtures import MYSQL_ADMIN_DSN, PG_ADMIN_DSN
 from tests.integration.support import grantbot
@@ -88,17 +89,26 @@ def env(cache_server: RedisServer, monkeypatch: pytest.MonkeyPatch) -> dict[str,
 
 
 @pytest.fixture
+def notifier() -> Notifier | None:
+    """What the service tells (a test overrides this to listen); None: nothing."""
+    return None
+
+
+@pytest.fixture
 async def service(
-    tmp_path: Path, store: GrantStore, env: dict[str, str], pg_role: None
+    tmp_path: Path,
+    store: GrantStore,
+    env: dict[str, str],
+    pg_role: None,
+    notifier: Notifier | None,
 ) -> AsyncIterator[GrantService]:
+    """The service and its revoker as the CLI builds them (bot.wiring)."""
     path = tmp_path / "policies.yaml"
     path.write_text(POLICY)
     holder = PolicyHolder.load(path)
-    svc = GrantService(store=store, policy=holder, environ=env)
-    svc.revoker = Revoker(store, resolver=svc, listener=svc, policy_version=lambda: holder.version)
-    yield svc
-    await svc.revoker.aclose()
-    await svc.aclose()
+    core = build_core(ServiceContext(store=store, policy=holder, notifier=notifier, environ=env))
+    yield core.service
+    await close_core(core)
 
 
 async def redis_login(cred: Credential, url: str) -> aioredis.Redis:
@@ -220,28 +230,38 @@ async def _every_value_in_redis(client: aioredis.Redis, pattern: str) -> str:
     return "\n".join(parts)
 
 
+class CapturingNotifier:
+    """Keeps every secret the requester's DM would carry, logs a careless line about each
+    credential, and ignores every other notification."""
+
+    def __init__(self) -> None:
+        self.secrets_seen: list[str] = []
+
+    async def credential_issued(self, grant: Any, credential: Credential) -> None:
+        self.secrets_seen.extend(credential.secret_values())
+        logging.getLogger("test").info("issued %s", credential)  # a careless log line
+
+    def __getattr__(self, name: str) -> Any:
+        async def ignore(*args: Any, **kwargs: Any) -> None:
+            return None
+
+        return ignore
+
+
+@pytest.mark.parametrize("notifier", [CapturingNotifier()])
 async def test_no_secret_in_logs_audit_or_redis(
-    service: GrantService, store: GrantStore, caplog: pytest.LogCaptureFixture
+    service: GrantService,
+    store: GrantStore,
+    redis_client: aioredis.Redis,
+    notifier: CapturingNotifier,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Every password issued for postgres, mysql and redis grants is absent from the JSON
     logs, the captured log records, the audit stream and every Redis key of the bot."""
     sink = io.StringIO()
     configure_logging(level="DEBUG", stream=sink)
     caplog.set_level(logging.DEBUG)
-    secrets_seen: list[str] = []
-
-    class Capture:
-        async def credential_issued(self, grant: Any, credential: Credential) -> None:
-            secrets_seen.extend(credential.secret_values())
-            logging.getLogger("test").info("issued %s", credential)  # a careless log line
-
-        def __getattr__(self, name: str) -> Any:
-            async def ignore(*args: Any, **kwargs: Any) -> None:
-                return None
-
-            return ignore
-
-    service.notifier = Capture()  # type: ignore[assignment]
+    secrets_seen = notifier.secrets_seen
     try:
         for resource, approvers in (
             ("cache", ["U0BOB"]),
@@ -267,7 +287,7 @@ async def test_no_secret_in_logs_audit_or_redis(
 
     assert len(secrets_seen) >= 3 and all(len(s) >= 16 for s in secrets_seen)
     audit_text = "\n".join([e.body async for e in store.audit.entries()])
-    redis_text = await _every_value_in_redis(store.redis, "{" + store.keys.prefix + "}*")
+    redis_text = await _every_value_in_redis(redis_client, "{" + store.keys.prefix + "}*")
     log_text = sink.getvalue() + "\n".join(r.getMessage() for r in caplog.records)
     assert "issued" in sink.getvalue()  # the careless line was logged, redacted
     for secret in secrets_seen:
@@ -379,7 +399,7 @@ async def test_a_revoke_landing_while_an_extension_is_applied_leaves_no_access(
     grant = await service.approve(result.grant.id, user="U0BOB")
     assert grant.status is Status.ACTIVE
 
-    issue_again = service._issue_again
+    issue_again = service.reissuer.issue_again
 
     async def issue_inside_a_revoke(g: Grant, *, expires_at: float) -> Any:
         # The revoke's two steps straddle the re-issue: access taken away at the target
@@ -397,7 +417,7 @@ async def test_a_revoke_landing_while_an_extension_is_applied_leaves_no_access(
         )
         return issued
 
-    monkeypatch.setattr(service, "_issue_again", issue_inside_a_revoke)
+    monkeypatch.setattr(service.reissuer, "issue_again", issue_inside_a_revoke)
     ext = await service.request_extension(
         grant.id, user="U0ALICE", duration_s=600, reason="more time INC-8", tickets=["INC-8"]
     )

@@ -12,7 +12,7 @@ from bot.domain.model import Origin
 from bot.errors import PolicyDenied
 from bot.metrics import REGISTRY
 from bot.policy_holder import PolicyHolder
-from bot.service import GrantService
+from bot.service import GrantService, ServiceContext
 from bot.store.grants import GrantStore
 from tests.integration.support import FakeClock
 
@@ -43,7 +43,9 @@ async def service(tmp_path: Path, store: GrantStore) -> AsyncIterator[GrantServi
     path = tmp_path / "policies.yaml"
     path.write_text(POLICY)
     svc = GrantService(
-        store=store, policy=PolicyHolder.load(path), clock=FakeClock(1_800_000_000.0)
+        ServiceContext(
+            store=store, policy=PolicyHolder.load(path), clock=FakeClock(1_800_000_000.0)
+        )
     )
     yield svc
     await svc.aclose()

@@ -20,10 +20,11 @@ from bot.devtools.slack_emulator import SlackEmulator
 from bot.devtools.socket_mode import Delivered
 from bot.domain.model import Grant
 from bot.log_throttle import Throttle
-from bot.server import Bot, assemble, check_slack
+from bot.server import check_slack
 from bot.slack import ids
 from bot.slack.edge import FOREIGN_WORKSPACE_TEXT, WORKSPACE_UNKNOWN_TEXT, EdgeSocketModeHandler
 from bot.store.keys import Keys
+from bot.wiring import Bot, assemble
 from tests.integration.slack_harness import (
     ALICE,
     BOB,

@@ -1,6 +1,6 @@
 """Issue 6 end to end: incident threads, on-call auto-approval and escalation.
 
-The real bot (bot.server.assemble, as `grantbot serve` runs it) on real Redis, driven by
+The real bot (bot.wiring.assemble, as `grantbot serve` runs it) on real Redis, driven by
 signed Slack requests; Slack, PagerDuty and Opsgenie are emulators speaking their real JSON
 at the wire, reached through the policy's base_url. Nothing else is faked.
 """

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+import redis.asyncio as aioredis
 
 from bot.domain.ids import is_grant_id
 from bot.domain.model import Actor, ActorKind, Event, Status
@@ -95,11 +96,13 @@ async def test_refused_transition_changes_nothing(store: GrantStore) -> None:
     assert (await store.audit.verify()).entries == 1
 
 
-async def test_indexes_follow_the_lifecycle(store: GrantStore) -> None:
+async def test_indexes_follow_the_lifecycle(
+    store: GrantStore, redis_client: aioredis.Redis
+) -> None:
     """Status sets, the user's open set, the pending deadlines and the expiries index move
     with each transition."""
     k = store.keys
-    r = store.redis
+    r = redis_client
     g = await store.create(make_grant(), actor=REQ, policy_version=POLICY_V)
     assert await r.sismember(k.by_status(Status.PENDING), g.id)
     assert await r.zscore(k.pending_deadlines, g.id) == NOW + 3600
@@ -195,11 +198,13 @@ async def test_colliding_id_is_regenerated(store: GrantStore) -> None:
     assert (await store.get(first.id)).requester == "U0REQUEST"
 
 
-async def test_every_key_is_under_one_hash_tag(store: GrantStore) -> None:
+async def test_every_key_is_under_one_hash_tag(
+    store: GrantStore, redis_client: aioredis.Redis
+) -> None:
     """All keys written by a lifecycle share the {prefix} hash tag (one cluster slot)."""
     g = await store.create(make_grant(), actor=REQ, policy_version=POLICY_V)
     await store.transition(g.id, Event.APPROVE, actor=approver(1), now=NOW, policy_version=POLICY_V)
     tag = "{" + store.keys.prefix + "}"
-    written = [key async for key in store.redis.scan_iter(match=tag + "*")]
+    written = [key async for key in redis_client.scan_iter(match=tag + "*")]
     assert len(written) >= 6
     assert all(key.startswith(tag + ":") for key in written)

@@ -14,12 +14,6 @@ one, so they count. An edge goes to the module named: ``from bot.a import b`` is
 ``bot.a.b`` when that is a module, else to ``bot.a``; the packages a dotted name passes through
 (``bot``, ``bot.a``) are not edges of their own, since every submodule would otherwise "import"
 its package's ``__init__``, which re-exports it.
-
-``PENDING_REN_SERVICE`` names the only offenders allowed today: those in the files another
-branch (ren-service: ``bot/service.py`` into ``bot/service/``, ``bot/ports.py``,
-``bot/wiring.py`` in place of ``bot/runtime.py`` and the assembly in ``bot/server.py``) is
-taking apart. It must be empty when issue 11's renovation is complete; an entry that no longer
-offends fails too, so the list only shrinks.
 """
 
 from __future__ import annotations
@@ -35,15 +29,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 BOT = ROOT / "bot"
 MAX_LINES = 450
-
-#: Offenders left to the ren-service branch, as (rule, module or cycle) pairs. MUST BE EMPTY
-#: when the renovation is complete; remove an entry in the change that fixes it.
-PENDING_REN_SERVICE: frozenset[tuple[str, str]] = frozenset(
-    {
-        ("size", "bot/service.py"),
-        ("size", "bot/server.py"),
-    }
-)
 
 #: Outside bot/store/, these may import redis: the Redis ACL provider (a Redis is its target),
 #: the demo and the shipped test tools.
@@ -207,14 +192,6 @@ def _a_cycle_in(component: set[str], edges: Mapping[str, frozenset[str]]) -> lis
     raise AssertionError(f"no cycle through {start} in {sorted(component)}")  # pragma: no cover
 
 
-def _offences(rule: str, found: list[str]) -> list[str]:
-    """``found`` less what ren-service is fixing; a pending entry no longer found is an offence."""
-    pending = {subject for r, subject in PENDING_REN_SERVICE if r == rule}
-    left = [subject for subject in found if subject not in pending]
-    stale = sorted(pending - set(found))
-    return left + [f"{s} (listed in PENDING_REN_SERVICE but fixed: remove it)" for s in stale]
-
-
 def test_the_import_graph_sees_imports_everywhere_in_a_module() -> None:
     """The walker sees top-level, relative, deferred and TYPE_CHECKING imports alike."""
     source = textwrap.dedent(
@@ -261,7 +238,7 @@ def test_the_cycle_finder_names_each_knot() -> None:
 def test_the_import_graph_has_no_cycle() -> None:
     """Following bot's imports from any module never leads back to it."""
     found = {" -> ".join(cycle): members for cycle, members in cycles(graph())}
-    offences = _offences("cycle", list(found))
+    offences = list(found)
     named = [
         f"{o} (all tied in this knot: {', '.join(found[o])})" if o in found else o for o in offences
     ]
@@ -281,7 +258,7 @@ def test_only_the_store_imports_redis() -> None:
         names = {n for n in imported_names(module) if n == "redis" or n.startswith("redis.")}
         if names:
             found[module.path] = sorted(names)
-    offences = _offences("redis", list(found))
+    offences = list(found)
     named = [f"{o} imports {', '.join(found[o])}" if o in found else o for o in offences]
     assert not offences, "redis imported outside bot/store/:\n  " + "\n  ".join(named)
 
@@ -303,7 +280,7 @@ def test_only_the_store_holds_lua() -> None:
                 and LUA_RE.search(node.value)
             ):
                 found.append(f"{module.path}:{node.lineno}")
-    offences = _offences("lua", found)
+    offences = found
     assert not offences, "Lua outside bot/store/lua/:\n  " + "\n  ".join(offences)
 
 
@@ -324,7 +301,7 @@ def test_the_domain_imports_only_itself_and_errors() -> None:
             if target == "bot.errors" or target == "bot.domain" or target.startswith("bot.domain."):
                 continue
             found.append(f"{modules()[name].path} imports {target}")
-    offences = _offences("domain", found)
+    offences = found
     assert not offences, "bot/domain imports beyond itself:\n  " + "\n  ".join(offences)
 
 
@@ -332,6 +309,6 @@ def test_no_module_is_over_450_lines() -> None:
     """Every module of bot/ (the emulator's parts included) is at most 450 lines."""
     sizes = {m.path: m.lines for m in modules().values()}
     found = sorted(path for path, lines in sizes.items() if lines > MAX_LINES)
-    offences = _offences("size", found)
+    offences = found
     named = [f"{o} ({sizes[o]} lines)" if o in sizes else o for o in offences]
     assert not offences, f"modules over {MAX_LINES} lines:\n  " + "\n  ".join(named)

@@ -550,7 +550,7 @@ def test_shutdown_fits_in_the_grace_period() -> None:
     """terminationGracePeriodSeconds covers the preStop pause plus the bot's own shutdown
     budget (draining acked work, stopping the scheduler, closing the listener)."""
     from bot.scheduling.scheduler import DEFAULT_STOP_GRACE_S
-    from bot.server import SHUTDOWN_DRAIN_S
+    from bot.wiring import SHUTDOWN_DRAIN_S
 
     pod = bot_deployment()["spec"]["template"]["spec"]
     pre_stop = bot_container()["lifecycle"]["preStop"]["exec"]["command"]

@@ -1,0 +1,192 @@
+"""Filing a request: judged by the current policy (pure) and by its target's own refusal,
+stored PENDING with the policy version (one audited transition), then auto-approved and issued
+or sent to the approvers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from bot import metrics
+from bot.domain.credentials import Credential
+from bot.domain.ids import new_grant_id
+from bot.domain.model import Actor, ActorKind, Grant, Origin
+from bot.domain.policy.decisions import RequestDecision, evaluate_request
+from bot.domain.policy.rules import RoleRule
+from bot.errors import PolicyDenied
+from bot.providers.base import RequestChecker, RequestContext
+from bot.providers.registry import provider_type
+from bot.service.auto_approval import AutoApprover
+from bot.service.context import ServiceContext, safe, today
+from bot.service.issuing import Issuer
+
+
+@dataclass(frozen=True, slots=True)
+class RequestResult:
+    """A filed request. ``note`` says why an auto_approve rule that would have applied
+    could not (a source down, the day's limit reached), for the requester and the thread."""
+
+    grant: Grant
+    rule: RoleRule
+    credential: Credential | None = None  # set when auto-approved and issued
+    note: str | None = None
+
+
+class Requests:
+    """Judges, stores and routes requests (access, and the records extensions file)."""
+
+    def __init__(
+        self, context: ServiceContext, *, auto_approver: AutoApprover, issuer: Issuer
+    ) -> None:
+        self._c = context
+        self._auto = auto_approver
+        self._issuer = issuer
+
+    async def request_access(
+        self,
+        *,
+        user: str,
+        resource: str,
+        role: str | None,
+        duration_s: int | None,
+        reason: str,
+        tickets: Iterable[str] = (),
+        origin: Origin | None = None,
+    ) -> RequestResult:
+        """File a request. Raises PolicyDenied (naming the rule and what is allowed) and
+        changes nothing when the policy refuses it. Auto-approves when a rule matches."""
+        c = self._c
+        now = c.clock()
+        tickets = list(tickets)
+        decision = await self.judge(
+            user=user,
+            resource=resource,
+            role=role,
+            duration_s=duration_s,
+            reason=reason,
+            tickets=tickets,
+            now=now,
+        )
+        rule = decision.rule
+        grant = await self.store_request(
+            decision, user=user, reason=reason, tickets=tickets, origin=origin, now=now
+        )
+        auto = await self._auto.verdict(grant, rule, now=now)
+        if auto.reason is not None:
+            approved = await self._auto.approve(
+                grant, reason=auto.reason, on_call=auto.on_call, now=now
+            )
+            active, credential = await self._issuer.activate(approved)
+            # The approvers review it once the requester holds it (their copy shows the
+            # outcome): the credential DM never waits for their messages.
+            await safe(c.notifier.decided(active))
+            return RequestResult(grant=active, rule=rule, credential=credential)
+        await safe(c.notifier.request_created(grant))
+        return RequestResult(grant=grant, rule=rule, note=auto.note)
+
+    async def store_request(
+        self,
+        decision: RequestDecision,
+        *,
+        user: str,
+        reason: str,
+        tickets: list[str],
+        origin: Origin | None,
+        now: float,
+        parent: Grant | None = None,
+    ) -> Grant:
+        """Store the PENDING request ``decision`` accepted, audited as ``user``'s: an access
+        request, or with ``parent`` an extension of it (lapsing at the latest when it does)."""
+        rule = decision.rule
+        lapses_at = now + decision.request_timeout_s
+        if parent is not None and parent.expires_at is not None:
+            lapses_at = min(lapses_at, parent.expires_at)
+        grant = Grant(
+            id=new_grant_id(),
+            kind="access" if parent is None else "extension",
+            parent_id=None if parent is None else parent.id,
+            requester=user,
+            resource=rule.resource,
+            role=rule.role,
+            provider=rule.provider_type,
+            duration_s=decision.duration_s,
+            reason=reason,
+            tickets=tickets,
+            origin=origin or Origin(),
+            policy_version=decision.policy_version,
+            approvals_required=decision.approvals_required,
+            allow_self_approval=decision.allow_self_approval,
+            created_at=now,
+            updated_at=now,
+            request_expires_at=lapses_at,
+        )
+        return await self._c.store.create(
+            grant,
+            actor=Actor(kind=ActorKind.REQUESTER, id=user),
+            policy_version=decision.policy_version,
+        )
+
+    async def judge(self, **request: Any) -> RequestDecision:
+        """:meth:`check_request`, counting a refusal in the requests metric."""
+        try:
+            return await self.check_request(**request)
+        except PolicyDenied:
+            metrics.record_request("refused")
+            raise
+
+    async def check_request(
+        self,
+        *,
+        user: str,
+        resource: str,
+        role: str | None,
+        duration_s: int | None,
+        reason: str,
+        tickets: Iterable[str] = (),
+        now: float | None = None,
+    ) -> RequestDecision:
+        """What the policy says to this request, changing nothing: the decision, or
+        PolicyDenied naming the rule and what is allowed (the request form checks with this
+        before it closes, so a refusal shows on the field)."""
+        c = self._c
+        at = c.clock() if now is None else now
+        loaded = c.policy.current
+        rule = loaded.policy.rule(resource, role)
+        members = await c.usergroups_for(rule)
+        decision = evaluate_request(
+            loaded,
+            user=user,
+            resource=resource,
+            role=rule.role,
+            duration_s=duration_s,
+            reason=reason,
+            tickets=list(tickets),
+            today=today(at),
+            usergroups=members,
+        )
+        await self._precheck(decision, user=user, now=at)
+        return decision
+
+    async def _precheck(self, decision: RequestDecision, *, user: str, now: float) -> None:
+        """The target's own refusal of an accepted request, before anyone is asked
+        (:class:`~bot.providers.base.RequestChecker`): PolicyDenied saying why."""
+        c = self._c
+        rule = decision.rule
+        spec = c.policy.current.policy.resources[rule.resource]
+        kind = provider_type({"type": spec.provider.type})
+        if kind is None or not kind.prechecks:
+            return
+        provider = c.providers.provider_for(rule.resource)
+        if not isinstance(provider, RequestChecker):
+            return
+        email = await c.people.email(user) if provider.needs_email else None
+        request = RequestContext(
+            user=user,
+            resource=rule.resource,
+            role=rule.role,
+            role_settings=c.providers.role_settings(rule),
+            duration_s=decision.duration_s,
+            email=email,
+        )
+        await provider.precheck(request, now=now)
