@@ -82,10 +82,14 @@ def grant_row(g: Grant, *, now: float) -> list[str]:
         format_duration(g.duration_s),
         _fmt_time(g.expires_at),
         left,
+        g.deployment.id if g.deployment is not None else "-",
     ]
 
 
-GRANT_HEADERS = ["id", "state", "requester", "resource", "role", "duration", "expires", "left"]
+GRANT_HEADERS = [
+    *("id", "state", "requester", "resource", "role", "duration", "expires", "left"),
+    "deployment",
+]
 
 
 # -- handlers ------------------------------------------------------------------------------
@@ -279,6 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_audit_commands(sub, _Parser)
     add_report_command(sub)
+    from bot.cli_request import add_request_command  # issue 16: the pipelines' client
+
+    add_request_command(sub, _Parser)
     return p
 
 

@@ -31,6 +31,7 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.aio import cancel_and_wait
 from bot.announcer import EndAnnouncer, consumer_name
+from bot.api.install import install_pipelines
 from bot.audit.duties import audit_duties, plan_duties
 from bot.config import Settings
 from bot.errors import ConfigError, SlackError
@@ -338,6 +339,7 @@ async def assemble(
         edge = Edge(app, signing_secret=signing_secret or None, workspace=workspace)
         readiness = Readiness(store=store, policy=policy, redis_outage=outage)
         web_app = build_web_app(edge if http_events else None, readiness=readiness, store=store)
+        install_pipelines(web_app, service=service, store=store, environ=environ, clock=clock)
         bot = Bot(
             settings=settings,
             store=store,

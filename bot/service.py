@@ -25,6 +25,7 @@ from bot.domain.credentials import Credential
 from bot.domain.duration import format_duration
 from bot.domain.ids import new_grant_id
 from bot.domain.model import LIVE, Actor, ActorKind, Event, Grant, Origin, Status
+from bot.domain.pipeline import PipelineAsk
 from bot.domain.policy.decisions import (
     RequestDecision,
     auto_approve_blocker,
@@ -311,9 +312,11 @@ class GrantService:
         reason: str,
         tickets: Iterable[str] = (),
         origin: Origin | None = None,
+        pipeline: PipelineAsk | None = None,
     ) -> RequestResult:
         """File a request. Raises PolicyDenied (naming the rule and what is allowed) and
-        changes nothing when the policy refuses it. Auto-approves when a rule matches."""
+        changes nothing when the policy refuses it. Auto-approves when a rule matches.
+        ``pipeline``: a machine client's deployment and public key, kept on the grant."""
         now = self.clock()
         tickets = list(tickets)
         decision = await self._judge(
@@ -327,7 +330,13 @@ class GrantService:
         )
         rule = decision.rule
         grant = await self._store_request(
-            decision, user=user, reason=reason, tickets=tickets, origin=origin, now=now
+            decision,
+            user=user,
+            reason=reason,
+            tickets=tickets,
+            origin=origin,
+            now=now,
+            pipeline=pipeline,
         )
         auto = await self._auto_approval(grant, rule, now=now)
         if auto.reason is not None:
@@ -352,6 +361,7 @@ class GrantService:
         origin: Origin | None,
         now: float,
         parent: Grant | None = None,
+        pipeline: PipelineAsk | None = None,
     ) -> Grant:
         """Store the PENDING request ``decision`` accepted, audited as ``user``'s: an access
         request, or with ``parent`` an extension of it (lapsing at the latest when it does)."""
@@ -377,6 +387,7 @@ class GrantService:
             created_at=now,
             updated_at=now,
             request_expires_at=lapses_at,
+            **(pipeline.grant_fields() if pipeline is not None else {}),
         )
         return await self.store.create(
             grant,
@@ -639,6 +650,7 @@ class GrantService:
             on_call_schedules=oncall.schedules,
             in_incident=in_incident,
             grants_today=used,
+            now=now,
         )
         limit = match.rule.per_user_per_day if match is not None else None
         if limit is not None and not await self.quota.take(**who, now=now, limit=limit):
@@ -660,6 +672,7 @@ class GrantService:
             unavailable=oncall.failures,
             in_incident=in_incident,
             grants_today=used,
+            now=now,
         )
         if blocker is None:
             return AutoApproval()

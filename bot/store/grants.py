@@ -152,6 +152,7 @@ class GrantStore:
                     "kind": grant.kind,
                     "parent_id": grant.parent_id,
                     "origin": grant.origin.model_dump(exclude_none=True),
+                    **_pipeline_details(grant),
                 },
             )
             stored = grant.model_copy(update={"version": 1})
@@ -372,3 +373,13 @@ class GrantStore:
                 self.keys.pending_deadlines, "-inf", now, start=0, num=limit
             )
         )
+
+
+def _pipeline_details(grant: Grant) -> dict[str, Any]:
+    """A machine client's request is audited with the client and its deployment."""
+    if grant.client is None:
+        return {}
+    details: dict[str, Any] = {"client": grant.client}
+    if grant.deployment is not None:
+        details["deployment"] = grant.deployment.model_dump(exclude_none=True)
+    return details
