@@ -130,6 +130,20 @@ EnvRef = Annotated[
         )
     ),
 ]
+
+
+def _env_ref_only(value: object) -> str:
+    # Unlike EnvRef's message, this one never repeats the value: it may be the token itself.
+    if not isinstance(value, str) or ENV_REFERENCE_RE.fullmatch(value) is None:
+        raise _invalid(
+            "is not an ${ENV_VAR} reference; a client's token is never written here "
+            "(the value is not repeated)"
+        )
+    return value
+
+
+#: A ``${VAR}`` naming where a secret is, whose error never shows what was written instead.
+SecretRef = Annotated[str, BeforeValidator(_env_ref_only)]
 BaseUrl = Annotated[str, BeforeValidator(_matching(r"https?://\S+", "an http(s) URL"))]
 
 
@@ -391,7 +405,7 @@ class Client(Strict):
     that holds it; the running bot keeps only the token's hash."""
 
     description: str = ""
-    token: EnvRef
+    token: SecretRef
 
 
 class ChangeWindow(Strict):
