@@ -220,6 +220,8 @@ async def give_back(api: Api, grant_id: str) -> int:
     status, state = await api.call("POST", f"/requests/{grant_id}/done")
     if status != 200:
         raise _refusal(status, state)
+    if state["state"] == "REVOKE_FAILED":  # the target refused; grantbot keeps retrying
+        raise RequestFailed(f"{grant_id}: ending it at the target failed; grantbot retries")
     print(f"{grant_id}: {state['state'].lower()}", file=sys.stderr)
     return EXIT_OK
 

@@ -26,7 +26,14 @@ from bot.devtools.slack_driver import plain_text_value
 from bot.domain.model import Status
 from bot.slack import ids
 from bot.store.keys import Keys
-from tests.integration.slack_harness import ACCESS_CHANNEL, BOB, CAROL, SlackHarness, running_bot
+from tests.integration.slack_harness import (
+    ACCESS_CHANNEL,
+    ALICE,
+    BOB,
+    CAROL,
+    SlackHarness,
+    running_bot,
+)
 from tests.integration.support import FakeClock
 
 POLICY = Path(__file__).parent.parent / "fixtures" / "pipeline_policy.yaml"
@@ -256,10 +263,29 @@ async def test_auto_approved_inside_the_change_window(bot: SlackHarness, api: Cl
     assert bot.copies(state["id"])
 
 
-async def test_n_of_m_applies_to_pipelines(bot: SlackHarness, api: Client) -> None:
-    """Two approvals are needed where the policy says so; one leaves it pending."""
+async def test_a_role_not_open_to_the_client_is_refused(bot: SlackHarness, api: Client) -> None:
     status, state, _ = await api.ask(role="dba")
     assert status == 403 and "may not request orders-db dba" in state["message"]
+
+
+async def test_n_of_m_and_escalation_apply_to_pipelines(bot: SlackHarness, api: Client) -> None:
+    """Two approvals are needed where the policy says so; after escalate_after the tier's
+    approver (Alice) is asked and her click is the second approval."""
+    status, state, _ = await api.ask(role="schema")
+    assert status == 201
+    await _approve(bot, state["id"], user=BOB)
+    status, one = await api.call("GET", f"/api/v1/requests/{state['id']}")
+    assert one["state"] == "PENDING" and (one["approvals"], one["approvals_required"]) == (1, 2)
+    clock = bot.bot.service.clock
+    assert isinstance(clock, FakeClock)
+    clock.advance(11 * 60)
+    asked = await bot.bot.service.escalate_due()
+    assert [(g.id, tier) for g, tier in asked] == [(state["id"], 1)]
+    await bot.settle()
+    [alices] = [m for m in bot.dms(ALICE) if f"Request `{state['id']}`" in json.dumps(m.blocks)]
+    await bot.click(ALICE, alices, ids.APPROVE)
+    status, two = await api.call("GET", f"/api/v1/requests/{state['id']}?wait=5s")
+    assert two["state"] == "ACTIVE" and two["approvals"] == 2 and two["credential_ready"]
 
 
 @pytest.mark.parametrize(
