@@ -383,4 +383,5 @@ def _unset_env_refs(raw: Mapping[str, Any], environ: Mapping[str, str]) -> list[
 
     walk(raw.get("resources"), ("resources",))
     walk(raw.get("oncall"), ("oncall",))
+    walk(raw.get("clients"), ("clients",))
     return found

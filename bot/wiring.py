@@ -277,6 +277,7 @@ async def assemble(
     import aiohttp
 
     from bot.announcer import EndAnnouncer, consumer_name
+    from bot.api.install import install_pipelines, pipeline_notifier
     from bot.audit.duties import audit_duties, plan_duties
     from bot.notify import WithoutEnds
     from bot.oncall.cached import DEFAULT_TIMEOUT_S as DEFAULT_ONCALL_TIMEOUT_S
@@ -336,8 +337,9 @@ async def assemble(
         context = ServiceContext(
             store=store,
             policy=policy,
-            # Ends reach Slack once, from the audit stream, wherever they were made.
-            notifier=WithoutEnds(notifier),
+            # Ends reach Slack once, from the audit stream, wherever they were made; machine
+            # clients' credentials are sealed for the pipelines API, never DMed.
+            notifier=pipeline_notifier(WithoutEnds(notifier), store=store, clock=clock),
             usergroups=directory,
             oncall=PolicyOnCallLookup(
                 policy,
@@ -375,6 +377,7 @@ async def assemble(
         edge = Edge(app, signing_secret=signing_secret or None, workspace=workspace)
         readiness = Readiness(store=store, policy=policy, redis_outage=outage)
         web_app = build_web_app(edge if http_events else None, readiness=readiness, store=store)
+        install_pipelines(web_app, service=core.service, store=store, environ=environ, clock=clock)
         assert core.scheduler is not None  # built with schedule_on
         bot = Bot(
             settings=settings,

@@ -56,10 +56,14 @@ def grant_row(g: Grant, *, now: float) -> list[str]:
         format_duration(g.duration_s),
         format_utc(g.expires_at, missing="-"),
         left,
+        g.deployment.id if g.deployment is not None else "-",
     ]
 
 
-GRANT_HEADERS = ["id", "state", "requester", "resource", "role", "duration", "expires", "left"]
+GRANT_HEADERS = [
+    *("id", "state", "requester", "resource", "role", "duration", "expires", "left"),
+    "deployment",
+]
 
 
 # -- handlers ------------------------------------------------------------------------------
@@ -250,9 +254,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     from bot.cli.audit import add_audit_commands
     from bot.cli.report import add_report_command
+    from bot.cli.request import add_request_command  # issue 16: the pipelines' client
 
     add_audit_commands(sub, _Parser)
     add_report_command(sub)
+    add_request_command(sub, _Parser)
     return p
 
 

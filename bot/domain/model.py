@@ -12,6 +12,8 @@ from typing import Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from bot.domain.clients import client_name
+
 
 class Status(StrEnum):
     PENDING = "PENDING"
@@ -96,6 +98,17 @@ class Origin(BaseModel):
     surface: str = "cli"  # "command" | "modal" | "mention" | "cli"
 
 
+class Deployment(BaseModel):
+    """The deployment a pipeline's request is for (``id``, e.g. ``D-123``; a link to it; the
+    commit it deploys), recorded on the grant and in its audit entries."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    url: str | None = None
+    commit: str | None = None
+
+
 class Grant(BaseModel):
     """A request for access and, once approved, the grant it becomes.
 
@@ -117,6 +130,10 @@ class Grant(BaseModel):
     reason: str
     tickets: list[str] = Field(default_factory=list)
     origin: Origin = Field(default_factory=Origin)
+    #: For a machine client's request (requester ``client:<name>``): the deployment it is
+    #: for, and the public key (X25519, base64) its credential is sealed to.
+    deployment: Deployment | None = None
+    public_key: str | None = None
 
     status: Status = Status.PENDING
     version: int = 0
@@ -142,6 +159,11 @@ class Grant(BaseModel):
     credential_ref: str | None = None  # a non-secret handle (login name, cert serial)
     revoke_attempts: int = 0
     last_error: str | None = None
+
+    @property
+    def client(self) -> str | None:
+        """The machine client that asked (policy ``clients:``), or None for a person."""
+        return client_name(self.requester)
 
     @property
     def terminal(self) -> bool:

@@ -63,6 +63,7 @@ class AutoApprover:
             on_call_schedules=oncall.schedules,
             in_incident=in_incident,
             grants_today=used,
+            now=now,
         )
         limit = match.rule.per_user_per_day if match is not None else None
         if limit is not None and not await quota.take(**who, now=now, limit=limit):
@@ -84,6 +85,7 @@ class AutoApprover:
             unavailable=oncall.failures,
             in_incident=in_incident,
             grants_today=used,
+            now=now,
         )
         if blocker is None:
             return AutoApproval()

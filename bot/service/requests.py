@@ -12,6 +12,7 @@ from bot import metrics
 from bot.domain.credentials import Credential
 from bot.domain.ids import new_grant_id
 from bot.domain.model import Actor, ActorKind, Grant, Origin
+from bot.domain.pipeline import PipelineAsk
 from bot.domain.policy.decisions import RequestDecision, evaluate_request
 from bot.domain.policy.rules import RoleRule
 from bot.errors import PolicyDenied
@@ -53,9 +54,11 @@ class Requests:
         reason: str,
         tickets: Iterable[str] = (),
         origin: Origin | None = None,
+        pipeline: PipelineAsk | None = None,
     ) -> RequestResult:
         """File a request. Raises PolicyDenied (naming the rule and what is allowed) and
-        changes nothing when the policy refuses it. Auto-approves when a rule matches."""
+        changes nothing when the policy refuses it. Auto-approves when a rule matches.
+        ``pipeline``: a machine client's deployment and public key, kept on the grant."""
         c = self._c
         now = c.clock()
         tickets = list(tickets)
@@ -70,7 +73,13 @@ class Requests:
         )
         rule = decision.rule
         grant = await self.store_request(
-            decision, user=user, reason=reason, tickets=tickets, origin=origin, now=now
+            decision,
+            user=user,
+            reason=reason,
+            tickets=tickets,
+            origin=origin,
+            now=now,
+            pipeline=pipeline,
         )
         auto = await self._auto.verdict(grant, rule, now=now)
         if auto.reason is not None:
@@ -95,6 +104,7 @@ class Requests:
         origin: Origin | None,
         now: float,
         parent: Grant | None = None,
+        pipeline: PipelineAsk | None = None,
     ) -> Grant:
         """Store the PENDING request ``decision`` accepted, audited as ``user``'s: an access
         request, or with ``parent`` an extension of it (lapsing at the latest when it does)."""
@@ -120,6 +130,7 @@ class Requests:
             created_at=now,
             updated_at=now,
             request_expires_at=lapses_at,
+            **(pipeline.grant_fields() if pipeline is not None else {}),
         )
         return await self._c.store.create(
             grant,

@@ -210,7 +210,10 @@ class SlackNotifier:
 
     async def extended(self, grant: Grant) -> None:
         await self.refresh(grant.id)
-        await self._dm(grant.id, grant.requester, messages.extended_notice(grant, now=self.clock()))
+        if grant.client is None:
+            await self._dm(
+                grant.id, grant.requester, messages.extended_notice(grant, now=self.clock())
+            )
 
     # -- keeping copies current ----------------------------------------------------------
 
@@ -317,6 +320,8 @@ class SlackNotifier:
         await self._post(grant_id, user, message)
 
     async def _tell_requester(self, grant: Grant) -> None:
+        if grant.client is not None:  # a machine client hears through the API (bot.api)
+            return
         await self._dm(
             grant.id, grant.requester, messages.requester_notice(grant, now=self.clock())
         )

@@ -36,6 +36,7 @@ from bot.store.indexes import ops_json, plan_indexes
 from bot.store.keys import Keys
 from bot.store.lease import LeaseKey
 from bot.store.message_refs import MessageRefs
+from bot.store.pipelines import ApiRateLimit, SealedCredentials
 from bot.store.provider_state import ProviderState
 from bot.store.quota import AutoApprovalQuota
 from bot.store.retry_states import RetryStates
@@ -137,6 +138,15 @@ class GrantStore:
         told to ``redis_outage``."""
         return Dedupe(self._redis, keys=self.keys, redis_outage=redis_outage)
 
+    @cached_property
+    def sealed_credentials(self) -> SealedCredentials:
+        """Machine clients' credentials, sealed to their requests' keys (the pipelines API)."""
+        return SealedCredentials(self._redis, keys=self.keys)
+
+    def api_rate_limit(self, *, limit: int) -> ApiRateLimit:
+        """Per-client call counts of the pipelines API, ``limit`` calls a minute."""
+        return ApiRateLimit(self._redis, keys=self.keys, limit=limit)
+
     def scheduler_lease(self) -> LeaseKey:
         """The key that says which replica runs the scheduler."""
         return LeaseKey(self._redis, key=self.keys.scheduler_lease)
@@ -164,6 +174,7 @@ class GrantStore:
                     "kind": grant.kind,
                     "parent_id": grant.parent_id,
                     "origin": grant.origin.model_dump(exclude_none=True),
+                    **_pipeline_details(grant),
                 },
             )
             stored = grant.model_copy(update={"version": 1})
@@ -390,3 +401,13 @@ class GrantStore:
                 self.keys.pending_deadlines, "-inf", now, start=0, num=limit
             )
         )
+
+
+def _pipeline_details(grant: Grant) -> dict[str, Any]:
+    """A machine client's request is audited with the client and its deployment."""
+    if grant.client is None:
+        return {}
+    details: dict[str, Any] = {"client": grant.client}
+    if grant.deployment is not None:
+        details["deployment"] = grant.deployment.model_dump(exclude_none=True)
+    return details

@@ -164,3 +164,13 @@ class Keys:
         at its target is to be removed (an STS deny policy, once the credentials' own expiry
         has passed). One per resource: each resource's provider sweeps its own."""
         return f"{self._p}:provider:{kind}:cleanup:{resource}"
+
+    def sealed_credential(self, grant_id: str) -> str:
+        """String with TTL: a machine client's credential, sealed to the public key its
+        request carried (bot.api); never the credential in clear. Gone when the grant is."""
+        return f"{self._p}:sealed:{grant_id}"
+
+    def api_calls(self, client: str, window: int) -> str:
+        """String with TTL: how many API calls ``client`` made in one rate-limit window
+        (``window`` = epoch seconds // the window's length)."""
+        return f"{self._p}:api:calls:{client}:{window}"

@@ -59,8 +59,26 @@ def _check_block(policy: Policy, loc: Loc, limits: Limits) -> list[Finding]:
 
     groups_of(limits.requesters, (*loc, "requesters"))
     groups_of(limits.approvers, (*loc, "approvers"))
+    known_clients = ", ".join(policy.clients) or "none are defined"
+    for i, c in enumerate(limits.requesters.clients if limits.requesters else ()):
+        if c not in policy.clients:
+            found.append(
+                Finding(
+                    (*loc, "requesters", "clients", i),
+                    f'unknown client "{c}"; clients: {known_clients}',
+                )
+            )
+    known_windows = ", ".join(policy.change_windows) or "none are defined"
     for i, auto in enumerate(limits.auto_approve or ()):
         schedule(auto.on_call, (*loc, "auto_approve", i, "on_call"))
+        if auto.change_window is not None and auto.change_window not in policy.change_windows:
+            found.append(
+                Finding(
+                    (*loc, "auto_approve", i, "change_window"),
+                    f'unknown change window "{auto.change_window}"; '
+                    f"change_windows: {known_windows}",
+                )
+            )
     previous_after = 0
     for i, tier in enumerate(limits.escalation or ()):
         at: Loc = (*loc, "escalation", i)

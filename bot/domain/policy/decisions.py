@@ -106,8 +106,12 @@ def match_auto_approve(
     on_call_schedules: frozenset[str],
     in_incident: bool,
     grants_today: int,
+    now: float | None = None,
 ) -> AutoApproveMatch | None:
     """The first auto_approve rule whose every condition holds, or None.
+
+    A rule naming a ``change_window`` holds only while that window of the policy is open at
+    ``now`` (never when ``now`` is not given).
 
     A rule holds when the duration is within its max_duration, the user is on call for its
     ``on_call`` schedule (``on_call_schedules``: the schedules the user is on call for now),
@@ -124,8 +128,11 @@ def match_auto_approve(
             continue
         if auto.per_user_per_day is not None and grants_today >= auto.per_user_per_day:
             continue
+        if auto.change_window is not None and not _window_open(rule, auto.change_window, now):
+            continue
         reasons = [f"on call for {auto.on_call}"] if auto.on_call else []
         reasons += ["in an incident channel"] if auto.incident else []
+        reasons += [f"inside change window {auto.change_window}"] if auto.change_window else []
         reason = ", ".join(reasons) or f"any request up to {format_duration(auto.max_duration)}"
         return AutoApproveMatch(rule=auto, index=index, reason=reason)
     return None
@@ -139,6 +146,7 @@ def auto_approve_blocker(
     unavailable: Mapping[str, str],
     in_incident: bool,
     grants_today: int,
+    now: float | None = None,
 ) -> str | None:
     """Why no auto_approve rule matched when one would have but for something outside the
     requester's control, for telling them and the thread; None when the request simply does
@@ -155,6 +163,7 @@ def auto_approve_blocker(
         on_call_schedules=on_call_schedules,
         in_incident=in_incident,
         grants_today=grants_today,
+        now=now,
     ):
         return None
     hoped = on_call_schedules | frozenset(unavailable)
@@ -165,6 +174,7 @@ def auto_approve_blocker(
             on_call_schedules=hoped,
             in_incident=in_incident,
             grants_today=0,
+            now=now,
         )
         if would is None:
             continue
@@ -176,6 +186,11 @@ def auto_approve_blocker(
                 f"{'s' if auto.per_user_per_day != 1 else ''} per person per day is reached"
             )
     return None
+
+
+def _window_open(rule: RoleRule, name: str, now: float | None) -> bool:
+    window = rule.change_windows.get(name)
+    return window is not None and now is not None and window.is_open(now)
 
 
 def _only(rule: RoleRule, index: int) -> RoleRule:

@@ -17,9 +17,12 @@ from typing import Any, Final
 
 from pydantic import Field
 
+from bot.domain.clients import client_name
 from bot.domain.policy.schema import (
     Approvers,
     AutoApproveRule,
+    ChangeWindow,
+    Client,
     EscalationTier,
     Group,
     Limits,
@@ -63,6 +66,10 @@ class Policy(Strict):
     #: its name; the first group (or the whole match) is the id. Unset: the channel name.
     incident_id: Regex | None = None
     oncall: dict[Name, OnCallSource] = Field(default_factory=dict)
+    #: Machine requesters that ask through the HTTP API (bot.api), by name.
+    clients: dict[Name, Client] = Field(default_factory=dict)
+    #: Named recurring windows an auto_approve rule may require (``change_window``).
+    change_windows: dict[Name, ChangeWindow] = Field(default_factory=dict)
 
     def rule(self, resource: str, role: str | None = None) -> RoleRule:
         """The resolved rule for ``resource``/``role``.
@@ -165,6 +172,8 @@ def describe(block: Requesters | Approvers | None) -> str:
     parts = [f"group {g}" for g in block.groups]
     parts += [f"user {u}" for u in block.users]
     parts += [f"usergroup {s}" for s in block.usergroups]
+    if isinstance(block, Requesters):
+        parts += [f"client {c}" for c in block.clients]
     return ", ".join(parts) or "nobody"
 
 
@@ -195,6 +204,7 @@ class RoleRule:
     provider_type: str
     role_provider_settings: Mapping[str, Any]
     groups: Mapping[str, Group] = field(repr=False)
+    change_windows: Mapping[str, ChangeWindow] = field(repr=False, default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -212,6 +222,9 @@ class RoleRule:
         block = self.requesters
         if block is None:
             return False
+        client = client_name(user)
+        if client is not None:  # a machine client only where listed by name
+            return client in block.clients
         return block.everyone or _holds(
             block, user, groups=self.groups, today=today, usergroups=usergroups
         )
@@ -327,6 +340,7 @@ def resolve_rule(
         provider_type=spec.provider.type,
         role_provider_settings=MappingProxyType(dict(role_spec.provider)),
         groups=policy.groups,
+        change_windows=policy.change_windows,
     )
     return rule, where
 

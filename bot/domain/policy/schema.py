@@ -29,6 +29,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from bot.domain.clients import window_open
 from bot.domain.duration import parse_duration
 from bot.errors import UsageError
 
@@ -129,6 +130,20 @@ EnvRef = Annotated[
         )
     ),
 ]
+
+
+def _env_ref_only(value: object) -> str:
+    # Unlike EnvRef's message, this one never repeats the value: it may be the token itself.
+    if not isinstance(value, str) or ENV_REFERENCE_RE.fullmatch(value) is None:
+        raise _invalid(
+            "is not an ${ENV_VAR} reference; a client's token is never written here "
+            "(the value is not repeated)"
+        )
+    return value
+
+
+#: A ``${VAR}`` naming where a secret is, whose error never shows what was written instead.
+SecretRef = Annotated[str, BeforeValidator(_env_ref_only)]
 BaseUrl = Annotated[str, BeforeValidator(_matching(r"https?://\S+", "an http(s) URL"))]
 
 
@@ -208,17 +223,21 @@ class Group(Strict):
 
 
 class Requesters(Strict):
-    """Who may request: listed principals, or ``everyone: true``."""
+    """Who may request: listed principals, or ``everyone: true`` (every person; a machine
+    client may request only where ``clients`` lists it by name)."""
 
     users: list[UserId] = []
     groups: list[Name] = []
     usergroups: list[UsergroupId] = []
+    clients: list[Name] = []
     everyone: bool = False
 
     @model_validator(mode="after")
     def _not_empty(self) -> Requesters:
-        if not (self.everyone or self.users or self.groups or self.usergroups):
-            raise _invalid("lists nobody; give users, groups, usergroups or everyone: true")
+        if not (self.everyone or self.users or self.groups or self.usergroups or self.clients):
+            raise _invalid(
+                "lists nobody; give users, groups, usergroups, clients or everyone: true"
+            )
         return self
 
 
@@ -252,6 +271,8 @@ class AutoApproveRule(Strict):
 
     on_call: Name | None = None
     incident: bool = False
+    #: A window of the policy's ``change_windows``: the request must come while it is open.
+    change_window: Name | None = None
     max_duration: Duration
     per_user_per_day: Annotated[int, Field(ge=1)] | None = None
 
@@ -373,3 +394,42 @@ class OpsgenieSchedule(Strict):
 OnCallSource = Annotated[
     StaticSchedule | PagerDutySchedule | OpsgenieSchedule, Field(discriminator="type")
 ]
+
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+class Client(Strict):
+    """A machine requester (a deploy pipeline, a release job) that asks through the HTTP
+    API. Its bearer token is never written here: ``token`` names the environment variable
+    that holds it; the running bot keeps only the token's hash."""
+
+    description: str = ""
+    token: SecretRef
+
+
+class ChangeWindow(Strict):
+    """A recurring window (UTC) an ``auto_approve`` rule may require: open on ``days`` from
+    ``start`` until ``end`` (an ``end`` not after ``start`` runs past midnight)."""
+
+    description: str = ""
+    days: Annotated[list[Weekday], Field(min_length=1)] = [
+        "mon",
+        "tue",
+        "wed",
+        "thu",
+        "fri",
+        "sat",
+        "sun",
+    ]
+    start: ClockTime
+    end: ClockTime
+
+    def is_open(self, now: float) -> bool:
+        """Whether the window is open at ``now`` (epoch seconds)."""
+        return window_open(
+            days=frozenset(self.days),
+            start_min=self.start.hour * 60 + self.start.minute,
+            end_min=self.end.hour * 60 + self.end.minute,
+            now=now,
+        )

@@ -65,6 +65,7 @@ def origin_text(grant: Grant) -> str:
         "mention": "a mention",
         "cli": "the command line",
         "home": "App Home",
+        "api": "the pipelines API",
     }.get(o.surface, escape(truncate(o.surface, 32)))
     where = f" in {channel(o.channel)}" if o.channel and not o.channel.startswith("D") else ""
     incident = f" (incident {escape(truncate(o.incident, 80))})" if o.incident else ""
@@ -85,7 +86,33 @@ def title_of(grant: Grant) -> str:
         return (
             f"Extension{parent}: {grant.resource} {grant.role} +{format_duration(grant.duration_s)}"
         )
+    if grant.client is not None:
+        return f"A pipeline asks: {grant.resource} {grant.role}"
     return f"Access request: {grant.resource} {grant.role}"
+
+
+def requester_text(grant: Grant) -> str:
+    """Who asked: a person's mention, or ``pipeline client `deploy-orders```."""
+    if grant.client is not None:
+        return f"pipeline client `{escape(truncate(grant.client, 64))}`"
+    return user(grant.requester)
+
+
+def deployment_text(grant: Grant) -> str | None:
+    """The deployment a pipeline's request is for (id as a link, commit), or None."""
+    d = grant.deployment
+    if d is None:
+        return None
+    name = escape(truncate(d.id, 128))
+    url = d.url or ""
+    # A link is written <url|text>: a URL that could break out of that is shown as text.
+    if url and not any(c in url for c in "<>| "):
+        text = f"<{url}|{name}>"
+    else:
+        text = name + (f" ({escape(truncate(url, 200))})" if url else "")
+    if d.commit:
+        text += f" · commit `{escape(truncate(d.commit, 64))}`"
+    return text
 
 
 def outcome_text(grant: Grant, *, now: float) -> str:
@@ -141,7 +168,7 @@ def grant_line(grant: Grant, *, now: float) -> str:
 def summary_fields(grant: Grant, *, now: float) -> Block:
     """The fields an approver decides on: who, what, how long, tickets, from where, approvals."""
     pairs = [
-        ("Requester", user(grant.requester)),
+        ("Requester", requester_text(grant)),
         ("Resource", what(grant)),
         ("Duration", format_duration(grant.duration_s)),
         ("Tickets", tickets_text(grant.tickets)),
@@ -152,6 +179,9 @@ def summary_fields(grant: Grant, *, now: float) -> Block:
         pairs.append(("Lapses", when(grant.request_expires_at)))
     if grant.kind == "extension" and grant.parent_id:
         pairs.append(("Extends", f"`{grant.parent_id}`"))
+    deployment = deployment_text(grant)
+    if deployment is not None:
+        pairs.append(("Deployment", deployment))
     return fields_section(pairs)
 
 

@@ -82,8 +82,11 @@ def approval_request(grant: Grant, *, now: float) -> Message:
         decision_actions(grant, block_id=ids.DECISION_BLOCK),
         context(f"Request `{grant.id}` · {outcome_text(grant, now=now)}"),
     ]
+    who = (
+        f"A pipeline (client {grant.client})" if grant.client is not None else user(grant.requester)
+    )
     text = (
-        f"{user(grant.requester)} asks for {grant.resource} {grant.role} for "
+        f"{who} asks for {grant.resource} {grant.role} for "
         f"{format_duration(grant.duration_s)}: {reason_text(grant)}"
     )
     return Message(text=fallback_text(text), blocks=blocks)

@@ -1,0 +1,45 @@
+"""What ``grantbot serve`` adds for the pipelines API (bot.wiring.assemble): the notifier the
+service is built with, which seals machine clients' credentials instead of DMing them, and the
+API's routes on its aiohttp application before it starts."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping
+from typing import Final
+
+from aiohttp import web
+
+from bot.api.delivery import PipelineDelivery
+from bot.api.handlers import PipelineApi, register_api
+from bot.notify import Notifier
+from bot.service import GrantService
+from bot.store.grants import GrantStore
+
+#: Where the application keeps the API's handlers (tests tune its rate limit through it).
+API_KEY: Final = web.AppKey("grantbot_api", PipelineApi)
+
+
+def pipeline_notifier(
+    inner: Notifier, *, store: GrantStore, clock: Callable[[], float] = time.time
+) -> PipelineDelivery:
+    """``inner`` for people's grants; a machine client's credential sealed into ``store``.
+    Given to the service at construction (its context's notifier)."""
+    return PipelineDelivery(inner, sealed=store.sealed_credentials, clock=clock)
+
+
+def install_pipelines(
+    app: web.Application,
+    *,
+    service: GrantService,
+    store: GrantStore,
+    environ: Mapping[str, str] | None,
+    clock: Callable[[], float] = time.time,
+) -> PipelineApi:
+    """Serve the API on ``app`` (not yet started); tokens from ``environ`` (default: the
+    process's). The service should have been built with :func:`pipeline_notifier`."""
+    env = environ if environ is not None else os.environ
+    api = register_api(app, service=service, store=store, environ=env, clock=clock)
+    app[API_KEY] = api
+    return api
