@@ -34,6 +34,7 @@ from bot.announcer import EndAnnouncer, consumer_name
 from bot.audit.duties import audit_duties, plan_duties
 from bot.config import Settings
 from bot.errors import ConfigError, SlackError
+from bot.lifecycle.runner import build_lifecycle
 from bot.log_throttle import Outage, Throttle
 from bot.notify import WithoutEnds
 from bot.oncall.cached import DEFAULT_TIMEOUT_S as DEFAULT_ONCALL_TIMEOUT_S
@@ -49,6 +50,8 @@ from bot.slack.context import SlackDeps
 from bot.slack.directory import SlackDirectory
 from bot.slack.edge import Edge, EdgeSocketModeHandler
 from bot.slack.notifier import SlackNotifier
+from bot.slack.reminder_buttons import ReminderButtons
+from bot.slack.reminders import SlackLifecycleNotices
 from bot.slack.retry import BACKOFF_S
 from bot.slack.tasks import BackgroundTasks
 from bot.slack.workspace import InstalledWorkspace
@@ -224,6 +227,10 @@ async def _timekeeping(
     )
     service.revoker = revoker
     service.scheduler = scheduler
+    if service.lifecycle is not None:  # reminders and scheduled starts: same leader, same store
+        service.scheduler = service.lifecycle.attach(
+            scheduler, redis_url=redis_url, keys=store.keys
+        )
     await scheduler.start()
     sweep = asyncio.get_running_loop().create_task(
         _sweep_timeouts(service, interval_s=TIMEOUT_SWEEP_INTERVAL_S, outage=redis_outage),
@@ -323,7 +330,17 @@ async def assemble(
             redis_outage=outage,
             pacer=store.pacer,
         )
+        lifecycle_notices = SlackLifecycleNotices(
+            client=client, refs=MessageRefs(store.redis, keys=store.keys), clock=clock
+        )
+        service.lifecycle = build_lifecycle(service, notices=lifecycle_notices)
         deps = SlackDeps(
+            reminders=ReminderButtons(
+                service=service,
+                offers=service.lifecycle.reminders,
+                notices=lifecycle_notices,
+                clock=clock,
+            ),
             service=service,
             directory=directory,
             tasks=tasks,

@@ -33,6 +33,7 @@ from bot.domain.policy.decisions import (
 )
 from bot.domain.policy.rules import RoleRule
 from bot.domain.policy.schema import EscalationTier
+from bot.domain.start import check_lead_time, issue_until, window_end
 from bot.envrefs import resolve as resolve_env_refs
 from bot.errors import (
     ConcurrencyError,
@@ -43,6 +44,9 @@ from bot.errors import (
     ProviderError,
     TransitionError,
 )
+from bot.lifecycle.reminders import free_extension_reason
+from bot.lifecycle.runner import Lifecycle
+from bot.lifecycle.starts import ScheduledStarts
 from bot.log_throttle import Throttle
 from bot.notify import Notifier, NullNotifier
 from bot.oncall.base import OnCallResult, OnCallUnavailable
@@ -220,6 +224,9 @@ class GrantService:
         self.quota = store.quota
         self.escalations = store.escalations
         self._housekeeping_log = Throttle(log, interval_s=60.0)
+        #: Reminders and scheduled starts (bot.lifecycle; set by serve). None: a SCHEDULED
+        #: grant gets its start job from the serve sweep, and nobody is reminded.
+        self.lifecycle: Lifecycle | None = None
 
     # -- providers (also the scheduler's ProviderResolver) -------------------------------
 
@@ -311,9 +318,13 @@ class GrantService:
         reason: str,
         tickets: Iterable[str] = (),
         origin: Origin | None = None,
+        starts_at: float | None = None,
+        start_tz: str | None = None,
     ) -> RequestResult:
         """File a request. Raises PolicyDenied (naming the rule and what is allowed) and
-        changes nothing when the policy refuses it. Auto-approves when a rule matches."""
+        changes nothing when the policy refuses it. Auto-approves when a rule matches.
+        ``starts_at`` (written in ``start_tz``) schedules its start: approved before it, the
+        grant waits SCHEDULED (bot.lifecycle.starts); at most ``max_lead_time`` ahead."""
         now = self.clock()
         tickets = list(tickets)
         decision = await self._judge(
@@ -326,8 +337,18 @@ class GrantService:
             now=now,
         )
         rule = decision.rule
+        if starts_at is not None:
+            check_lead_time(
+                starts_at, now=now, max_lead_time_s=rule.max_lead_time_s, rule=rule.name
+            )
         grant = await self._store_request(
-            decision, user=user, reason=reason, tickets=tickets, origin=origin, now=now
+            decision,
+            user=user,
+            reason=reason,
+            tickets=tickets,
+            origin=origin,
+            now=now,
+            start=None if starts_at is None else (starts_at, start_tz),
         )
         auto = await self._auto_approval(grant, rule, now=now)
         if auto.reason is not None:
@@ -352,13 +373,18 @@ class GrantService:
         origin: Origin | None,
         now: float,
         parent: Grant | None = None,
+        start: tuple[float, str | None] | None = None,
     ) -> Grant:
         """Store the PENDING request ``decision`` accepted, audited as ``user``'s: an access
-        request, or with ``parent`` an extension of it (lapsing at the latest when it does)."""
+        request, or with ``parent`` an extension of it (lapsing at the latest when it does);
+        ``start`` (starts_at, zone) a scheduled one (lapsing at the latest when its window
+        closes)."""
         rule = decision.rule
         lapses_at = now + decision.request_timeout_s
         if parent is not None and parent.expires_at is not None:
             lapses_at = min(lapses_at, parent.expires_at)
+        if start is not None:
+            lapses_at = min(lapses_at, window_end(start[0], decision.duration_s))
         grant = Grant(
             id=new_grant_id(),
             kind="access" if parent is None else "extension",
@@ -377,6 +403,8 @@ class GrantService:
             created_at=now,
             updated_at=now,
             request_expires_at=lapses_at,
+            starts_at=None if start is None else start[0],
+            start_tz=None if start is None else start[1],
         )
         return await self.store.create(
             grant,
@@ -498,6 +526,9 @@ class GrantService:
             parent=parent,
         )
         auto = await self._auto_approval(extension, rule, now=now)
+        free = free_extension_reason(parent, rule, extend_by_s=decision.duration_s)
+        if auto.reason is None and free is not None:
+            auto = AutoApproval(reason=free)
         if auto.reason is not None:
             approved = await self._auto_approve(
                 extension, reason=auto.reason, on_call=auto.on_call, now=now
@@ -813,8 +844,10 @@ class GrantService:
         expires_at, fixed here before issuing so target and store agree. The grant is stored
         ACTIVE before its revocation is scheduled. On failure the grant becomes FAILED.
         """
+        if grant.status is Status.SCHEDULED:  # approved before its start: issued then
+            return (await self.lifecycle.starts.scheduled(grant) if self.lifecycle else grant), None
         now = self.clock()
-        expires_at = now + grant.duration_s
+        expires_at = issue_until(starts_at=grant.starts_at, duration_s=grant.duration_s, now=now)
         try:
             provider, ctx = await self._issue_context(grant, expires_at=expires_at)
             credential = await provider.issue(ctx, now=now)
@@ -875,6 +908,8 @@ class GrantService:
             if actor.kind is ActorKind.REQUESTER:
                 return await self.cancel(grant_id, user=user, reason=reason)
             return await self.deny(grant_id, user=user, reason=reason)
+        if grant.status is Status.SCHEDULED:
+            return await self._end_scheduled(grant, actor=actor, reason=reason)
         return await self._require_revoker().revoke(grant_id, actor=actor, reason=reason)
 
     async def revoke_as_operator(
@@ -894,7 +929,25 @@ class GrantService:
             metrics.record_request("cancelled")
             await self._safe(self.notifier.ended(outcome.grant))
             return outcome.grant
+        if grant.status is Status.SCHEDULED:
+            return await self._end_scheduled(grant, actor=actor, reason=reason)
         return await self._require_revoker().revoke(grant_id, actor=actor, reason=reason)
+
+    async def _end_scheduled(self, grant: Grant, *, actor: Actor, reason: str | None) -> Grant:
+        """End a SCHEDULED grant (nothing issued yet): bot.lifecycle.starts."""
+        starts = self.lifecycle.starts if self.lifecycle else self._starts_without_jobs()
+        return await starts.end(grant, actor=actor, reason=reason)
+
+    def _starts_without_jobs(self) -> ScheduledStarts:
+        # A process without the scheduler (the CLI): its start job, if any, finds it ended.
+        return ScheduledStarts(
+            store=self.store,
+            jobs=self.store.lifecycle_jobs(),
+            activate=self.activate,
+            ended=lambda g: self._safe(self.notifier.ended(g)),
+            policy_version=lambda: self.policy.version,
+            clock=self.clock,
+        )
 
     async def force_close(self, grant_id: str, *, operator: str, reason: str | None) -> Grant:
         return await self._require_revoker().force_close(grant_id, operator=operator, reason=reason)
@@ -909,7 +962,7 @@ class GrantService:
             try:
                 if grant.status is Status.APPROVED:  # approved, its issuing not finished
                     ended.append(await self._take_back_approved(grant, why=f"revoke-all: {reason}"))
-                elif grant.status is Status.PENDING or grant.status in LIVE:
+                elif grant.status in (Status.PENDING, Status.SCHEDULED) or grant.status in LIVE:
                     ended.append(
                         await self.revoke_as_operator(grant.id, operator=operator, reason=reason)
                     )

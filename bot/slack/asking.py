@@ -16,6 +16,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import metrics
 from bot.domain.model import Origin, Status
+from bot.domain.start import FALLBACK_TZ, StartSpec, resolve_start, zone
 from bot.errors import SlackError
 from bot.service import RequestResult
 from bot.slack import delivery
@@ -113,6 +114,25 @@ def asked_fields(asked: AccessAsked) -> AskedFields:
     )
 
 
+class ScheduledStart(TypedDict, total=False):
+    """A scheduled start as the service's ``request_access`` takes it (empty: now)."""
+
+    starts_at: float
+    start_tz: str
+
+
+async def scheduled_start(deps: SlackDeps, user: str, spec: StartSpec | None) -> ScheduledStart:
+    """``spec`` (``at 14:00``, ``in 2h``, ``on 2026-12-01 09:00``) as a time, read in the time
+    zone Slack has for ``user`` (users.info ``tz``; UTC when Slack cannot say). UsageError
+    for a time that is past or does not exist there."""
+    if spec is None:
+        return {}
+    info = await deps.directory.user_info(user)
+    tz = str(info.get("tz") or FALLBACK_TZ) if info is not None else FALLBACK_TZ
+    tz = zone(tz).key  # a zone this machine does not know is read as UTC, and said so
+    return {"starts_at": resolve_start(spec, tz=tz, now=deps.clock()), "start_tz": tz}
+
+
 async def file_and_announce(
     deps: SlackDeps, client: AsyncWebClient, user: str, asked: AccessAsked, origin: Origin
 ) -> tuple[RequestResult, bool]:
@@ -122,8 +142,11 @@ async def file_and_announce(
     What Slack would not deliver meanwhile (the approvers' copies, the credential DM, the
     post in the channel) is added to the result's ``note``, for the requester's
     confirmation; ``credential`` is None when its DM did not go out."""
+    start = await scheduled_start(deps, user, getattr(asked, "start", None))
     with delivery.watching() as failures:
-        result = await deps.service.request_access(user=user, origin=origin, **asked_fields(asked))
+        result = await deps.service.request_access(
+            user=user, origin=origin, **asked_fields(asked), **start
+        )
         announced = await announce_request(deps, client, result, origin)
     told = delivery.note(failures, result.grant, for_requester=True)
     if told is not None:

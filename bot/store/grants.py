@@ -33,8 +33,10 @@ from bot.store.escalations import EscalationLedger
 from bot.store.indexes import ops_json, plan_indexes
 from bot.store.keys import Keys
 from bot.store.lease import LeaseKey
+from bot.store.lifecycle_jobs import LifecycleJobs
 from bot.store.provider_state import ProviderState
 from bot.store.quota import AutoApprovalQuota
+from bot.store.reminders import ReminderLedger
 from bot.store.retry_states import RetryStates
 from bot.store.revocation_jobs import RevocationJobs
 from bot.store.scripts import register
@@ -110,6 +112,14 @@ class GrantStore:
     def revocation_jobs(self) -> RevocationJobs:
         """A writer of revocation jobs of its own (its ``on_put`` hook is its owner's)."""
         return RevocationJobs(self.redis, keys=self.keys)
+
+    def lifecycle_jobs(self) -> LifecycleJobs:
+        """A writer of reminder and scheduled-start jobs of its own (``on_put`` its owner's)."""
+        return LifecycleJobs(self.redis, keys=self.keys)
+
+    @cached_property
+    def reminders(self) -> ReminderLedger:
+        return ReminderLedger(self.redis, keys=self.keys)
 
     @cached_property
     def checkpoints(self) -> CheckpointLog:
