@@ -791,7 +791,7 @@ class GrantService:
             policy_version=self.policy.version,
         )
         metrics.record_decision("approve")
-        if outcome.grant.status is not Status.APPROVED:
+        if outcome.grant.status is Status.PENDING:  # still short of N (else APPROVED/SCHEDULED)
             await self._safe(self.notifier.approval_recorded(outcome.grant))
             return outcome.grant
         metrics.record_request("approved")
