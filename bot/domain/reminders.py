@@ -14,7 +14,8 @@ from typing import Final
 
 #: The built-in ``remind_before``.
 DEFAULT_REMIND_BEFORE_S: Final = 600
-#: An extension offered is at least this long (a button for +3s helps nobody).
+#: An extension offered is at least this long (a button for +3s helps nobody), unless the
+#: role's default duration itself is shorter.
 MIN_OFFER_S: Final = 60
 
 
@@ -44,10 +45,11 @@ def extension_offer(
     max_duration_s: int,
 ) -> int | None:
     """The ``d`` of the reminder's ``Extend +<d>``: the default duration, capped by what
-    ``max_duration`` still allows the grant's life; None when under a minute is left."""
+    ``max_duration`` still allows the grant's life; None when less than a minute (or the
+    default, if shorter) is left."""
     left = max_duration_s - life_s(activated_at=activated_at, expires_at=expires_at)
     offer = int(min(default_duration_s, left))
-    return offer if offer >= MIN_OFFER_S else None
+    return offer if offer > 0 and offer >= min(MIN_OFFER_S, default_duration_s) else None
 
 
 def needs_no_approval(
