@@ -45,8 +45,7 @@ from bot.errors import (
     TransitionError,
 )
 from bot.lifecycle.reminders import free_extension_reason
-from bot.lifecycle.runner import Lifecycle
-from bot.lifecycle.starts import ScheduledStarts
+from bot.lifecycle.runner import Lifecycle, build_lifecycle
 from bot.log_throttle import Throttle
 from bot.notify import Notifier, NullNotifier
 from bot.oncall.base import OnCallResult, OnCallUnavailable
@@ -882,8 +881,8 @@ class GrantService:
             raise
         if self.scheduler is not None:
             await self.scheduler.schedule(grant.id, expires_at)
-        metrics.observe_time_to_credential(
-            (outcome.grant.activated_at or now) - grant.created_at,
+        metrics.observe_time_to_credential(  # a scheduled grant: from its start
+            (outcome.grant.activated_at or now) - max(grant.created_at, grant.starts_at or 0),
             auto=grant.auto_approved is not None,
         )
         await self._safe(self.notifier.credential_issued(outcome.grant, credential))
@@ -934,20 +933,10 @@ class GrantService:
         return await self._require_revoker().revoke(grant_id, actor=actor, reason=reason)
 
     async def _end_scheduled(self, grant: Grant, *, actor: Actor, reason: str | None) -> Grant:
-        """End a SCHEDULED grant (nothing issued yet): bot.lifecycle.starts."""
-        starts = self.lifecycle.starts if self.lifecycle else self._starts_without_jobs()
-        return await starts.end(grant, actor=actor, reason=reason)
-
-    def _starts_without_jobs(self) -> ScheduledStarts:
-        # A process without the scheduler (the CLI): its start job, if any, finds it ended.
-        return ScheduledStarts(
-            store=self.store,
-            jobs=self.store.lifecycle_jobs(),
-            activate=self.activate,
-            ended=lambda g: self._safe(self.notifier.ended(g)),
-            policy_version=lambda: self.policy.version,
-            clock=self.clock,
-        )
+        """End a SCHEDULED grant (nothing issued yet): bot.lifecycle.starts (in the CLI, a
+        lifecycle of its own: the start job it removes is the one serve would run)."""
+        lifecycle = self.lifecycle or build_lifecycle(self, notices=None)
+        return await lifecycle.starts.end(grant, actor=actor, reason=reason)
 
     async def force_close(self, grant_id: str, *, operator: str, reason: str | None) -> Grant:
         return await self._require_revoker().force_close(grant_id, operator=operator, reason=reason)

@@ -19,7 +19,14 @@ from bot.devtools.slack_emulator import FakeUser, Message
 from bot.domain.model import Grant, Status
 from bot.slack import ids
 from bot.store.keys import Keys
-from tests.integration.slack_harness import ALICE, BOB, GENERAL, SlackHarness, running_bot
+from tests.integration.slack_harness import (
+    ALICE,
+    BOB,
+    GENERAL,
+    INCIDENT,
+    SlackHarness,
+    running_bot,
+)
 from tests.integration.support import wait_for
 
 POLICY = Path(__file__).parent.parent / "fixtures" / "lifecycle_policy.yaml"
@@ -116,6 +123,30 @@ async def test_reminder_offers_extend_and_done_and_extend_applies_without_approv
     # The reminder moved with the end: its job is now for the new expiry.
     run_at = await slack.bot.service.lifecycle.jobs.run_time("remind", grant.id)  # type: ignore[union-attr]
     assert run_at == pytest.approx((extended.expires_at or 0) - (3600 - 4))
+
+
+async def test_a_request_from_an_incident_channel_is_reminded_there_too(
+    slack: SlackHarness,
+) -> None:
+    """The reminder also goes where the request was asked (the incident channel's thread),
+    and both copies show the outcome once Extend was clicked on one."""
+    await slack.command(ALICE, "request sandbox play 1h INC-42 checking", channel=INCIDENT)
+    grant = await slack.only_grant_of(ALICE)
+    assert grant.status is Status.ACTIVE and grant.origin.incident is not None
+    dm_reminder = await reminder_for(slack, ALICE, grant)
+
+    def in_incident() -> list[Message]:
+        return [
+            m
+            for m in slack.emulator.messages(INCIDENT)
+            if m.text.startswith(":hourglass:") and grant.id in m.text
+        ]
+
+    await wait_for(in_incident, what="the reminder in the incident channel")
+    await slack.click(ALICE, dm_reminder, ids.REMIND_EXTEND)
+    [thread_copy] = in_incident()
+    assert "extended +30m by <@U0ALICE>" in thread_copy.text and buttons(thread_copy) == []
+    assert "extended +30m" in reminders_of(slack, ALICE, grant.id)[0].text
 
 
 async def test_extend_from_the_reminder_goes_to_approvers_without_the_key(

@@ -126,6 +126,9 @@ def outcome_text(grant: Grant, *, now: float) -> str:
         return f"Denied by {by}{why}"
     if s is Status.CANCELLED:
         return f"Cancelled by {ender}{why}"
+    if s is Status.TIMED_OUT and grant.approved_at is not None:  # a scheduled start missed
+        missed = escape(grant.end_reason or "it could not start")
+        return f"{approved}, but {missed}; nothing was granted"
     if s is Status.TIMED_OUT:
         return "Lapsed: nobody decided in time; nothing was granted"
     if s is Status.FAILED:
