@@ -848,6 +848,8 @@ class GrantService:
         now = self.clock()
         expires_at = issue_until(starts_at=grant.starts_at, duration_s=grant.duration_s, now=now)
         try:
+            if expires_at <= now:  # approved after its start window closed: never issued
+                raise PolicyDenied("its start window closed before it could be issued")
             provider, ctx = await self._issue_context(grant, expires_at=expires_at)
             credential = await provider.issue(ctx, now=now)
         except Exception as e:
@@ -967,7 +969,8 @@ class GrantService:
         cutoff = self.clock() - STUCK_APPROVED_S
         failed = []
         for grant in await self.store.in_status(Status.APPROVED):
-            if grant.kind != "access" or (grant.approved_at or grant.updated_at) > cutoff:
+            # updated_at: a scheduled grant is APPROVED at its START, long after its approval.
+            if grant.kind != "access" or max(grant.approved_at or 0, grant.updated_at) > cutoff:
                 continue
             try:
                 failed.append(await self._take_back_approved(grant, why="issuing did not complete"))

@@ -348,10 +348,11 @@ class GrantStore:
         return await self.get_many(await aw(self.redis.smembers(self.keys.by_status(status))))
 
     async def live_rules(self) -> dict[tuple[str, str], list[str]]:
-        """(resource, role) -> ids of the live grants (APPROVED, ACTIVE, REVOKE_FAILED) on it:
-        what a policy change must not remove. Reads every live grant; for rare callers."""
+        """(resource, role) -> ids of the live grants (APPROVED, ACTIVE, REVOKE_FAILED) on it,
+        and of the SCHEDULED ones (issued at their start under the rule): what a policy
+        change must not remove. Reads every live grant; for rare callers."""
         used: dict[tuple[str, str], list[str]] = {}
-        for status in (Status.APPROVED, Status.ACTIVE, Status.REVOKE_FAILED):
+        for status in (Status.APPROVED, Status.ACTIVE, Status.REVOKE_FAILED, Status.SCHEDULED):
             for grant in await self.in_status(status):
                 used.setdefault((grant.resource, grant.role), []).append(grant.id)
         return used

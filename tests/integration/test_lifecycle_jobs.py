@@ -237,3 +237,50 @@ async def test_a_pending_scheduled_request_lapses_when_its_window_would_close(
     )
     assert result.grant.status is Status.SCHEDULED  # auto-approved at once
     assert result.grant.request_expires_at == T0 + 60 + 600  # not request_timeout's T0 + 1h
+
+
+async def test_approved_after_its_window_closed_it_fails_without_issuing(
+    service: GrantService, lifecycle: Lifecycle, clock: FakeClock, tmp_path: Path
+) -> None:
+    """A decision that comes after the window (start + duration) closed issues nothing."""
+    gated = tmp_path / "gated.yaml"
+    gated.write_text(POLICY.replace("auto_approve: [{max_duration: 2h}]", "{}"))
+    service.policy = PolicyHolder.load(gated)
+    result = await service.request_access(
+        user="U0ALICE",
+        resource="sandbox",
+        role="play",
+        duration_s=600,
+        reason="r",
+        starts_at=T0 + 60,
+    )
+    assert result.grant.status is Status.PENDING
+    clock.now = T0 + 60 + 600  # the sweep has not lapsed it yet
+    decided = await service.approve(result.grant.id, user="U0BOB")
+    assert decided.status is Status.FAILED and decided.credential_ref is None
+    assert "start window closed" in (decided.last_error or "")
+
+
+async def test_the_stuck_approved_sweep_leaves_a_grant_that_just_started(
+    service: GrantService, lifecycle: Lifecycle, clock: FakeClock
+) -> None:
+    """A scheduled grant approved long ago is APPROVED only from its START: the sweep for
+    issuing that never finished judges it from then, not from its approval."""
+    result = await service.request_access(
+        user="U0ALICE",
+        resource="sandbox",
+        role="play",
+        duration_s=3600,
+        reason="r",
+        starts_at=T0 + 86_400,
+    )
+    clock.now = T0 + 86_400
+    await service.store.transition(
+        result.grant.id,
+        Event.START,
+        actor=Actor.system("scheduler"),
+        now=clock.now,
+        policy_version=service.policy.version,
+    )  # the start, its issuing still under way
+    assert await service.fail_stuck_approved() == []
+    assert (await service.store.get(result.grant.id)).status is Status.APPROVED

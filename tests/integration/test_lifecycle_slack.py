@@ -342,6 +342,21 @@ async def test_a_start_in_the_past_is_refused_on_the_field(slack: SlackHarness) 
     assert await slack.grants_of(ERIN) == []
 
 
+async def test_a_start_beyond_max_lead_time_is_refused_on_the_field(slack: SlackHarness) -> None:
+    await slack.command(ERIN, "")
+    [form] = slack.emulator.views(ERIN)
+    values: dict[str, Any] = {
+        ids.FORM_TARGET_BLOCK: {ids.FORM_TARGET_ACTION: static_select_value("gated/play")},
+        ids.FORM_DURATION_BLOCK: {ids.FORM_DURATION_ACTION: plain_text_value("1h")},
+        ids.FORM_REASON_BLOCK: {ids.FORM_REASON_ACTION: plain_text_value("far ahead")},
+        ids.FORM_START_BLOCK: {ids.FORM_START_ACTION: plain_text_value("in 3d")},
+    }
+    resp = await slack.driver.view_submission(ERIN, form.as_slack(), values=values)
+    error = json.loads(resp.text)["errors"][ids.FORM_START_BLOCK]
+    assert "at most 1d ahead (max_lead_time)" in error
+    assert await slack.grants_of(ERIN) == []
+
+
 async def test_help_shows_the_new_commands(slack: SlackHarness) -> None:
     await slack.command(ALICE, "help")
     help_text = slack.last_ephemeral(ALICE)

@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from bot.domain.duration import parse_duration
-from bot.domain.start import StartSpec, parse_start_text
-from bot.errors import UsageError
+from bot.domain.start import StartSpec, check_lead_time, parse_start_text
+from bot.errors import PolicyDenied, UsageError
 from bot.slack import ids
 from bot.slack.blocks.kit import PLACEHOLDER_MAX, Block, plain
 from bot.slack.modals.fields import short, text
@@ -66,8 +66,20 @@ async def start_refusal(deps: SlackDeps, user: str, form: RequestInput) -> dict[
     if form.start is None:
         return None
     try:
-        await asyncio.wait_for(scheduled_start(deps, user, form.start), timeout=ZONE_BUDGET_S)
-    except UsageError as e:
+        start = await asyncio.wait_for(
+            scheduled_start(deps, user, form.start), timeout=ZONE_BUDGET_S
+        )
+        try:
+            rule = deps.service.rule_for(form.resource, form.role)
+        except PolicyDenied:
+            return None  # the policy check puts this on the field it is about
+        check_lead_time(
+            start["starts_at"],
+            now=deps.clock(),
+            max_lead_time_s=rule.max_lead_time_s,
+            rule=rule.name,
+        )
+    except (UsageError, PolicyDenied) as e:
         return {ids.FORM_START_BLOCK: short(str(e))}
     except TimeoutError:
         return None  # filing checks it again and answers by message
