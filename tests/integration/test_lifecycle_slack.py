@@ -294,6 +294,8 @@ async def test_a_scheduled_grant_is_cancelled_by_its_requester_or_revoked_by_an_
     assert revoked.status is Status.REVOKED and revoked.ended_by == BOB
     assert revoked.activated_at is None and revoked.credential_ref is None
     assert await jobs.run_time("start", second.id) is None
+    # The end reaches Slack as every end does (from the audit stream): Alice hears of it.
+    assert "Revoked by <@U0BOB>" in slack.dms(ALICE)[-1].text
 
 
 async def test_a_start_beyond_max_lead_time_is_refused(slack: SlackHarness) -> None:

@@ -1,8 +1,8 @@
-"""Reminders and scheduled starts across a SIGKILL (issue 13), as real processes: the Slack
-emulator and `grantbot serve` are processes, Redis is real. A serve process is killed with
-SIGKILL after the reminder and the starts are scheduled and before they fire; the next
-process sends the reminder once, issues the start whose window is still open once, and
-never issues the one whose window closed while nothing ran."""
+"""Reminders and scheduled starts as real processes (issue 13): the Slack emulator and
+`grantbot serve` are processes, Redis is real. A serve process is killed with SIGKILL after
+the reminder and the starts are scheduled and before they fire: the next process sends the
+reminder once, issues the start whose window is still open once, and never issues the one
+whose window closed while nothing ran. Two live replicas remind once and start once."""
 
 from __future__ import annotations
 
@@ -171,3 +171,86 @@ async def credential_dms(control: EmulatorControl, user: str) -> list[dict[str, 
 async def audit_events(store: GrantStore, grant_id: str, event: str) -> list[dict[str, Any]]:
     entries = [e.data for e in await store.audit.read_page("-", count=10_000)]
     return [e for e in entries if e.get("grant_id") == grant_id and e["event"] == event]
+
+
+async def test_two_live_replicas_remind_once_and_start_once(
+    redis_url: str, keys: Keys, redis_client: aioredis.Redis, tmp_path: Path
+) -> None:
+    """Two serve processes on one Redis, both taking Slack traffic: the reminder and the
+    start are each done once, by the lease holder, whichever replica filed them."""
+    emulator, emulator_url = _start_emulator()
+    ports = [free_port(), free_port()]
+    procs: list[subprocess.Popen[bytes]] = []
+    store = GrantStore(redis_client, keys=keys)
+    jobs = LifecycleJobs(redis_client, keys=keys)
+    try:
+        for i, port in enumerate(ports):
+            env = serve_env(
+                SLACK_BOT_TOKEN=DEFAULT_BOT_TOKEN,
+                SLACK_SIGNING_SECRET=SECRET,
+                SLACK_API_URL=f"{emulator_url.rstrip('/')}/api/",
+                REDIS_URL=redis_url,
+                GRANTBOT_POLICY=str(POLICY),
+                GRANTBOT_REDIS_PREFIX=keys.prefix,
+                GRANTBOT_HOST="127.0.0.1",
+                GRANTBOT_PORT=str(port),
+                GRANTBOT_DATA_DIR=str(tmp_path),
+            )
+            log = tmp_path / f"replica-{i}.log"
+            with log.open("wb") as stderr:
+                procs.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", "bot", "serve"], env=env, cwd=ROOT, stderr=stderr
+                    )
+                )
+            _wait_healthy(f"http://127.0.0.1:{port}", procs[-1], log)
+        async with (
+            SlackDriver(
+                f"http://127.0.0.1:{ports[0]}/slack/events",
+                signing_secret=SECRET,
+                emulator_url=emulator_url,
+            ) as first,
+            SlackDriver(
+                f"http://127.0.0.1:{ports[1]}/slack/events",
+                signing_secret=SECRET,
+                emulator_url=emulator_url,
+            ) as second,
+            EmulatorControl(emulator_url) as control,
+        ):
+            await first.slash_command(
+                ALICE,
+                "request sandbox play 1h on two",
+                channel_id="C0GENERAL",
+                channel_name="general",
+            )
+            await second.slash_command(
+                CAROL,
+                "request sandbox play 1h in 3s on two",
+                channel_id="C0GENERAL",
+                channel_name="general",
+            )
+
+            async def both_filed() -> list[Grant] | None:
+                a = await store.list_grants(user=ALICE, limit=1)
+                c = await store.list_grants(user=CAROL, limit=1)
+                return [a[0], c[0]] if a and c else None
+
+            reminded, started = await eventually(both_filed, what="both requests")
+
+            async def done() -> bool:
+                left = [
+                    await jobs.run_time("remind", reminded.id),
+                    await jobs.run_time("start", started.id),
+                ]
+                return left == [None, None] and bool(await reminders(control, reminded.id))
+
+            await eventually(done, what="the reminder sent and the start run")
+            assert (await store.get(started.id)).status is Status.ACTIVE
+            assert len(await reminders(control, reminded.id)) == 1
+            assert len(await audit_events(store, started.id, "ISSUE")) == 1
+            assert len(await audit_events(store, started.id, "START")) == 1
+            assert len(await credential_dms(control, CAROL)) == 1
+    finally:
+        for proc in procs:
+            assert _stop(proc) == 0
+        _stop(emulator)
