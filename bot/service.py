@@ -841,7 +841,9 @@ class GrantService:
 
         The credential's own lifetime (VALID UNTIL, certificate validity) is the grant's
         expires_at, fixed here before issuing so target and store agree. The grant is stored
-        ACTIVE before its revocation is scheduled. On failure the grant becomes FAILED.
+        ACTIVE before its revocation is scheduled. On failure the grant becomes FAILED. A
+        SCHEDULED grant (approved before its start) only gets its start job: it comes back
+        here, APPROVED, at its start, and ends when its window (start + duration) closes.
         """
         if grant.status is Status.SCHEDULED:  # approved before its start: issued then
             return (await self.lifecycle.starts.scheduled(grant) if self.lifecycle else grant), None
