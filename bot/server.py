@@ -36,7 +36,6 @@ from bot.config import Settings
 from bot.errors import ConfigError, SlackError
 from bot.lifecycle.runner import build_lifecycle
 from bot.log_throttle import Outage, Throttle
-from bot.notify import WithoutEnds
 from bot.oncall.cached import DEFAULT_TIMEOUT_S as DEFAULT_ONCALL_TIMEOUT_S
 from bot.oncall.lookup import PolicyOnCallLookup, slack_lookup_by_email
 from bot.pacing import Pacer
@@ -51,7 +50,7 @@ from bot.slack.directory import SlackDirectory
 from bot.slack.edge import Edge, EdgeSocketModeHandler
 from bot.slack.notifier import SlackNotifier
 from bot.slack.reminder_buttons import ReminderButtons
-from bot.slack.reminders import SlackLifecycleNotices
+from bot.slack.reminders import FollowingReminders, SlackLifecycleNotices
 from bot.slack.retry import BACKOFF_S
 from bot.slack.tasks import BackgroundTasks
 from bot.slack.workspace import InstalledWorkspace
@@ -321,17 +320,18 @@ async def assemble(
             directory=directory,
             clock=clock,
         )
-        # Ends reach Slack once, from the audit stream, wherever they were made.
-        service.notifier = WithoutEnds(notifier)
+        lifecycle_notices = SlackLifecycleNotices(
+            client=client, refs=MessageRefs(store.redis, keys=store.keys), clock=clock
+        )
+        # Ends reach Slack once, from the audit stream, wherever they were made; reminders
+        # show what became of an extension asked from them.
+        service.notifier = FollowingReminders(notifier, lifecycle_notices)
         announcer = EndAnnouncer(
             store.audit_feed(consumer=consumer_name()),
             store=store,
             notifier=notifier,
             redis_outage=outage,
             pacer=store.pacer,
-        )
-        lifecycle_notices = SlackLifecycleNotices(
-            client=client, refs=MessageRefs(store.redis, keys=store.keys), clock=clock
         )
         service.lifecycle = build_lifecycle(service, notices=lifecycle_notices)
         deps = SlackDeps(

@@ -19,8 +19,9 @@ from typing import Final
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import metrics
-from bot.domain.model import Grant
+from bot.domain.model import Grant, Status
 from bot.errors import SlackError
+from bot.notify import Notifier, WithoutEnds
 from bot.ports import MessageRefStore
 from bot.slack.blocks import reminders as blocks
 from bot.slack.blocks.kit import Message
@@ -109,3 +110,24 @@ class SlackLifecycleNotices:
             await self.refs.remember(grant_id, {ref: kind})
         except Exception as e:
             log.warning("could not remember a reminder of %s: %s", grant_id, e)
+
+
+class FollowingReminders(WithoutEnds):
+    """The service's notifier in serve: :class:`~bot.notify.WithoutEnds` (ends come from the
+    audit stream), which also shows on a grant's reminder what a person decided on an
+    extension asked from it (approved or denied), since that comes after the click."""
+
+    def __init__(self, inner: Notifier, notices: SlackLifecycleNotices) -> None:
+        super().__init__(inner)
+        self.notices = notices
+
+    async def decided(self, grant: Grant) -> None:
+        await super().decided(grant)
+        decided_by_person = grant.auto_approved is None and grant.decided_by is not None
+        if (
+            grant.kind == "extension"
+            and grant.parent_id is not None
+            and decided_by_person
+            and grant.status in (Status.APPROVED, Status.DENIED)
+        ):
+            await self.notices.reminder_outcome(grant.parent_id, blocks.extension_decided(grant))

@@ -153,7 +153,7 @@ async def test_extend_from_the_reminder_goes_to_approvers_without_the_key(
     slack: SlackHarness,
 ) -> None:
     """Without extend_without_approval the extension is asked of the approvers, as
-    `/access extend` would be, and the reminder says it is waiting."""
+    `/access extend` would be; the reminder says it is waiting, then what they decided."""
     grant = await approved_grant(slack, "request gated play 1h reading")
     reminder = await reminder_for(slack, ALICE, grant)
     await slack.click(ALICE, reminder, ids.REMIND_EXTEND)
@@ -163,6 +163,12 @@ async def test_extend_from_the_reminder_goes_to_approvers_without_the_key(
     [updated] = reminders_of(slack, ALICE, grant.id)
     assert f"extension `{extension.id}` is waiting for approval" in updated.text
     assert (await slack.bot.store.get(grant.id)).expires_at == grant.expires_at
+    # A person's decision, later, shows on the reminder too.
+    copy = next(m for m in slack.copies(extension.id) if m.channel.startswith("D"))
+    await slack.click(BOB, copy, ids.APPROVE)
+    assert (await slack.bot.store.get(grant.id)).expires_at == (grant.expires_at or 0) + 1800
+    [decided] = reminders_of(slack, ALICE, grant.id)
+    assert f"extension `{extension.id}` (+30m) was approved by <@U0BOB>" in decided.text
 
 
 async def test_im_done_ends_the_grant_as_the_requester(slack: SlackHarness) -> None:

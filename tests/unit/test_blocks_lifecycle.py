@@ -75,3 +75,15 @@ def test_a_start_that_could_not_happen_says_why_not_that_nobody_decided() -> Non
     )
     text = outcome_text(grant, now=NOW)
     assert "start window closed" in text and "nobody decided" not in text
+
+
+def test_a_persons_decision_on_an_extension_is_said_on_the_reminder() -> None:
+    base = pending_grant(kind="extension", parent_id="g-parent00", duration_s=1800)
+    denied = base.model_copy(
+        update={"status": Status.DENIED, "decided_by": "U0BOB", "end_reason": "not <now>"}
+    )
+    assert reminders.extension_decided(denied) == (
+        f"extension `{base.id}` (+30m) was denied by <@U0BOB>: not &lt;now&gt;."
+    )
+    approved = base.model_copy(update={"status": Status.APPROVED, "decided_by": "U0CAROL"})
+    assert "was approved by <@U0CAROL>" in reminders.extension_decided(approved)

@@ -4,10 +4,21 @@
 from __future__ import annotations
 
 from bot.domain.duration import format_duration
-from bot.domain.model import Grant
+from bot.domain.model import Grant, Status
 from bot.slack import ids
 from bot.slack.blocks.describe import start_text, what
-from bot.slack.blocks.kit import Block, Message, button, context, fallback_text, section, when
+from bot.slack.blocks.kit import (
+    Block,
+    Message,
+    button,
+    context,
+    escape,
+    fallback_text,
+    section,
+    truncate,
+    user,
+    when,
+)
 
 
 def extend_label(offer_s: int) -> str:
@@ -59,3 +70,13 @@ def scheduled_notice(grant: Grant) -> Message:
         "arrives here then."
     )
     return Message(text=fallback_text(text), blocks=[section(text)])
+
+
+def extension_decided(extension: Grant) -> str:
+    """What a reminder says once a person decided the extension asked from it (mrkdwn)."""
+    plus = f"+{format_duration(extension.duration_s)}"
+    who = user(extension.decided_by)
+    if extension.status is Status.DENIED:
+        why = f": {escape(truncate(extension.end_reason, 300))}" if extension.end_reason else ""
+        return f"extension `{extension.id}` ({plus}) was denied by {who}{why}."
+    return f"extension `{extension.id}` ({plus}) was approved by {who}."
