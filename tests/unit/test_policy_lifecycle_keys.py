@@ -77,3 +77,14 @@ def test_the_repositorys_policy_uses_the_keys() -> None:
     assert policy.rule("orders-db", "read").extend_without_approval_s == 7200
     root = policy.rule("prod-ssh", "root")
     assert (root.remind_before_s, root.max_lead_time_s) == (300, 86400)
+
+
+def test_a_remind_before_no_grant_can_reach_is_a_warning() -> None:
+    loaded = parse_policy(
+        BASE.replace(b"      read: {}", b"      read: {max_duration: 15m}"),
+        filename="p.yaml",
+        check_providers=False,
+    )
+    [warning] = [w for w in loaded.warnings if "remind_before" in w.message]
+    assert "no grant of db read is ever reminded" in warning.message
+    assert "remind_before 15m is not below max_duration 15m" in warning.message
