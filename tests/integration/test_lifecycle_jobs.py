@@ -284,3 +284,31 @@ async def test_the_stuck_approved_sweep_leaves_a_grant_that_just_started(
     )  # the start, its issuing still under way
     assert await service.fail_stuck_approved() == []
     assert (await service.store.get(result.grant.id)).status is Status.APPROVED
+
+
+async def test_the_command_line_ends_scheduled_grants_too(
+    service: GrantService, lifecycle: Lifecycle
+) -> None:
+    """`grantbot grants revoke` and `revoke-all` (a process without the scheduler, so
+    without a lifecycle of its own) end SCHEDULED grants before they start, and their start
+    jobs go."""
+    first, second = [
+        (
+            await service.request_access(
+                user="U0ALICE",
+                resource="sandbox",
+                role="play",
+                duration_s=600,
+                reason="r",
+                starts_at=T0 + 600,
+            )
+        ).grant
+        for _ in range(2)
+    ]
+    service.lifecycle = None  # as in the CLI
+    revoked = await service.revoke_as_operator(first.id, operator="ops", reason="not needed")
+    assert revoked.status is Status.REVOKED and revoked.ended_by == "ops"
+    assert await lifecycle.jobs.run_time("start", first.id) is None
+    ended = await service.revoke_all(user="U0ALICE", operator="ops", reason="offboarded")
+    assert [(g.id, g.status) for g in ended] == [(second.id, Status.REVOKED)]
+    assert await lifecycle.jobs.run_time("start", second.id) is None
