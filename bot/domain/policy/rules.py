@@ -32,6 +32,8 @@ from bot.domain.policy.schema import (
     ResourceSpec,
     Strict,
 )
+from bot.domain.reminders import DEFAULT_REMIND_BEFORE_S
+from bot.domain.start import DEFAULT_MAX_LEAD_TIME_S
 from bot.errors import PolicyDenied, PolicyIssue
 
 #: Values used when neither defaults, resource nor role sets a key. default_duration is
@@ -44,6 +46,9 @@ BUILTIN: Final[Mapping[str, Any]] = MappingProxyType(
         "allow_self_approval": False,
         "require_reason": True,
         "require_ticket": None,
+        "remind_before": DEFAULT_REMIND_BEFORE_S,
+        "extend_without_approval": None,
+        "max_lead_time": DEFAULT_MAX_LEAD_TIME_S,
     }
 )
 _DEFAULT_DURATION_CAP_S: Final = 3_600
@@ -195,6 +200,11 @@ class RoleRule:
     provider_type: str
     role_provider_settings: Mapping[str, Any]
     groups: Mapping[str, Group] = field(repr=False)
+    #: The requester's lifecycle (bot.domain.reminders, bot.domain.start): None turns the
+    #: reminder / approval-free extensions off.
+    remind_before_s: int | None = DEFAULT_REMIND_BEFORE_S
+    extend_without_approval_s: int | None = None
+    max_lead_time_s: int = DEFAULT_MAX_LEAD_TIME_S
 
     @property
     def name(self) -> str:
@@ -327,6 +337,9 @@ def resolve_rule(
         provider_type=spec.provider.type,
         role_provider_settings=MappingProxyType(dict(role_spec.provider)),
         groups=policy.groups,
+        remind_before_s=values["remind_before"],
+        extend_without_approval_s=values["extend_without_approval"],
+        max_lead_time_s=values["max_lead_time"],
     )
     return rule, where
 
