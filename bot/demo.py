@@ -5,8 +5,10 @@ another as the credential target (a real Redis whose ACL users grantbot creates 
 the Slack emulator in place of Slack, and the real bot (the same assembly ``grantbot serve``
 runs) on a local port. It then sends the signed requests Slack would send: a request, an
 approval click, and reads back what the bot posted. The credential is used for a real login;
-after its 20 seconds the scheduler revokes it and the same login fails. Exit status 0 when
-every step happened as narrated.
+before the grant ends Alice is reminded and clicks ``Extend`` (applied without approval, as
+the demo policy's ``extend_without_approval`` allows); once its extended time is up the
+scheduler revokes it and the same login fails. Exit status 0 when every step happened as
+narrated.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ MANIFEST: Final = "manifests/slack-app.yaml"
 
 DEMO_POLICY: Final = """\
 # The demo's policy: Alice may ask for read access to the cache; Bob or Carol approve.
+# Alice is reminded {remind}s before her grant ends; Extend adds {extend}s, no approval needed.
 groups:
   engineers:
     members: [U0ALICE, U0BOB, U0CAROL]
@@ -55,7 +58,10 @@ defaults:
   requesters: {groups: [engineers]}
   approvers: {groups: [approvers], channel: C0ACCESS}
   max_duration: 1h
+  default_duration: {extend}s
   request_timeout: 10m
+  remind_before: {remind}s
+  extend_without_approval: 1h
 resources:
   cache:
     description: A real Redis; access is an ACL user of its own
@@ -131,10 +137,18 @@ async def _eventually(check: Callable[[], Any], what: str) -> Any:
 
 @contextlib.asynccontextmanager
 async def _demo_bot(
-    emulator: SlackEmulator, *, state_url: str, cache_url: str, workdir: Path, secret: str
+    emulator: SlackEmulator,
+    *,
+    state_url: str,
+    cache_url: str,
+    workdir: Path,
+    secret: str,
+    remind_s: int,
+    extend_s: int,
 ) -> AsyncIterator[tuple[Bot, SlackDriver]]:
     policy = workdir / "demo-policy.yaml"
-    policy.write_text(DEMO_POLICY)
+    text = DEMO_POLICY.replace("{remind}", str(remind_s)).replace("{extend}", str(extend_s))
+    policy.write_text(text)
     settings = Settings.model_validate(
         {
             "SLACK_BOT_TOKEN": emulator.bot_token,
@@ -261,14 +275,55 @@ async def _story(
     finally:
         await target.aclose()
 
+    n.step(f"{remind_s(grant_s)}s before the end, Alice is reminded by DM")
+    reminder: Message = await _eventually(
+        lambda: next(
+            (m for m in emulator.dms(REQUESTER) if m.text.startswith(":hourglass:")), None
+        ),
+        "the reminder",
+    )
+    for line in _block_lines(reminder.blocks):
+        n.say("  | " + line)
+    extend = next(
+        e
+        for b in reminder.blocks
+        if b["type"] == "actions"
+        for e in b["elements"]
+        if e["action_id"] == ids.REMIND_EXTEND
+    )
+    n.step(f"Alice clicks [{extend['text']['text']}]")
+    await driver.block_action(
+        REQUESTER, ids.REMIND_EXTEND, message=reminder.as_slack(), channel_id=reminder.channel
+    )
+
+    async def extended() -> Grant | None:
+        current = await bot.store.get(grant.id)
+        return current if (current.expires_at or 0) > (grant.expires_at or 0) else None
+
+    grant = await _eventually(extended, "the extension")
+    await _eventually(lambda: not reminder.text.startswith(":hourglass: Your"), "the update")
+    n.say("No approval needed (extend_without_approval); the reminder now says:")
+    n.say("  | " + _plain(reminder.text))
+    credential_dm = await _eventually(
+        lambda: next(
+            (m for m in reversed(emulator.dms(REQUESTER)) if "*password*" in json.dumps(m.blocks)),
+            None,
+        ),
+        "the re-issued credential DM",
+    )
+    rendered = json.dumps(credential_dm.blocks)
+    password = rendered.split("*password*: `", 1)[1].split("`", 1)[0]
+    n.say("Its credential was re-issued to end at the new time; the new one is in her DM.")
+
     expires_at = grant.expires_at or time.time()
-    n.step(f"Waiting for the grant to run out ({grant_s}s from approval)…")
+    total = grant_s + extend_s(grant_s)
+    n.step(f"Waiting for the grant to run out ({total}s from approval)…")
 
     async def ended() -> Grant | None:
         current = await bot.store.get(grant.id)
         return current if current.status is Status.EXPIRED else None
 
-    deadline = time.monotonic() + grant_s + STEP_TIMEOUT_S
+    deadline = time.monotonic() + total + STEP_TIMEOUT_S
     finished: Grant | None = None
     while finished is None:
         finished = await ended()
@@ -296,6 +351,17 @@ async def _story(
     n.say(f"audit chain verified: {verify.entries} entries, hash-chained.")
 
 
+def remind_s(grant_s: int) -> int:
+    """How long before the demo grant ends Alice is reminded: a third of it in, so there is
+    time to click."""
+    return max(1, grant_s * 2 // 3)
+
+
+def extend_s(grant_s: int) -> int:
+    """What the reminder's Extend adds (the demo role's default duration)."""
+    return grant_s
+
+
 async def run_demo(
     settings: Settings, *, out: TextIO | None = None, grant_s: int = GRANT_SECONDS
 ) -> int:
@@ -312,7 +378,8 @@ async def run_demo(
     if quiet:
         root.setLevel(logging.ERROR)  # the narration is the output; errors still show
     print(
-        "grantbot demo: request -> approval -> a real credential -> revocation on time.\n"
+        "grantbot demo: request -> approval -> a real credential -> a reminder, Extend ->\n"
+        "revocation on time.\n"
         "Slack is emulated locally; Redis (state and credential target) is real.",
         file=stream,
     )
@@ -333,6 +400,8 @@ async def run_demo(
                     cache_url=cache.url,
                     workdir=Path(tmp),
                     secret=secrets.token_hex(16),
+                    remind_s=remind_s(grant_s),
+                    extend_s=extend_s(grant_s),
                 ) as (bot, driver),
             ):
                 await _story(n, emulator, bot, driver, cache_url=cache.url, grant_s=grant_s)

@@ -123,6 +123,21 @@ class Scheduler(Protocol):
     async def unschedule(self, grant_id: str) -> None: ...
 
 
+class StartBook(Protocol):
+    """What the service does with a SCHEDULED grant, which nothing was issued for yet
+    (bot.lifecycle.starts.StartBook)."""
+
+    async def scheduled(self, grant: Grant) -> Grant:
+        """``grant`` was just approved into SCHEDULED: its start job is put, its requester
+        told; ``grant`` back."""
+        ...
+
+    async def end(self, grant: Grant, *, actor: Actor, reason: str | None) -> Grant:
+        """End SCHEDULED ``grant`` before its start (CANCEL by its requester, else REVOKE);
+        its start job goes. The grant as stored after it."""
+        ...
+
+
 class ManualRevocation(Protocol):
     """A person ending one grant now, as the service asks the revoker
     (bot.revocation.revoker.Revoker)."""

@@ -1,14 +1,18 @@
 """The one place that builds grantbot's parts: for ``grantbot serve`` and the demo, tests and
-benchmarks that run the very bot it runs (:func:`assemble`), for the CLI (:func:`open_store`,
-:func:`open_service`) and for the scheduler-only worker (:func:`build_revoker`,
-:func:`build_scheduler`).
+benchmarks that run the very bot it runs (:func:`assemble`) and for the CLI (:func:`open_store`,
+:func:`open_service`); the revoker and its scheduler are built by bot/revocation/build.py
+(also the scheduler-only worker's).
 
 Parts are built in an order, so nothing is wired after construction: the service's context
 (store, policy, notifier, directories, on-call, the policy's providers), then the revoker
 resolving through those providers and reporting to :class:`~bot.service.RevocationReports`
 on that context, then the scheduler over the revoker (its reconciler's orphan sweep listing
-the same providers), and last the service, given both. Nothing here starts an embedded Redis
-unless asked: a CLI command must not conjure an empty database. Shutdown runs in reverse.
+the same providers), then the lifecycle's jobs (poking that scheduler), reminders and start
+book (bot/lifecycle), then the service, given the scheduler (wrapped so each revocation
+arms its reminder), the revoker and the start book, and last the lifecycle's runner, which
+starts grants through the service and is registered with the scheduler before it starts.
+Nothing here starts an embedded Redis unless asked: a CLI command must not conjure an empty
+database. Shutdown runs in reverse.
 """
 
 from __future__ import annotations
@@ -23,10 +27,8 @@ from typing import TYPE_CHECKING, Final
 from bot.log_throttle import Outage
 from bot.pacing import Pacer
 from bot.redis_runtime import redis_url_for
-from bot.revocation.revoker import DEFAULT_BATCH_SIZE, DEFAULT_MAX_BATCHES, Revoker
-from bot.revocation.targets import DEFAULT_REVOKE_TIMEOUT_S
-from bot.scheduling.lease import DEFAULT_LEASE_TTL_S
-from bot.scheduling.reconciler import DEFAULT_RECONCILE_INTERVAL_S, ProviderInventory
+from bot.revocation.build import build_revoker, build_scheduler
+from bot.revocation.revoker import Revoker
 from bot.store.connection import redis_outage as new_redis_outage
 from bot.store.grants import GrantStore
 from bot.store.keys import Keys
@@ -39,12 +41,8 @@ if TYPE_CHECKING:
 
     from bot.announcer import EndAnnouncer
     from bot.config import Settings
+    from bot.lifecycle.runner import Lifecycle, LifecycleNotices
     from bot.policy_holder import PolicyHolder
-    from bot.ports import (
-        ProviderResolver,
-        RevocationListener,
-    )
-    from bot.revocation.retry import RetryPolicy
     from bot.scheduling.scheduler import RevocationScheduler
     from bot.service import GrantService, ServiceContext
     from bot.slack.context import SlackDeps
@@ -66,87 +64,19 @@ SHUTDOWN_DRAIN_S: Final = 10.0
 SLACK_CONNECTIONS: Final = 400
 
 
-# -- revocation: the revoker and its scheduler --------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RevocationOptions:
-    """How the revoker and the scheduler run (serve uses the defaults; the worker of the
-    replica tests and benches sets them from its command line)."""
-
-    retry: RetryPolicy | None = None
-    revoke_timeout_s: float = DEFAULT_REVOKE_TIMEOUT_S
-    batch_size: int = DEFAULT_BATCH_SIZE
-    max_batches: int = DEFAULT_MAX_BATCHES
-    replica_id: str | None = None
-    lease_ttl_s: float = DEFAULT_LEASE_TTL_S
-    reconcile_interval_s: float = DEFAULT_RECONCILE_INTERVAL_S
-
-
-def build_revoker(
-    store: GrantStore,
-    *,
-    resolver: ProviderResolver,
-    listener: RevocationListener,
-    policy_version: Callable[[], str],
-    clock: Callable[[], float] = time.time,
-    redis_outage: Outage | None = None,
-    options: RevocationOptions = RevocationOptions(),
-) -> Revoker:
-    """The revoker: it takes access away through ``resolver`` and reports to ``listener``."""
-    return Revoker(
-        store,
-        resolver=resolver,
-        listener=listener,
-        policy_version=policy_version,
-        clock=clock,
-        retry=options.retry,
-        revoke_timeout_s=options.revoke_timeout_s,
-        batch_size=options.batch_size,
-        max_batches=options.max_batches,
-        redis_outage=redis_outage,
-    )
-
-
-def build_scheduler(
-    store: GrantStore,
-    revoker: Revoker,
-    *,
-    schedule_on: str,
-    inventory: ProviderInventory | None,
-    clock: Callable[[], float] = time.time,
-    redis_outage: Outage | None = None,
-    options: RevocationOptions = RevocationOptions(),
-) -> RevocationScheduler:
-    """The scheduler that runs ``revoker``'s jobs, read by APScheduler from the Redis at
-    ``schedule_on``; its reconciler looks for access no live grant accounts for at every
-    provider ``inventory`` lists. Not started."""
-    from bot.scheduling.scheduler import RevocationScheduler
-
-    return RevocationScheduler(
-        store,
-        revoker,
-        redis=schedule_on,
-        replica_id=options.replica_id,
-        lease_ttl_s=options.lease_ttl_s,
-        reconcile_interval_s=options.reconcile_interval_s,
-        providers=inventory,
-        clock=clock,
-        redis_outage=redis_outage,
-    )
-
-
 # -- the core: service, revoker (and in serve the scheduler) ------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class Core:
-    """The parts that change grants. ``scheduler`` only where revocations run on time."""
+    """The parts that change grants. ``scheduler`` only where revocations run on time (and
+    ``lifecycle``'s jobs with them)."""
 
     store: GrantStore
     policy: PolicyHolder
     service: GrantService
     revoker: Revoker
+    lifecycle: Lifecycle
     scheduler: RevocationScheduler | None = None
 
 
@@ -155,17 +85,25 @@ def build_core(
     *,
     redis_outage: Outage | None = None,
     schedule_on: str | None = None,
+    lifecycle_notices: LifecycleNotices | None = None,
 ) -> Core:
-    """Revoker and service over ``context``, in order (see the module docstring); with
-    ``schedule_on`` (the Redis URL APScheduler reads) also the scheduler, which the service
-    hands each issued grant's end to and whose reconciler sweeps the service's providers."""
+    """Revoker, lifecycle and service over ``context``, in order (see the module docstring);
+    with ``schedule_on`` (the Redis URL APScheduler reads) also the scheduler, which the
+    service hands each issued grant's end to (and its reminder, through ``WithLifecycle``),
+    whose reconciler sweeps the service's providers, and which runs the lifecycle's reminder
+    and start jobs. Reminders and the scheduled notice go to ``lifecycle_notices`` (None:
+    only logged, as in the CLI)."""
+    from bot.lifecycle.reminders import Reminders
+    from bot.lifecycle.runner import Lifecycle, WithLifecycle
+    from bot.lifecycle.starts import ScheduledStarts, StartBook
     from bot.service import GrantService, RevocationReports
 
     store, policy, clock = context.store, context.policy, context.clock
+    reports = RevocationReports(context)
     revoker = build_revoker(
         store,
         resolver=context.providers,
-        listener=RevocationReports(context),
+        listener=reports,
         policy_version=lambda: policy.version,
         clock=clock,
         redis_outage=redis_outage,
@@ -180,8 +118,41 @@ def build_core(
             clock=clock,
             redis_outage=redis_outage,
         )
-    service = GrantService(context, revoker=revoker, scheduler=scheduler)
-    return Core(store=store, policy=policy, service=service, revoker=revoker, scheduler=scheduler)
+    jobs = store.lifecycle_jobs(on_put=None if scheduler is None else scheduler.poke)
+    reminders = Reminders(
+        store=store, jobs=jobs, policy=policy, notices=lifecycle_notices, clock=clock
+    )
+    book = StartBook(
+        store=store,
+        jobs=jobs,
+        ended=reports.on_ended,
+        policy_version=lambda: policy.version,
+        notices=lifecycle_notices,
+        clock=clock,
+    )
+    service = GrantService(
+        context,
+        revoker=revoker,
+        scheduler=None
+        if scheduler is None
+        else WithLifecycle(scheduler, reminders=reminders, jobs=jobs),
+        starts=book,
+    )
+    # A start issues through the service, which schedules on this scheduler: so the
+    # lifecycle comes last, and is registered with the scheduler before it starts.
+    lifecycle = Lifecycle(
+        reminders=reminders, starts=ScheduledStarts(book, activate=service.activate), jobs=jobs
+    )
+    if scheduler is not None and schedule_on is not None:
+        lifecycle.attach(scheduler, redis_url=schedule_on, keys=store.keys)
+    return Core(
+        store=store,
+        policy=policy,
+        service=service,
+        revoker=revoker,
+        lifecycle=lifecycle,
+        scheduler=scheduler,
+    )
 
 
 async def close_core(core: Core) -> None:
@@ -233,6 +204,7 @@ class Bot:
     policy: PolicyHolder
     service: GrantService
     scheduler: RevocationScheduler
+    lifecycle: Lifecycle
     notifier: SlackNotifier
     directory: SlackDirectory
     deps: SlackDeps
@@ -279,7 +251,6 @@ async def assemble(
     from bot.announcer import EndAnnouncer, consumer_name
     from bot.api.install import install_pipelines, pipeline_notifier
     from bot.audit.duties import audit_duties, plan_duties
-    from bot.notify import WithoutEnds
     from bot.oncall.cached import DEFAULT_TIMEOUT_S as DEFAULT_ONCALL_TIMEOUT_S
     from bot.oncall.lookup import PolicyOnCallLookup, slack_lookup_by_email
     from bot.policy_holder import PolicyHolder, audit_policy_loaded
@@ -289,6 +260,8 @@ async def assemble(
     from bot.slack.directory import SlackDirectory
     from bot.slack.edge import Edge
     from bot.slack.notifier import SlackNotifier
+    from bot.slack.reminder_buttons import ReminderButtons
+    from bot.slack.reminders import FollowingReminders, SlackLifecycleNotices
     from bot.slack.retry import BACKOFF_S
     from bot.slack.tasks import BackgroundTasks
     from bot.slack.workspace import InstalledWorkspace
@@ -334,12 +307,18 @@ async def assemble(
             directory=directory,
             clock=clock,
         )
+        lifecycle_notices = SlackLifecycleNotices(
+            client=client, refs=store.message_refs(), clock=clock
+        )
         context = ServiceContext(
             store=store,
             policy=policy,
-            # Ends reach Slack once, from the audit stream, wherever they were made; machine
-            # clients' credentials are sealed for the pipelines API, never DMed.
-            notifier=pipeline_notifier(WithoutEnds(notifier), store=store, clock=clock),
+            # Ends reach Slack once, from the audit stream, wherever they were made;
+            # reminders show what became of an extension asked from them; machine clients'
+            # credentials are sealed for the pipelines API, never DMed.
+            notifier=pipeline_notifier(
+                FollowingReminders(notifier, lifecycle_notices), store=store, clock=clock
+            ),
             usergroups=directory,
             oncall=PolicyOnCallLookup(
                 policy,
@@ -354,7 +333,12 @@ async def assemble(
             clock=clock,
             environ=environ,
         )
-        core = build_core(context, redis_outage=outage, schedule_on=redis_url)
+        core = build_core(
+            context,
+            redis_outage=outage,
+            schedule_on=redis_url,
+            lifecycle_notices=lifecycle_notices,
+        )
         announcer = EndAnnouncer(
             store.audit_feed(consumer=consumer_name()),
             store=store,
@@ -363,6 +347,12 @@ async def assemble(
             pacer=store.pacer,
         )
         deps = SlackDeps(
+            reminders=ReminderButtons(
+                service=core.service,
+                offers=core.lifecycle.reminders,
+                notices=lifecycle_notices,
+                clock=clock,
+            ),
             service=core.service,
             directory=directory,
             tasks=tasks,
@@ -385,6 +375,7 @@ async def assemble(
             policy=policy,
             service=core.service,
             scheduler=core.scheduler,
+            lifecycle=core.lifecycle,
             notifier=notifier,
             directory=directory,
             deps=deps,

@@ -3,7 +3,7 @@
 ``python -m bot.devtools.scheduler_worker --redis URL --prefix P --replica-id r1`` runs a
 :class:`~bot.revocation.revoker.Revoker` and a
 :class:`~bot.scheduling.scheduler.RevocationScheduler`, built as serve builds them
-(:mod:`bot.wiring`), on the
+(:mod:`bot.revocation.build`), on the
 given Redis and key prefix until SIGTERM (graceful: in-flight revocations finish, the lease is
 released) or SIGKILL (what the replica tests do to the leader). Grants are revoked with the
 ``noop`` provider or, with ``--provider redis_acl --target URL``, at a real Redis as ACL users.
@@ -30,11 +30,11 @@ from bot.domain.model import Grant
 from bot.providers.base import GrantContext, Provider
 from bot.providers.noop import NoopProvider
 from bot.providers.redis_acl import RedisACLProvider, RedisACLSettings
+from bot.revocation.build import RevocationOptions, build_revoker, build_scheduler
 from bot.revocation.retry import RetryPolicy
 from bot.revocation.revoker import DEFAULT_BATCH_SIZE, DEFAULT_MAX_BATCHES
 from bot.store.grants import GrantStore
 from bot.store.keys import Keys
-from bot.wiring import RevocationOptions, build_revoker, build_scheduler
 
 log = logging.getLogger(__name__)
 

@@ -21,10 +21,18 @@ E = Event
 K = ActorKind
 
 #: (state, event) -> state after the event. Anything not listed is refused.
-#: APPROVE maps to APPROVED, but stays PENDING until the N-th distinct approval.
+#: APPROVE maps to APPROVED, but stays PENDING until the N-th distinct approval. A request
+#: with a start still ahead (``starts_at`` > now) is approved into SCHEDULED instead (see
+#: :data:`SCHEDULED_ON_APPROVAL`); it waits there until START (then it is issued as any
+#: APPROVED grant), or ends: cancelled by its requester, revoked by an approver or an
+#: operator, or timed out when its window (start + duration) closed before it could start.
 TRANSITIONS: Final[dict[tuple[Status, Event], Status]] = {
     (S.PENDING, E.APPROVE): S.APPROVED,
     (S.PENDING, E.AUTO_APPROVE): S.APPROVED,
+    (S.SCHEDULED, E.START): S.APPROVED,
+    (S.SCHEDULED, E.CANCEL): S.CANCELLED,
+    (S.SCHEDULED, E.REVOKE): S.REVOKED,
+    (S.SCHEDULED, E.TIME_OUT): S.TIMED_OUT,
     (S.PENDING, E.DENY): S.DENIED,
     (S.PENDING, E.CANCEL): S.CANCELLED,
     (S.PENDING, E.TIME_OUT): S.TIMED_OUT,
@@ -39,6 +47,9 @@ TRANSITIONS: Final[dict[tuple[Status, Event], Status]] = {
     (S.REVOKE_FAILED, E.EXPIRE): S.EXPIRED,
     (S.REVOKE_FAILED, E.FORCE_CLOSE): S.REVOKED,
 }
+
+#: The events whose APPROVED target is SCHEDULED while the request's start is still ahead.
+SCHEDULED_ON_APPROVAL: Final = frozenset({E.APPROVE, E.AUTO_APPROVE})
 
 #: The table for an *extension record* (``Grant.kind == "extension"``): asked for and decided
 #: like a request, but it never holds a credential. Once approved, its time is applied to the
@@ -64,10 +75,12 @@ ALLOWED_ACTORS: Final[dict[Event, frozenset[ActorKind]]] = {
     E.EXPIRE: frozenset({K.SYSTEM}),
     E.REVOKE_FAIL: frozenset({K.SYSTEM}),
     E.FORCE_CLOSE: frozenset({K.OPERATOR}),
+    E.START: frozenset({K.SYSTEM}),
 }
 
 _DECIDED_VERB: Final = {
     S.APPROVED: "approved",
+    S.SCHEDULED: "approved (waiting for its start)",
     S.ACTIVE: "approved",
     S.DENIED: "denied",
     S.CANCELLED: "cancelled",
@@ -101,7 +114,14 @@ def _refuse_decided(grant: Grant, event: Event) -> TransitionError:
     return TransitionError(f"{grant.id} was already {verb}{by}; nothing changed")
 
 
-_BY_DECIDER: Final = frozenset({S.APPROVED, S.ACTIVE, S.DENIED, S.FAILED})
+_BY_DECIDER: Final = frozenset({S.APPROVED, S.SCHEDULED, S.ACTIVE, S.DENIED, S.FAILED})
+
+
+def _approved_state(grant: Grant, *, now: float) -> Status:
+    """APPROVED, or SCHEDULED when the request's start is still ahead at ``now``."""
+    if grant.kind == "access" and grant.starts_at is not None and grant.starts_at > now:
+        return S.SCHEDULED
+    return S.APPROVED
 
 
 def allowed(status: Status, event: Event) -> bool:
@@ -158,12 +178,12 @@ def apply(
         details["approvals"] = len(g.approvals)
         details["approvals_required"] = g.approvals_required
         if len(g.approvals) >= g.approvals_required:
-            g.status = S.APPROVED
+            g.status = _approved_state(g, now=now)
             g.approved_at = now
             g.decided_by = actor.id
         # else: still PENDING, one more vote recorded
     elif event is E.AUTO_APPROVE:
-        g.status = S.APPROVED
+        g.status = _approved_state(g, now=now)
         g.approved_at = now
         g.decided_by = actor.id
         g.auto_approved = reason or "auto-approved by policy"
@@ -177,6 +197,9 @@ def apply(
         g.ended_at = now
         g.ended_by = actor.id
         g.end_reason = reason
+    elif event is E.START:
+        g.status = S.APPROVED
+        details["starts_at"] = g.starts_at
     elif event is E.ISSUE:
         g.status = S.ACTIVE
         g.activated_at = now

@@ -17,6 +17,8 @@ from bot.domain.clients import client_name
 
 class Status(StrEnum):
     PENDING = "PENDING"
+    #: Approved, waiting for its scheduled start (``starts_at``); nothing issued yet.
+    SCHEDULED = "SCHEDULED"
     APPROVED = "APPROVED"
     ACTIVE = "ACTIVE"
     EXPIRED = "EXPIRED"
@@ -57,6 +59,7 @@ class Event(StrEnum):
     EXPIRE = "EXPIRE"  # ended at expires_at
     REVOKE_FAIL = "REVOKE_FAIL"  # the provider could not revoke; retrying
     FORCE_CLOSE = "FORCE_CLOSE"  # an operator closes out a grant whose revoke keeps failing
+    START = "START"  # a SCHEDULED grant's start time came: it is issued now
 
 
 class ActorKind(StrEnum):
@@ -147,6 +150,11 @@ class Grant(BaseModel):
     created_at: float
     updated_at: float
     request_expires_at: float | None = None  # when PENDING lapses to TIMED_OUT
+    #: A scheduled start (epoch seconds): approved before it, the grant waits SCHEDULED and is
+    #: issued then, its duration counted from it. ``start_tz`` is the requester's IANA zone
+    #: the start was written in, so every message shows it back in that zone.
+    starts_at: float | None = None
+    start_tz: str | None = None
     approved_at: float | None = None
     activated_at: float | None = None
     expires_at: float | None = None

@@ -183,7 +183,7 @@ class Aggregator:
         index = _DAILY_INDEX.get(event)
         if index is not None and in_period:
             details = data.get("details") or {}
-            if event != "APPROVE" or details.get("to") == "APPROVED":
+            if event != "APPROVE" or details.get("to") in ("APPROVED", "SCHEDULED"):
                 self.daily[int(at // DAY) - self.days[0]][index] += 1
         gid = data.get("grant_id")
         if not gid:
@@ -218,7 +218,7 @@ class Aggregator:
             return
         actor = str(data.get("actor"))
         g.approvers.append(actor)
-        if (data.get("details") or {}).get("to") != "APPROVED":
+        if (data.get("details") or {}).get("to") not in ("APPROVED", "SCHEDULED"):
             return
         if g.escalated_on_call and actor in g.escalated_on_call:
             g.on_call = True

@@ -32,8 +32,8 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Iterable
-from typing import Final
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Final, TypeAlias
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -68,6 +68,9 @@ from bot.store.job_index import JobIndex
 from bot.store.revocation_jobs import JOB_MAX_INSTANCES
 
 log = logging.getLogger(__name__)
+
+#: Builds a further job store on start(): (the event loop, the outage its thread tells).
+JobStoreFactory: TypeAlias = Callable[[asyncio.AbstractEventLoop, LoopOutage], Any]
 
 #: How long stop() lets in-flight revocations finish before shutting the scheduler down.
 DEFAULT_STOP_GRACE_S: Final = 10.0
@@ -132,6 +135,8 @@ class RevocationScheduler:
         self._watchdog: asyncio.TimerHandle | None = None
         self._stop_grace_s = stop_grace_s
         self.last_report: ReconcileReport | None = None
+        self._more_stores: dict[str, JobStoreFactory] = {}
+        self._sweeps: list[Callable[[], Awaitable[object]]] = []
 
     @property
     def is_leader(self) -> bool:
@@ -163,6 +168,8 @@ class RevocationScheduler:
             },
             logger=_APS_LOGGER,
         )
+        for alias, make in self._more_stores.items():
+            self._aps.add_jobstore(make(loop, LoopOutage(self._outage, loop)), alias)
         self._set_leader(False)  # every replica shows on the lease-holder gauge from the start
         self._lease_task = asyncio.create_task(self._lease_loop(), name="scheduler-lease")
 
@@ -197,10 +204,29 @@ class RevocationScheduler:
         await self.jobs.remove(grant_id)
 
     async def reconcile(self) -> ReconcileReport:
-        """Run one reconciler sweep now (on any replica; fixes are idempotent)."""
+        """Run one reconciler sweep now (on any replica; fixes are idempotent), then every
+        sweep added with :meth:`add_sweep`."""
         report = await self.reconciler.sweep()
         self.last_report = report
+        for sweep in self._sweeps:
+            await sweep()
         return report
+
+    def add_jobstore(self, alias: str, make: JobStoreFactory) -> None:
+        """Run the jobs of another APScheduler job store too, only while leading, as
+        revocations are (the lifecycle jobs: bot.scheduling.lifecycle_store). ``make`` builds
+        it on ``start()`` from the event loop and the outage to tell. Call before start()."""
+        if self._aps is not None:
+            raise RuntimeError("add_jobstore after start()")
+        self._more_stores[alias] = make
+
+    def add_sweep(self, sweep: Callable[[], Awaitable[object]]) -> None:
+        """Also run ``sweep`` after each reconciler sweep (on the leader; idempotent)."""
+        self._sweeps.append(sweep)
+
+    def poke(self) -> None:
+        """A job was written: a leading scheduler looks at its job stores again."""
+        self._poke()
 
     # internals ----------------------------------------------------------------------------
 

@@ -73,7 +73,7 @@ class Decisions:
         c = self._c
         grant = await self._decide(grant_id, Event.APPROVE, user=user)
         metrics.record_decision("approve")
-        if grant.status is not Status.APPROVED:
+        if grant.status is Status.PENDING:  # still short of N (else APPROVED/SCHEDULED)
             await safe(c.notifier.approval_recorded(grant))
             return grant
         metrics.record_request("approved")

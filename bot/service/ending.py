@@ -1,7 +1,8 @@
 """Ending grants before their time: by their requester or an approver from Slack, by an
 operator from the CLI (one grant, a force-close, or every grant of a person leaving). A pending
-request is cancelled or denied; a live grant goes to the revoker, which takes its access away
-before the end is stored."""
+request is cancelled or denied; a SCHEDULED one (nothing issued yet) is ended by the start
+book, which removes its start job; a live grant goes to the revoker, which takes its access
+away before the end is stored."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import logging
 
 from bot.domain.model import LIVE, Actor, ActorKind, Grant, Status
 from bot.errors import GrantbotError, ProviderError
-from bot.ports import ManualRevocation
+from bot.ports import ManualRevocation, StartBook
 from bot.service.context import ServiceContext
 from bot.service.decisions import Decisions
 from bot.service.issuing import Issuer
@@ -27,11 +28,13 @@ class Ending:
         decisions: Decisions,
         issuer: Issuer,
         revoker: ManualRevocation | None,
+        starts: StartBook | None = None,
     ) -> None:
         self._c = context
         self._decisions = decisions
         self._issuer = issuer
         self._revoker = revoker
+        self._starts = starts
 
     def _require_revoker(self) -> ManualRevocation:
         if self._revoker is None:
@@ -50,6 +53,8 @@ class Ending:
             if actor.kind is ActorKind.REQUESTER:
                 return await self._decisions.cancel(grant_id, actor=actor, reason=reason)
             return await self._decisions.deny(grant_id, user=user, reason=reason)
+        if grant.status is Status.SCHEDULED:
+            return await self._end_scheduled(grant, actor=actor, reason=reason)
         return await self._require_revoker().revoke(grant_id, actor=actor, reason=reason)
 
     async def revoke_as_operator(
@@ -60,7 +65,16 @@ class Ending:
         actor = Actor(kind=ActorKind.OPERATOR, id=operator)
         if grant.status is Status.PENDING:
             return await self._decisions.cancel(grant_id, actor=actor, reason=reason)
+        if grant.status is Status.SCHEDULED:
+            return await self._end_scheduled(grant, actor=actor, reason=reason)
         return await self._require_revoker().revoke(grant_id, actor=actor, reason=reason)
+
+    async def _end_scheduled(self, grant: Grant, *, actor: Actor, reason: str | None) -> Grant:
+        """End a SCHEDULED grant (nothing issued yet) through the start book, which removes
+        the start job serve's lifecycle would run."""
+        if self._starts is None:
+            raise ProviderError("scheduled starts are not configured in this process")
+        return await self._starts.end(grant, actor=actor, reason=reason)
 
     async def force_close(self, grant_id: str, *, operator: str, reason: str | None) -> Grant:
         """Close a grant whose revocation keeps failing, on ``operator``'s word."""
@@ -78,7 +92,7 @@ class Ending:
                     ended.append(
                         await self._issuer.take_back_approved(grant, why=f"revoke-all: {reason}")
                     )
-                elif grant.status is Status.PENDING or grant.status in LIVE:
+                elif grant.status in (Status.PENDING, Status.SCHEDULED) or grant.status in LIVE:
                     ended.append(
                         await self.revoke_as_operator(grant.id, operator=operator, reason=reason)
                     )

@@ -9,8 +9,9 @@ from typing import Final
 
 from bot.domain.model import Actor, Event, Grant, Origin, Status
 from bot.errors import ConcurrencyError, NotAuthorized, NotFound, PolicyDenied, TransitionError
+from bot.lifecycle.reminders import free_extension_reason
 from bot.ports import Scheduler
-from bot.service.auto_approval import AutoApprover
+from bot.service.auto_approval import AutoApproval, AutoApprover
 from bot.service.context import ServiceContext, safe
 from bot.service.issuing import Issued, Reissuer
 from bot.service.requests import RequestResult, Requests
@@ -86,6 +87,9 @@ class Extensions:
             parent=parent,
         )
         auto = await self._auto.verdict(extension, rule, now=now)
+        free = free_extension_reason(parent, rule, extend_by_s=decision.duration_s)
+        if auto.reason is None and free is not None:
+            auto = AutoApproval(reason=free)
         if auto.reason is not None:
             approved = await self._auto.approve(
                 extension, reason=auto.reason, on_call=auto.on_call, now=now

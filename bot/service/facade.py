@@ -12,7 +12,7 @@ request's resource and role.
 from __future__ import annotations
 
 from bot.domain.model import Actor, ActorKind, Grant
-from bot.ports import ManualRevocation, Scheduler
+from bot.ports import ManualRevocation, Scheduler, StartBook
 from bot.service.auto_approval import AutoApprover
 from bot.service.context import ServiceContext
 from bot.service.decisions import Decisions
@@ -28,7 +28,9 @@ class GrantService:
     """Request, decide, issue, revoke. Every public method is safe to call concurrently.
 
     Without ``revoker`` nothing live can be ended here (ProviderError says so); without
-    ``scheduler`` an issued grant's end is left to the reconciler of a running serve."""
+    ``scheduler`` an issued grant's end is left to the reconciler of a running serve.
+    ``starts`` puts a SCHEDULED grant's start job and ends it before its start (without it,
+    serve's lifecycle sweep puts the job, and ending one raises ProviderError)."""
 
     def __init__(
         self,
@@ -36,6 +38,7 @@ class GrantService:
         *,
         scheduler: Scheduler | None = None,
         revoker: ManualRevocation | None = None,
+        starts: StartBook | None = None,
     ) -> None:
         self.context = context
         self.scheduler = scheduler
@@ -47,7 +50,7 @@ class GrantService:
         self.clock = context.clock
 
         # The parts, each built from those before it.
-        self.issuer = Issuer(context, scheduler=scheduler)
+        self.issuer = Issuer(context, scheduler=scheduler, starts=starts)
         self.reissuer = Reissuer(context)
         auto_approver = AutoApprover(context)
         self.requests = Requests(context, auto_approver=auto_approver, issuer=self.issuer)
@@ -59,7 +62,9 @@ class GrantService:
             scheduler=scheduler,
         )
         self.decisions = Decisions(context, issuer=self.issuer, extensions=self.extensions)
-        self.ending = Ending(context, decisions=self.decisions, issuer=self.issuer, revoker=revoker)
+        self.ending = Ending(
+            context, decisions=self.decisions, issuer=self.issuer, revoker=revoker, starts=starts
+        )
         self.sweeps = Sweeps(context, issuer=self.issuer)
         self.queries = Queries(context, decisions=self.decisions)
 

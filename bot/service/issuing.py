@@ -11,8 +11,9 @@ from typing import Final
 from bot import metrics
 from bot.domain.credentials import Credential
 from bot.domain.model import Actor, Event, Grant, Status
+from bot.domain.start import issue_until
 from bot.errors import PolicyDenied, ProviderError
-from bot.ports import Scheduler
+from bot.ports import Scheduler, StartBook
 from bot.providers.base import GrantContext, Provider
 from bot.service.context import ServiceContext, safe
 
@@ -34,21 +35,35 @@ def _failure_message(e: Exception) -> str:
 class Issuer:
     """Issues approved grants and takes back those whose issuing never finished."""
 
-    def __init__(self, context: ServiceContext, *, scheduler: Scheduler | None) -> None:
+    def __init__(
+        self,
+        context: ServiceContext,
+        *,
+        scheduler: Scheduler | None,
+        starts: StartBook | None = None,
+    ) -> None:
         self._c = context
         self._scheduler = scheduler
+        self._starts = starts
 
     async def activate(self, grant: Grant) -> tuple[Grant, Credential | None]:
         """Issue the credential for an APPROVED grant, make it ACTIVE, schedule its end.
 
         The credential's own lifetime (VALID UNTIL, certificate validity) is the grant's
         expires_at, fixed here before issuing so target and store agree. The grant is stored
-        ACTIVE before its revocation is scheduled. On failure the grant becomes FAILED.
+        ACTIVE before its revocation is scheduled. On failure the grant becomes FAILED. A
+        SCHEDULED grant (approved before its start) only gets its start job (without a start
+        book, from serve's lifecycle sweep): it comes back here, APPROVED, at its start, and
+        ends when its window (start + duration) closes.
         """
+        if grant.status is Status.SCHEDULED:  # approved before its start: issued then
+            return (await self._starts.scheduled(grant) if self._starts else grant), None
         c = self._c
         now = c.clock()
-        expires_at = now + grant.duration_s
+        expires_at = issue_until(starts_at=grant.starts_at, duration_s=grant.duration_s, now=now)
         try:
+            if expires_at <= now:  # approved after its start window closed: never issued
+                raise PolicyDenied("its start window closed before it could be issued")
             provider, ctx = await c.providers.issue_context(grant, expires_at=expires_at)
             credential = await provider.issue(ctx, now=now)
         except Exception as e:
@@ -73,8 +88,8 @@ class Issuer:
             raise
         if self._scheduler is not None:
             await self._scheduler.schedule(grant.id, expires_at)
-        metrics.observe_time_to_credential(
-            (active.activated_at or now) - grant.created_at,
+        metrics.observe_time_to_credential(  # a scheduled grant: from its start
+            (active.activated_at or now) - max(grant.created_at, grant.starts_at or 0),
             auto=grant.auto_approved is not None,
         )
         await safe(c.notifier.credential_issued(active, credential))

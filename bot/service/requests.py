@@ -15,6 +15,7 @@ from bot.domain.model import Actor, ActorKind, Grant, Origin
 from bot.domain.pipeline import PipelineAsk
 from bot.domain.policy.decisions import RequestDecision, evaluate_request
 from bot.domain.policy.rules import RoleRule
+from bot.domain.start import check_lead_time, window_end
 from bot.errors import PolicyDenied
 from bot.providers.base import RequestChecker, RequestContext
 from bot.providers.registry import provider_type
@@ -55,10 +56,14 @@ class Requests:
         tickets: Iterable[str] = (),
         origin: Origin | None = None,
         pipeline: PipelineAsk | None = None,
+        starts_at: float | None = None,
+        start_tz: str | None = None,
     ) -> RequestResult:
         """File a request. Raises PolicyDenied (naming the rule and what is allowed) and
         changes nothing when the policy refuses it. Auto-approves when a rule matches.
-        ``pipeline``: a machine client's deployment and public key, kept on the grant."""
+        ``pipeline``: a machine client's deployment and public key, kept on the grant.
+        ``starts_at`` (written in ``start_tz``) schedules its start: approved before it, the
+        grant waits SCHEDULED (bot.lifecycle.starts); at most ``max_lead_time`` ahead."""
         c = self._c
         now = c.clock()
         tickets = list(tickets)
@@ -72,6 +77,10 @@ class Requests:
             now=now,
         )
         rule = decision.rule
+        if starts_at is not None:
+            check_lead_time(
+                starts_at, now=now, max_lead_time_s=rule.max_lead_time_s, rule=rule.name
+            )
         grant = await self.store_request(
             decision,
             user=user,
@@ -80,6 +89,7 @@ class Requests:
             origin=origin,
             now=now,
             pipeline=pipeline,
+            start=None if starts_at is None else (starts_at, start_tz),
         )
         auto = await self._auto.verdict(grant, rule, now=now)
         if auto.reason is not None:
@@ -105,13 +115,18 @@ class Requests:
         now: float,
         parent: Grant | None = None,
         pipeline: PipelineAsk | None = None,
+        start: tuple[float, str | None] | None = None,
     ) -> Grant:
         """Store the PENDING request ``decision`` accepted, audited as ``user``'s: an access
-        request, or with ``parent`` an extension of it (lapsing at the latest when it does)."""
+        request, or with ``parent`` an extension of it (lapsing at the latest when it does);
+        ``start`` (starts_at, zone) a scheduled one (lapsing at the latest when its window
+        closes)."""
         rule = decision.rule
         lapses_at = now + decision.request_timeout_s
         if parent is not None and parent.expires_at is not None:
             lapses_at = min(lapses_at, parent.expires_at)
+        if start is not None:
+            lapses_at = min(lapses_at, window_end(start[0], decision.duration_s))
         grant = Grant(
             id=new_grant_id(),
             kind="access" if parent is None else "extension",
@@ -131,6 +146,8 @@ class Requests:
             updated_at=now,
             request_expires_at=lapses_at,
             **(pipeline.grant_fields() if pipeline is not None else {}),
+            starts_at=None if start is None else start[0],
+            start_tz=None if start is None else start[1],
         )
         return await self._c.store.create(
             grant,

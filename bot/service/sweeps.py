@@ -65,7 +65,8 @@ class Sweeps:
         cutoff = self._c.clock() - STUCK_APPROVED_S
         failed = []
         for grant in await self._c.store.in_status(Status.APPROVED):
-            if grant.kind != "access" or (grant.approved_at or grant.updated_at) > cutoff:
+            # updated_at: a scheduled grant is APPROVED at its START, long after its approval.
+            if grant.kind != "access" or max(grant.approved_at or 0, grant.updated_at) > cutoff:
                 continue
             try:
                 failed.append(

@@ -23,6 +23,7 @@ from bot.slack.blocks import messages
 from bot.slack.context import SlackDeps
 from bot.slack.delivery import Undelivered
 from bot.slack.modals.request import form_metadata, request_form
+from bot.slack.modals.start_field import scheduled_start
 
 log = logging.getLogger(__name__)
 
@@ -122,8 +123,11 @@ async def file_and_announce(
     What Slack would not deliver meanwhile (the approvers' copies, the credential DM, the
     post in the channel) is added to the result's ``note``, for the requester's
     confirmation; ``credential`` is None when its DM did not go out."""
+    start = await scheduled_start(deps, user, getattr(asked, "start", None))
     with delivery.watching() as failures:
-        result = await deps.service.request_access(user=user, origin=origin, **asked_fields(asked))
+        result = await deps.service.request_access(
+            user=user, origin=origin, **asked_fields(asked), **start
+        )
         announced = await announce_request(deps, client, result, origin)
     told = delivery.note(failures, result.grant, for_requester=True)
     if told is not None:

@@ -15,6 +15,7 @@ from bot.service import GrantService
 from bot.slack.dedupe import delivery_token
 from bot.slack.directory import SlackDirectory
 from bot.slack.notifier import SlackNotifier
+from bot.slack.reminder_buttons import ReminderButtons
 from bot.slack.tasks import BackgroundTasks
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,8 @@ class SlackDeps:
     dedupe: FirstSeen | None = None
     notifier: SlackNotifier | None = None
     clock: Callable[[], float] = time.time
+    #: What the reminder's buttons do (None: this process sends no reminders).
+    reminders: ReminderButtons | None = None
 
     def later(
         self,

@@ -27,8 +27,13 @@ REVOKE: Final = "grant.revoke"  # "Revoke now" on active grants (requester or ap
 CANCEL: Final = "grant.cancel"  # the requester withdraws a pending request (App Home)
 OPEN_FORM: Final = "form.open"  # "Request access" on App Home
 
+#: The reminder before a grant ends (bot.slack.blocks.reminders): one-click extension by
+#: the offered time, and ending the grant now.
+REMIND_EXTEND: Final = "reminder.extend"
+REMIND_DONE: Final = "reminder.done"
+
 #: Every button action_id, for registering listeners and for tests.
-BUTTONS: Final = (APPROVE, DENY, REVOKE, CANCEL, OPEN_FORM)
+BUTTONS: Final = (APPROVE, DENY, REVOKE, CANCEL, OPEN_FORM, REMIND_EXTEND, REMIND_DONE)
 
 # -- modals (view_submission callback_id) ----------------------------------------------------
 
@@ -47,6 +52,8 @@ FORM_TICKETS_BLOCK: Final = "tickets"
 FORM_TICKETS_ACTION: Final = "tickets.input"
 FORM_SSH_KEY_BLOCK: Final = "ssh_key"  # shown only when an SSH certificate role is offered
 FORM_SSH_KEY_ACTION: Final = "ssh_key.input"
+FORM_START_BLOCK: Final = "start"  # optional: "14:00", "in 2h", "2026-12-01 09:00"
+FORM_START_ACTION: Final = "start.input"
 
 #: Separates resource and role in a form option value ("orders-db/read"); neither name can
 #: contain it (policy names match ``[a-z0-9][a-z0-9_-]*``).
@@ -62,3 +69,4 @@ DENY_REASON_ACTION: Final = "deny_reason.input"
 DECISION_BLOCK: Final = "decision"  # the actions block holding Approve / Deny
 GRANT_ACTIONS_BLOCK: Final = "grant_actions"  # the actions block holding Revoke / Cancel
 HOME_ACTIONS_BLOCK: Final = "home_actions"  # App Home's "Request access" button
+REMINDER_ACTIONS_BLOCK: Final = "reminder_actions"  # Extend +<d> / I'm done

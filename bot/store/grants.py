@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cached_property
 from typing import Any, Final
 
@@ -35,10 +35,12 @@ from bot.store.escalations import EscalationLedger
 from bot.store.indexes import ops_json, plan_indexes
 from bot.store.keys import Keys
 from bot.store.lease import LeaseKey
+from bot.store.lifecycle_jobs import LifecycleJobs
 from bot.store.message_refs import MessageRefs
 from bot.store.pipelines import ApiRateLimit, SealedCredentials
 from bot.store.provider_state import ProviderState
 from bot.store.quota import AutoApprovalQuota
+from bot.store.reminders import ReminderLedger
 from bot.store.retry_states import RetryStates
 from bot.store.revocation_jobs import RevocationJobs
 from bot.store.scripts import register
@@ -114,6 +116,15 @@ class GrantStore:
     def revocation_jobs(self) -> RevocationJobs:
         """A writer of revocation jobs of its own (its ``on_put`` hook is its owner's)."""
         return RevocationJobs(self._redis, keys=self.keys)
+
+    def lifecycle_jobs(self, *, on_put: Callable[[], None] | None = None) -> LifecycleJobs:
+        """A writer of reminder and scheduled-start jobs of its own, calling ``on_put`` (the
+        scheduler that runs them looks again) after each put."""
+        return LifecycleJobs(self._redis, keys=self.keys, on_put=on_put)
+
+    @cached_property
+    def reminders(self) -> ReminderLedger:
+        return ReminderLedger(self._redis, keys=self.keys)
 
     @cached_property
     def checkpoints(self) -> CheckpointLog:
@@ -367,10 +378,11 @@ class GrantStore:
         )
 
     async def live_rules(self) -> dict[tuple[str, str], list[str]]:
-        """(resource, role) -> ids of the live grants (APPROVED, ACTIVE, REVOKE_FAILED) on it:
-        what a policy change must not remove. Reads every live grant; for rare callers."""
+        """(resource, role) -> ids of the live grants (APPROVED, ACTIVE, REVOKE_FAILED) on it,
+        and of the SCHEDULED ones (issued at their start under the rule): what a policy
+        change must not remove. Reads every live grant; for rare callers."""
         used: dict[tuple[str, str], list[str]] = {}
-        for status in (Status.APPROVED, Status.ACTIVE, Status.REVOKE_FAILED):
+        for status in (Status.APPROVED, Status.ACTIVE, Status.REVOKE_FAILED, Status.SCHEDULED):
             for grant in await self.in_status(status):
                 used.setdefault((grant.resource, grant.role), []).append(grant.id)
         return used

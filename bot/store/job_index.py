@@ -33,30 +33,35 @@ class DueJob:
 class JobIndex:
     """Blocking reads and writes of the job keys for one key prefix."""
 
-    def __init__(self, client: redis_sync.Redis, *, keys: Keys) -> None:
+    def __init__(
+        self, client: redis_sync.Redis, *, keys: Keys, job_keys: tuple[str, str] | None = None
+    ) -> None:
+        """``job_keys``: the (records hash, run-times sorted set) to serve; the revocation
+        jobs' unless given (the lifecycle jobs use their own pair)."""
         self._r = client
         self._keys = keys
+        self._records, self._runs = job_keys or (keys.revocation_jobs, keys.revocation_run_times)
         self._put = register_blocking(client, "job_put.lua")
         self._remove = register_blocking(client, "job_remove.lua")
         self._due = register_blocking(client, "job_due.lua")
 
     @classmethod
-    def connect(cls, url: str, *, keys: Keys) -> JobIndex:
+    def connect(cls, url: str, *, keys: Keys, job_keys: tuple[str, str] | None = None) -> JobIndex:
         """On a blocking client of its own to the Redis at ``url``."""
-        return cls(connect_blocking(url), keys=keys)
+        return cls(connect_blocking(url), keys=keys, job_keys=job_keys)
 
     @property
     def _job_keys(self) -> list[str]:
-        return [self._keys.revocation_jobs, self._keys.revocation_run_times]
+        return [self._records, self._runs]
 
     def __repr__(self) -> str:
-        return f"<JobIndex {self._keys.revocation_run_times}>"
+        return f"<JobIndex {self._runs}>"
 
     def lookup(self, job_id: str) -> tuple[str | None, float | None]:
         """The record and run time of ``job_id`` (None for what is missing)."""
         with unavailable_as_store_error_blocking(), self._r.pipeline(transaction=False) as pipe:
-            pipe.hget(self._keys.revocation_jobs, job_id)
-            pipe.zscore(self._keys.revocation_run_times, job_id)
+            pipe.hget(self._records, job_id)
+            pipe.zscore(self._runs, job_id)
             record, score = pipe.execute()
         return record, score
 
@@ -64,7 +69,7 @@ class JobIndex:
         """Jobs whose run time is at or before ``now``, soonest first, at most ``limit``."""
         with unavailable_as_store_error_blocking():
             rows = self._due(
-                keys=[self._keys.revocation_run_times, self._keys.revocation_jobs],
+                keys=[self._runs, self._records],
                 args=[repr(now), limit],
             )
         return [DueJob(rows[i], rows[i + 1], rows[i + 2]) for i in range(0, len(rows), 3)]
@@ -74,15 +79,15 @@ class JobIndex:
         with unavailable_as_store_error_blocking():
             first = cast(
                 list[tuple[str, float]],
-                self._r.zrange(self._keys.revocation_run_times, 0, 0, withscores=True),
+                self._r.zrange(self._runs, 0, 0, withscores=True),
             )
         return float(first[0][1]) if first else None
 
     def all(self) -> tuple[dict[str, str], dict[str, float]]:
         """Every record and every run time, by job id."""
         with unavailable_as_store_error_blocking(), self._r.pipeline(transaction=False) as pipe:
-            pipe.hgetall(self._keys.revocation_jobs)
-            pipe.zrange(self._keys.revocation_run_times, 0, -1, withscores=True)
+            pipe.hgetall(self._records)
+            pipe.zrange(self._runs, 0, -1, withscores=True)
             records, scores = pipe.execute()
         return dict(records), dict(scores)
 
@@ -103,7 +108,7 @@ class JobIndex:
     def push_back(self, run_at: Mapping[str, float]) -> None:
         """Move the run times of existing jobs (never adds one)."""
         with unavailable_as_store_error_blocking():
-            self._r.zadd(self._keys.revocation_run_times, dict(run_at), xx=True)
+            self._r.zadd(self._runs, dict(run_at), xx=True)
 
     def clear(self) -> None:
         """Delete every job."""

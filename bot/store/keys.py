@@ -128,6 +128,24 @@ class Keys:
         return f"{self._p}:jobs:runs"
 
     @property
+    def lifecycle_jobs(self) -> str:
+        """Hash: lifecycle job id (``remind:<grant id>``, ``start:<grant id>``) -> JSON job
+        state, in the revocation jobs' format (a second APScheduler job store, run by the
+        same leader: bot.scheduling.lifecycle_store)."""
+        return f"{self._p}:lifecycle:jobs:state"
+
+    @property
+    def lifecycle_run_times(self) -> str:
+        """Sorted set: lifecycle job id -> next run time (epoch seconds)."""
+        return f"{self._p}:lifecycle:jobs:runs"
+
+    def reminders(self, grant_id: str) -> str:
+        """Hash with TTL: a grant's reminders, the expiry each was for -> when it was sent
+        (``asking:<when>`` while being sent); each claimed once
+        (lua/escalation_claim.lua), whichever replica runs its job."""
+        return f"{self._p}:reminder:{grant_id}"
+
+    @property
     def revoke_retries(self) -> str:
         """Hash: grant id -> JSON state of a failing revocation (first failure time, the
         event that is to end the grant, who asked and why). Deleted when the grant ends."""

@@ -48,7 +48,7 @@ async def test_a_redis_outage_logs_three_lines_however_many_loops_run_into_it(
         async with running_bot(
             redis_url=server.url, prefix="outage-logs", clock=time.time, redis_outage=outage
         ) as slack:
-            scheduler = slack.bot.service.scheduler
+            scheduler = slack.bot.scheduler
             await wait_for(
                 lambda: getattr(scheduler, "is_leader", False), what="leadership", timeout_s=20
             )

@@ -16,3 +16,15 @@ def test_the_stored_reference_imports_the_job_function() -> None:
     assert ref_to_obj(JOB_FUNC_REF) is run_revocation_job
     assert ref_to_obj(BATCH_FUNC_REF) is run_revocation_jobs
     assert f'"func":"{JOB_FUNC_REF}"' in job_record("g-abcdef", 1.0)
+
+
+def test_the_lifecycle_jobs_references_import_their_functions() -> None:
+    """Reminder and start jobs name their functions by stable text too (issue 13)."""
+    from bot.lifecycle.jobs import run_reminder_job, run_start_job
+    from bot.store.lifecycle_jobs import REMIND_FUNC_REF, START_FUNC_REF, lifecycle_record
+
+    assert REMIND_FUNC_REF == "bot.lifecycle.jobs:run_reminder_job"
+    assert START_FUNC_REF == "bot.lifecycle.jobs:run_start_job"
+    assert ref_to_obj(REMIND_FUNC_REF) is run_reminder_job
+    assert ref_to_obj(START_FUNC_REF) is run_start_job
+    assert f'"func":"{START_FUNC_REF}"' in lifecycle_record("start", "g-abcdef", 1.0)

@@ -29,6 +29,11 @@ SPEC: dict[tuple[str, str], str] = {
     ("REVOKE_FAILED", "REVOKE"): "REVOKED",
     ("REVOKE_FAILED", "EXPIRE"): "EXPIRED",
     ("REVOKE_FAILED", "FORCE_CLOSE"): "REVOKED",
+    # A scheduled grant (approved before its start) waits; issue 13.
+    ("SCHEDULED", "START"): "APPROVED",
+    ("SCHEDULED", "CANCEL"): "CANCELLED",
+    ("SCHEDULED", "REVOKE"): "REVOKED",
+    ("SCHEDULED", "TIME_OUT"): "TIMED_OUT",
 }
 
 ACTOR_FOR = {
@@ -44,6 +49,7 @@ ACTOR_FOR = {
     Event.EXPIRE: Actor.system(),
     Event.REVOKE_FAIL: Actor.system(),
     Event.FORCE_CLOSE: Actor(kind=ActorKind.OPERATOR, id="ops"),
+    Event.START: Actor.system("scheduler"),
 }
 
 
@@ -51,6 +57,8 @@ def grant_in(status: Status) -> Grant:
     extra: dict[str, object] = {}
     if status in (Status.ACTIVE, Status.REVOKE_FAILED):
         extra = {"activated_at": NOW, "expires_at": NOW + 1800}
+    if status is Status.SCHEDULED:
+        extra = {"starts_at": NOW - 10, "approved_at": NOW - 60}
     return make_grant(status=status, **extra)
 
 

@@ -36,6 +36,7 @@ def test_request_form_offers_only_the_given_rules() -> None:
         ids.FORM_DURATION_BLOCK,
         ids.FORM_REASON_BLOCK,
         ids.FORM_TICKETS_BLOCK,
+        ids.FORM_START_BLOCK,
     ]
 
 

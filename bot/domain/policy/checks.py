@@ -175,6 +175,16 @@ def _check_rule(rule: RoleRule, where: dict[str, Loc], role_loc: Loc) -> list[Fi
                 f"max_duration {format_duration(rule.max_duration_s)} for {name}",
             )
         )
+    remind = rule.remind_before_s
+    if "remind_before" in where and remind is not None and remind >= rule.max_duration_s:
+        found.append(
+            Finding(
+                where["remind_before"],
+                f"remind_before {format_duration(remind)} is not below max_duration "
+                f"{format_duration(rule.max_duration_s)}, so no grant of {name} is ever reminded",
+                "warning",
+            )
+        )
     if rule.allow_self_approval and rule.approvals_required == 1:
         found.append(
             Finding(

@@ -35,6 +35,8 @@ from bot.domain.policy.schema import (
     ResourceSpec,
     Strict,
 )
+from bot.domain.reminders import DEFAULT_REMIND_BEFORE_S
+from bot.domain.start import DEFAULT_MAX_LEAD_TIME_S
 from bot.errors import PolicyDenied, PolicyIssue
 
 #: Values used when neither defaults, resource nor role sets a key. default_duration is
@@ -47,6 +49,9 @@ BUILTIN: Final[Mapping[str, Any]] = MappingProxyType(
         "allow_self_approval": False,
         "require_reason": True,
         "require_ticket": None,
+        "remind_before": DEFAULT_REMIND_BEFORE_S,
+        "extend_without_approval": None,
+        "max_lead_time": DEFAULT_MAX_LEAD_TIME_S,
     }
 )
 _DEFAULT_DURATION_CAP_S: Final = 3_600
@@ -205,6 +210,11 @@ class RoleRule:
     role_provider_settings: Mapping[str, Any]
     groups: Mapping[str, Group] = field(repr=False)
     change_windows: Mapping[str, ChangeWindow] = field(repr=False, default_factory=dict)
+    #: The requester's lifecycle (bot.domain.reminders, bot.domain.start): None turns the
+    #: reminder / approval-free extensions off.
+    remind_before_s: int | None = DEFAULT_REMIND_BEFORE_S
+    extend_without_approval_s: int | None = None
+    max_lead_time_s: int = DEFAULT_MAX_LEAD_TIME_S
 
     @property
     def name(self) -> str:
@@ -341,6 +351,9 @@ def resolve_rule(
         role_provider_settings=MappingProxyType(dict(role_spec.provider)),
         groups=policy.groups,
         change_windows=policy.change_windows,
+        remind_before_s=values["remind_before"],
+        extend_without_approval_s=values["extend_without_approval"],
+        max_lead_time_s=values["max_lead_time"],
     )
     return rule, where
 

@@ -311,6 +311,20 @@ class Limits(Strict):
     request_timeout: Duration | None = None
     auto_approve: list[AutoApproveRule] | None = None
     escalation: list[EscalationTier] | None = None
+    #: The requester's lifecycle (issue 13): a reminder this long before a grant ends
+    #: (``null``: none); extensions applied without approval while the grant's whole life
+    #: stays within this (``null``: approvers decide every one); how far ahead a start may be.
+    remind_before: Duration | None = None
+    extend_without_approval: Duration | None = None
+    max_lead_time: Duration | None = None
+
+    @field_validator("max_lead_time", mode="before")
+    @classmethod
+    def _lead_time_not_null(cls, value: object) -> object:
+        # remind_before and extend_without_approval take null ("off"); a lead time does not.
+        if value is None:
+            raise _invalid("has no value; give one or remove the key to inherit")
+        return value
 
     @field_validator(
         "requesters",

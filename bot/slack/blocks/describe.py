@@ -11,6 +11,7 @@ from typing import Final
 
 from bot.domain.duration import format_duration
 from bot.domain.model import Grant, Status
+from bot.domain.start import show_time
 from bot.slack import ids
 from bot.slack.blocks.kit import (
     Block,
@@ -29,6 +30,7 @@ from bot.slack.commands.reasons import MAX_REASON_CHARS
 STATUS_EMOJI: Final[Mapping[Status, str]] = {
     Status.PENDING: ":hourglass_flowing_sand:",
     Status.APPROVED: ":white_check_mark:",
+    Status.SCHEDULED: ":calendar:",
     Status.ACTIVE: ":large_green_circle:",
     Status.EXPIRED: ":checkered_flag:",
     Status.REVOKED: ":no_entry:",
@@ -70,6 +72,14 @@ def origin_text(grant: Grant) -> str:
     where = f" in {channel(o.channel)}" if o.channel and not o.channel.startswith("D") else ""
     incident = f" (incident {escape(truncate(o.incident, 80))})" if o.incident else ""
     return f"{surface}{where}{incident}"
+
+
+def start_text(grant: Grant) -> str:
+    """``2026-12-01 09:00 CET (Europe/Berlin)``: a scheduled start, in the zone it was
+    written in (empty for a grant without one)."""
+    if grant.starts_at is None:
+        return ""
+    return escape(show_time(grant.starts_at, grant.start_tz))
 
 
 def approvals_text(grant: Grant) -> str:
@@ -129,6 +139,8 @@ def outcome_text(grant: Grant, *, now: float) -> str:
         if grant.auto_approved
         else f"Approved by {by}"
     )
+    if s is Status.SCHEDULED:
+        return f"{approved}; starts {start_text(grant)}, nothing is issued before"
     if s is Status.APPROVED:
         if grant.kind == "extension":
             return f"Extension {approved[0].lower()}{approved[1:]}"
@@ -141,6 +153,9 @@ def outcome_text(grant: Grant, *, now: float) -> str:
         return f"Denied by {by}{why}"
     if s is Status.CANCELLED:
         return f"Cancelled by {ender}{why}"
+    if s is Status.TIMED_OUT and grant.approved_at is not None:  # a scheduled start missed
+        missed = escape(grant.end_reason or "it could not start")
+        return f"{approved}, but {missed}; nothing was granted"
     if s is Status.TIMED_OUT:
         return "Lapsed: nobody decided in time; nothing was granted"
     if s is Status.FAILED:
@@ -175,6 +190,8 @@ def summary_fields(grant: Grant, *, now: float) -> Block:
         ("Asked from", origin_text(grant)),
         ("Approvals", approvals_text(grant)),
     ]
+    if grant.starts_at is not None:
+        pairs.append(("Starts", start_text(grant)))
     if grant.status is Status.PENDING and grant.request_expires_at is not None:
         pairs.append(("Lapses", when(grant.request_expires_at)))
     if grant.kind == "extension" and grant.parent_id:

@@ -37,7 +37,8 @@ def app_home(
     """The App Home tab: my active grants (time left, Revoke), my pending requests (Cancel),
     and requests waiting for my approval (Approve / Deny). At most 100 blocks (Slack's limit
     for a view); what does not fit is counted and pointed to ``/access list``."""
-    active = [g for g in mine if g.status in (Status.ACTIVE, Status.APPROVED, Status.REVOKE_FAILED)]
+    live = (Status.ACTIVE, Status.APPROVED, Status.SCHEDULED, Status.REVOKE_FAILED)
+    active = [g for g in mine if g.status in live]
     pending = [g for g in mine if g.status is Status.PENDING]
     blocks: list[Block] = [
         header("Just-in-time access"),

@@ -24,6 +24,7 @@ from bot.slack.blocks.describe import (
     outcome_text,
     reason_block,
     reason_text,
+    start_text,
     summary_fields,
     title_of,
     what,
@@ -263,7 +264,8 @@ def request_confirmation(
         noun = "Extension request" if grant.kind == "extension" else "Request"
         text = (
             f":inbox_tray: {noun} `{grant.id}` for {what(grant)}, "
-            f"{format_duration(grant.duration_s)}, sent. Asked: {asked}{need}.{lapses}"
+            f"{format_duration(grant.duration_s)}{_starting(grant)}, sent."
+            f" Asked: {asked}{need}.{lapses}"
         )
     else:
         text = f"{STATUS_EMOJI.get(grant.status, '')} `{grant.id}` for {what(grant)}: " + (
@@ -278,6 +280,11 @@ def request_confirmation(
 
 
 # -- where the request was asked ---------------------------------------------------------------
+
+
+def _starting(grant: Grant) -> str:
+    """``, starting <when in the requester's zone>`` for a scheduled request (else empty)."""
+    return f", starting {start_text(grant)}" if grant.starts_at is not None else ""
 
 
 def thread_outcome(grant: Grant, *, now: float) -> Message:

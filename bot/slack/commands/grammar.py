@@ -4,7 +4,8 @@ person can act on.
 Grammar (the text Slack sends after ``/access``)::
 
     (nothing)                                         OpenForm
-    request <resource> [<role>] <duration> <reason...> RequestAccess
+    request <resource> [<role>] <duration> [<start>] <reason...>  RequestAccess
+                      <start>: at HH:MM | in <duration> | on YYYY-MM-DD HH:MM
     list                                              ListGrants
     pending                                           PendingApprovals
     revoke <grant-id> [reason...]                     RevokeGrant
@@ -59,6 +60,7 @@ from typing import Final, NamedTuple, TypeAlias
 from bot.domain.duration import parse_duration
 from bot.domain.ids import is_grant_id
 from bot.domain.ssh_keys import contains_private_key, key_problem
+from bot.domain.start import StartSpec, parse_clock, parse_day
 from bot.errors import UsageError
 from bot.slack.commands.escapes import TOKEN_RE, escape_kind
 from bot.slack.commands.parsed import (
@@ -232,8 +234,42 @@ def _request(text: str, args: Sequence[_Token]) -> Command:
             raise _fail("missing duration", sub)
         duration_s = third if third is not None else _duration(args[2], sub)
         rest = args[3:]
+    start, rest = _start_clause(rest)
     reason = _reason(text, rest, sub, required=True)
-    return RequestAccess(resource, role, duration_s, reason, extract_tickets(reason))
+    return RequestAccess(resource, role, duration_s, reason, extract_tickets(reason), start=start)
+
+
+_CLOCK_LIKE_RE: Final = re.compile(r"\d+:\d+")
+_DAY_LIKE_RE: Final = re.compile(r"\d{4}-\d{1,2}-\d{1,2}")
+_START_HELP: Final = "write the start as at 14:00, in 2h or on 2026-12-01 09:00"
+
+
+def _start_clause(rest: Sequence[_Token]) -> tuple[StartSpec | None, Sequence[_Token]]:
+    """A scheduled start right after the duration, and the tokens after it. A word that only
+    reads like one (``in prod``, ``at noon``) begins the reason instead; one that is clearly
+    meant as a start but is wrong (``at 25:00``) is refused, saying how to write it."""
+    sub = "request"
+    if len(rest) < 2 or not rest[0].text.isascii():
+        return None, rest
+    word, value = rest[0].text.lower(), rest[1].text
+    if word == "at" and _CLOCK_LIKE_RE.fullmatch(value):
+        clock = parse_clock(value)
+        if clock is None:
+            raise _fail(
+                f'"{_show(value)}" is not a time of day (HH:MM, 24-hour); {_START_HELP}', sub
+            )
+        return StartSpec("at", clock=clock), rest[2:]
+    if word == "in" and _DURATION_LIKE_RE.fullmatch(value):
+        return StartSpec("in", delay_s=_duration(rest[1], sub)), rest[2:]
+    if word == "on" and _DAY_LIKE_RE.fullmatch(value):
+        day = parse_day(value)
+        if day is None:
+            raise _fail(f'"{_show(value)}" is not a date (YYYY-MM-DD); {_START_HELP}', sub)
+        clock = parse_clock(rest[2].text) if len(rest) > 2 else None
+        if clock is None:
+            raise _fail(f"on {day} needs a time of day after it, e.g. 09:00; {_START_HELP}", sub)
+        return StartSpec("on", clock=clock, day=day), rest[3:]
+    return None, rest
 
 
 def _revoke(text: str, args: Sequence[_Token]) -> Command:

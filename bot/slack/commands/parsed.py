@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TypeAlias
 
+from bot.domain.start import StartSpec
+
 
 @dataclass(frozen=True, slots=True)
 class OpenForm:
@@ -26,6 +28,8 @@ class RequestAccess:
     duration_s: int
     reason: str
     tickets: tuple[str, ...]
+    #: ``at 14:00`` / ``in 2h`` / ``on 2026-12-01 09:00`` after the duration (None: now).
+    start: StartSpec | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,10 @@ from typing import Final
 
 SUBCOMMAND_USAGE: Final[Mapping[str, str]] = MappingProxyType(
     {
-        "request": "/access request <resource> [<role>] <duration> <reason...>",
+        "request": (
+            "/access request <resource> [<role>] <duration>"
+            " [at HH:MM | in <duration> | on YYYY-MM-DD HH:MM] <reason...>"
+        ),
         "list": "/access list",
         "pending": "/access pending",
         "revoke": "/access revoke <grant-id> [reason...]",
@@ -28,6 +31,11 @@ _HELP_LINES: Final = (
     (
         SUBCOMMAND_USAGE["request"],
         "ask for access, e.g. `/access request orders-db read 30m INC-42 checkout is down`",
+    ),
+    (
+        "/access request orders-db read 1h at 14:00 <reason...>",
+        "start later: `at 14:00`, `in 2h` or `on 2026-12-01 09:00`, in your Slack time zone;"
+        " approved before, it waits and is issued then",
     ),
     (SUBCOMMAND_USAGE["list"], "your pending and active grants"),
     (SUBCOMMAND_USAGE["pending"], "requests waiting for your approval"),
@@ -52,7 +60,8 @@ USAGE: Final = "\n".join(
     [
         "*`/access`: just-in-time access*",
         *(f"• `{_mrkdwn_escape(line)}`: {what}" for line, what in _HELP_LINES),
-        "Durations look like 90s, 15m, 2h, 1h30m or 1d. Ticket references such as INC-42 in a"
+        "Before a grant ends you get a reminder with *Extend* and *I'm done* buttons."
+        " Durations look like 90s, 15m, 2h, 1h30m or 1d. Ticket references such as INC-42 in a"
         " reason are picked up. Never paste a private key anywhere: `ssh-key add` takes only"
         " the public key.",
     ]

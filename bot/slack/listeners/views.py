@@ -25,6 +25,7 @@ from bot.slack.blocks import messages
 from bot.slack.context import SlackDeps
 from bot.slack.modals.deny import parse_deny_form
 from bot.slack.modals.request import RequestInput, parse_request_form, refusal_errors
+from bot.slack.modals.start_field import start_refusal
 from bot.slack.reply import Reply, error_reply
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,9 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         if isinstance(parsed, dict):
             await ack(response_action="errors", errors=parsed)
             return
-        refusal = await policy_refusal(deps, user, parsed)
+        refusal = await start_refusal(
+            deps, user, parsed.start, resource=parsed.resource, role=parsed.role
+        ) or await policy_refusal(deps, user, parsed)
         if refusal is not None:
             await ack(response_action="errors", errors=refusal)
             return

@@ -16,6 +16,7 @@ from typing import Any, Final
 from bot.domain.duration import format_duration, parse_duration
 from bot.domain.policy.rules import RoleRule
 from bot.domain.ssh_keys import SSH_CERT_PROVIDER_TYPE, contains_private_key
+from bot.domain.start import StartSpec
 from bot.errors import UsageError
 from bot.slack import ids
 from bot.slack.blocks.kit import (
@@ -40,6 +41,7 @@ from bot.slack.modals.fields import (
     short,
     text,
 )
+from bot.slack.modals.start_field import read_start, start_block
 
 #: The longest ticket field we accept in the form (several references, comma separated).
 TICKETS_INPUT_MAX: Final = 200
@@ -133,6 +135,7 @@ def request_form(rules: Sequence[RoleRule], *, private_metadata: str = "") -> di
                 "placeholder": plain("INC-42", limit=PLACEHOLDER_MAX),
             },
         },
+        start_block(),
     ]
     if any(rule.provider_type == SSH_CERT_PROVIDER_TYPE for rule in rules[:OPTIONS_MAX]):
         blocks.append(
@@ -194,6 +197,7 @@ class RequestInput:
     channel: str | None
     channel_name: str | None
     ssh_public_key: str | None = None  # pasted in the form: to be registered before filing
+    start: StartSpec | None = None  # a scheduled start (bot.slack.modals.start_field)
 
 
 def parse_metadata(private_metadata: str) -> tuple[str | None, str | None]:
@@ -245,6 +249,10 @@ def parse_request_form(
     if problem is not None:
         errors[ids.FORM_SSH_KEY_BLOCK] = problem
 
+    start, problem = read_start(values)
+    if problem is not None:
+        errors[ids.FORM_START_BLOCK] = problem
+
     if errors:
         return errors
     channel, channel_name = parse_metadata(private_metadata)
@@ -257,6 +265,7 @@ def parse_request_form(
         channel=channel,
         channel_name=channel_name,
         ssh_public_key=ssh_public_key,
+        start=start,
     )
 
 
