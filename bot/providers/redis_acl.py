@@ -21,7 +21,6 @@ import logging
 import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from typing import Any, ClassVar, Final, Literal
 from urllib.parse import quote, urlsplit
 
@@ -29,10 +28,11 @@ import redis.asyncio as aioredis
 from pydantic import Field, SecretStr, field_validator
 from redis import exceptions as redis_errors
 
-from bot.domain.credentials import Credential, CredentialField
+from bot.domain.credentials import Credential
 from bot.envrefs import has_reference
 from bot.errors import ProviderError
 from bot.providers.base import GrantContext, ProviderSettings, ensure_not_expired, target_errors
+from bot.providers.logins import login_credential
 from bot.providers.naming import grant_id_from_login, login_name
 from bot.providers.passwords import new_password
 from bot.providers.validation import parse_role_settings
@@ -204,19 +204,14 @@ class RedisACLProvider:
         return self._credential(name, password, ctx.expires_at)
 
     def _credential(self, name: str, password: str, expires_at: float) -> Credential:
-        url = f"{self.scheme}://{name}:{quote(password, safe='')}@{self.host}:{self.port}"
-        at = datetime.fromtimestamp(expires_at, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-        return Credential(
-            ref=name,
+        return login_credential(
+            name,
+            password,
             expires_at=expires_at,
-            fields=(
-                CredentialField("host", self.host),
-                CredentialField("port", str(self.port)),
-                CredentialField("user", name),
-                CredentialField("password", password, secret=True),
-                CredentialField("url", url, secret=True),
-                CredentialField("note", EXPIRY_NOTE.format(at=at)),
-            ),
+            where=[("host", self.host), ("port", str(self.port))],
+            url_label="url",
+            url=f"{self.scheme}://{name}:{quote(password, safe='')}@{self.host}:{self.port}",
+            expiry_note=EXPIRY_NOTE,
         )
 
     async def revoke(self, ctx: GrantContext) -> None:
