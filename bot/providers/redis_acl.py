@@ -25,7 +25,7 @@ from typing import Any, ClassVar, Final, Literal
 from urllib.parse import quote, urlsplit
 
 import redis.asyncio as aioredis
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from redis import exceptions as redis_errors
 
 from bot.domain.credentials import Credential
@@ -93,6 +93,15 @@ def _validated(
     return out
 
 
+#: Each role setting's rule pattern, how an error names a rule of it, and whether it is
+#: lower-cased first (command names are case-insensitive in Redis).
+_RULE_KINDS: Final[dict[str, tuple[re.Pattern[str], str, bool]]] = {
+    "commands": (_COMMAND_RULE_RE, "a command rule (+@category, -command, +cmd|sub)", True),
+    "keys": (_KEY_RULE_RE, "a key rule (~pattern, %R~pattern, %W~, %RW~)", False),
+    "channels": (_CHANNEL_RULE_RE, "a channel rule (&pattern)", False),
+}
+
+
 class RedisACLRoleSettings(ProviderSettings):
     """Role-level settings. Each may be a space-separated string or a list.
 
@@ -106,28 +115,13 @@ class RedisACLRoleSettings(ProviderSettings):
     keys: list[str] = Field(default_factory=list)
     channels: list[str] = Field(default_factory=list)
 
-    @field_validator("commands", mode="before")
+    @field_validator("commands", "keys", "channels", mode="before")
     @classmethod
-    def _commands(cls, v: Any) -> Any:
+    def _rule_list(cls, v: Any, info: ValidationInfo) -> Any:
         if not isinstance(v, str | list):
-            return v
-        return _validated(
-            v, _COMMAND_RULE_RE, "a command rule (+@category, -command, +cmd|sub)", lower=True
-        )
-
-    @field_validator("keys", mode="before")
-    @classmethod
-    def _keys(cls, v: Any) -> Any:
-        if not isinstance(v, str | list):
-            return v
-        return _validated(v, _KEY_RULE_RE, "a key rule (~pattern, %R~pattern, %W~, %RW~)")
-
-    @field_validator("channels", mode="before")
-    @classmethod
-    def _channels(cls, v: Any) -> Any:
-        if not isinstance(v, str | list):
-            return v
-        return _validated(v, _CHANNEL_RULE_RE, "a channel rule (&pattern)")
+            return v  # pydantic's own type error
+        pattern, what, lower = _RULE_KINDS[str(info.field_name)]
+        return _validated(v, pattern, what, lower=lower)
 
     def acl_rules(self) -> list[str]:
         return [*self.keys, *self.channels, *self.commands]
