@@ -173,37 +173,42 @@ class EndAnnouncer:
         """Forever: claim what dead replicas left (now and then), read news, announce."""
         ready = False
         next_claim = 0.0
+
+        async def one_round() -> None:
+            nonlocal ready, next_claim
+            if not ready:
+                await self.feed.ensure_group()
+                ready = True
+            if time.monotonic() >= next_claim:
+                next_claim = time.monotonic() + self._claim_every_s
+                stale = await self.feed.claim_stale(
+                    min_idle_ms=self._claim_idle_ms, count=self._batch
+                )
+                await self.handle(stale)
+                await self.feed.forget_idle(idle_ms=int(FORGET_CONSUMERS_AFTER_S * 1000))
+            entries = await self.feed.read(count=self._batch, block_ms=self._block_ms)
+            await self.handle(entries)
+
         while True:
-            try:
-                if not ready:
-                    await self.feed.ensure_group()
-                    ready = True
-                if time.monotonic() >= next_claim:
-                    next_claim = time.monotonic() + self._claim_every_s
-                    stale = await self.feed.claim_stale(
-                        min_idle_ms=self._claim_idle_ms, count=self._batch
-                    )
-                    await self.handle(stale)
-                    await self.feed.forget_idle(idle_ms=int(FORGET_CONSUMERS_AFTER_S * 1000))
-                entries = await self.feed.read(count=self._batch, block_ms=self._block_ms)
-                await self.handle(entries)
-                self._outage.succeeded()
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:
-                self._failed(e)
+            if not await self._attempt(one_round):
                 await asyncio.sleep(RETRY_S)
 
     async def _heartbeat(self) -> None:
         while True:
-            try:
-                await self.feed.beat(ttl_ms=int(HEARTBEAT_TTL_S * 1000))
-                self._outage.succeeded()
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:
-                self._failed(e)
+            await self._attempt(lambda: self.feed.beat(ttl_ms=int(HEARTBEAT_TTL_S * 1000)))
             await asyncio.sleep(HEARTBEAT_EVERY_S)
+
+    async def _attempt(self, step: Callable[[], Awaitable[object]]) -> bool:
+        """Run ``step``, telling the outage report how it went; False when it failed."""
+        try:
+            await step()
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            self._failed(e)
+            return False
+        self._outage.succeeded()
+        return True
 
     def _failed(self, error: BaseException) -> None:
         if is_unavailable(error):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -68,16 +69,13 @@ def generate() -> tuple[bytes, SigningKey]:
 def load_signing_key(value: str) -> SigningKey:
     """The key ``GRANTBOT_AUDIT_SIGNING_KEY`` names: PEM text, a path to a PEM (or base64
     seed) file, or a base64 seed. ConfigError naming the variable, never its value."""
-    text = _file_or_text(value.strip(), what=SIGNING_KEY_ENV)
-    try:
-        if text.startswith("-----BEGIN"):
-            loaded = serialization.load_pem_private_key(text.encode(), password=None)
-        else:
-            loaded = Ed25519PrivateKey.from_private_bytes(_b64(text, size=32))
-    except (ValueError, TypeError, binascii.Error) as e:
-        raise ConfigError(
-            f"{SIGNING_KEY_ENV}: not an Ed25519 private key (PEM, or a 32-byte base64 seed)"
-        ) from e
+    loaded = _load(
+        value,
+        what=SIGNING_KEY_ENV,
+        pem=lambda data: serialization.load_pem_private_key(data, password=None),
+        raw=Ed25519PrivateKey.from_private_bytes,
+        not_a_key=f"{SIGNING_KEY_ENV}: not an Ed25519 private key (PEM, or a 32-byte base64 seed)",
+    )
     if not isinstance(loaded, Ed25519PrivateKey):
         raise ConfigError(f"{SIGNING_KEY_ENV}: the key is not an Ed25519 key")
     return SigningKey(private=loaded, key_id=key_id(loaded.public_key()))
@@ -85,19 +83,34 @@ def load_signing_key(value: str) -> SigningKey:
 
 def load_public_key(value: str) -> Ed25519PublicKey:
     """A public key given as base64, PEM, or a file holding either (ConfigError if not)."""
-    text = _file_or_text(value.strip(), what="--public-key")
-    try:
-        if text.startswith("-----BEGIN"):
-            loaded = serialization.load_pem_public_key(text.encode())
-        else:
-            loaded = Ed25519PublicKey.from_public_bytes(_b64(text, size=32))
-    except (ValueError, TypeError, binascii.Error) as e:
-        raise ConfigError(
-            f"--public-key {value[:60]!r}: not an Ed25519 public key (base64 or PEM)"
-        ) from e
+    loaded = _load(
+        value,
+        what="--public-key",
+        pem=serialization.load_pem_public_key,
+        raw=Ed25519PublicKey.from_public_bytes,
+        not_a_key=f"--public-key {value[:60]!r}: not an Ed25519 public key (base64 or PEM)",
+    )
     if not isinstance(loaded, Ed25519PublicKey):
         raise ConfigError(f"--public-key {value[:60]!r}: not an Ed25519 key")
     return loaded
+
+
+def _load(
+    value: str,
+    *,
+    what: str,
+    pem: Callable[[bytes], object],
+    raw: Callable[[bytes], object],
+    not_a_key: str,
+) -> object:
+    """``value`` (PEM, base64 of the 32 raw bytes, or a file holding either) parsed by ``pem``
+    or ``raw``; ConfigError ``not_a_key`` when it does not parse (the caller words it, so it
+    never echoes key material). The caller checks the kind of key it got."""
+    text = _file_or_text(value.strip(), what=what)
+    try:
+        return pem(text.encode()) if text.startswith("-----BEGIN") else raw(_b64(text, size=32))
+    except (ValueError, TypeError, binascii.Error) as e:
+        raise ConfigError(not_a_key) from e
 
 
 def verify_signature(public: Ed25519PublicKey, data: bytes, sig: str) -> bool:

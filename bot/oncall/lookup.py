@@ -247,16 +247,18 @@ def build_oncall_lookup(
     (monotonic seconds) ages the caches; ``ttl_s``, ``failure_ttl_s`` and ``timeout_s`` are
     as in :class:`CachedSource`.
     """
-    opts = _Options(
+    # A reloadable lookup over a policy that never changes, built once: the options are
+    # assembled in one place (PolicyOnCallLookup.__init__).
+    return PolicyOnCallLookup(
+        _Fixed(policy),
         env=env,
-        http=HttpClient(http),
-        users=SlackUserMap(lookup_slack_user_by_email, clock=clock),
+        lookup_slack_user_by_email=lookup_slack_user_by_email,
+        http=http,
         clock=clock,
         ttl_s=ttl_s,
         failure_ttl_s=failure_ttl_s,
         timeout_s=timeout_s,
-    )
-    return _build(policy.oncall, opts, previous=None)
+    ).current
 
 
 # --- following policy reloads ----------------------------------------------------------------
@@ -274,6 +276,18 @@ class PolicySource(Protocol):
 
     @property
     def current(self) -> _Versioned: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Fixed:
+    """One policy as a :class:`PolicySource` whose version never changes."""
+
+    policy: Policy
+    version: str = ""
+
+    @property
+    def current(self) -> _Fixed:
+        return self
 
 
 class PolicyOnCallLookup:

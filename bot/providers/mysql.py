@@ -22,14 +22,13 @@ import logging
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Final, Literal, TypeVar
 from urllib.parse import quote, unquote, urlsplit
 
 import pymysql
 from pydantic import AfterValidator, Field, field_validator
 
-from bot.domain.credentials import REDACTED, Credential, CredentialField
+from bot.domain.credentials import REDACTED, Credential
 from bot.errors import ProviderError, TargetUnavailable
 from bot.providers.base import (
     DatabaseSettings,
@@ -38,6 +37,7 @@ from bot.providers.base import (
     ensure_not_expired,
     scrub,
 )
+from bot.providers.logins import login_credential
 from bot.providers.mysql_grants import MySQLGrant, parse_grant
 from bot.providers.naming import LOGIN_LIKE, grant_id_from_login, login_name
 from bot.providers.passwords import new_password
@@ -196,18 +196,19 @@ class MySQLProvider:
 
     def _credential(self, name: str, password: str, expires_at: float) -> Credential:
         db = self.dbname or ""
-        url = f"mysql://{name}:{quote(password, safe='')}@{self.host}:{self.port}/{quote(db)}"
-        at = datetime.fromtimestamp(expires_at, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-        fields = [
-            CredentialField("host", str(self.host)),
-            CredentialField("port", str(self.port)),
-            *([CredentialField("database", db)] if db else []),
-            CredentialField("user", name),
-            CredentialField("password", password, secret=True),
-            CredentialField("connection string", url, secret=True),
-            CredentialField("note", EXPIRY_NOTE.format(at=at)),
-        ]
-        return Credential(ref=name, expires_at=expires_at, fields=tuple(fields))
+        return login_credential(
+            name,
+            password,
+            expires_at=expires_at,
+            where=[
+                ("host", str(self.host)),
+                ("port", str(self.port)),
+                *([("database", db)] if db else []),
+            ],
+            url_label="connection string",
+            url=f"mysql://{name}:{quote(password, safe='')}@{self.host}:{self.port}/{quote(db)}",
+            expiry_note=EXPIRY_NOTE,
+        )
 
     async def revoke(self, ctx: GrantContext) -> None:
         name = login_name(ctx.grant_id)

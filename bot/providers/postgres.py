@@ -30,7 +30,7 @@ from urllib.parse import quote, unquote, urlsplit
 import asyncpg
 from pydantic import AfterValidator, Field
 
-from bot.domain.credentials import Credential, CredentialField
+from bot.domain.credentials import Credential
 from bot.errors import ProviderError
 from bot.providers.base import (
     DatabaseSettings,
@@ -39,6 +39,7 @@ from bot.providers.base import (
     ensure_not_expired,
     target_errors,
 )
+from bot.providers.logins import login_credential
 from bot.providers.naming import LOGIN_LIKE, LOGIN_PREFIX, grant_id_from_login, login_name
 from bot.providers.passwords import new_password
 from bot.providers.scram import scram_sha256_verifier
@@ -198,17 +199,13 @@ class PostgresProvider:
             f"postgresql://{name}:{quote(password, safe='')}@{self.host}:{self.port}/"
             f"{quote(self.dbname, safe='')}"
         )
-        return Credential(
-            ref=name,
+        return login_credential(
+            name,
+            password,
             expires_at=expires_at,
-            fields=(
-                CredentialField("host", self.host),
-                CredentialField("port", str(self.port)),
-                CredentialField("dbname", self.dbname),
-                CredentialField("user", name),
-                CredentialField("password", password, secret=True),
-                CredentialField("connection string", url, secret=True),
-            ),
+            where=[("host", self.host), ("port", str(self.port)), ("dbname", self.dbname)],
+            url_label="connection string",
+            url=url,
         )
 
     async def revoke(self, ctx: GrantContext) -> None:

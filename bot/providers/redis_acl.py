@@ -21,18 +21,18 @@ import logging
 import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from typing import Any, ClassVar, Final, Literal
 from urllib.parse import quote, urlsplit
 
 import redis.asyncio as aioredis
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from redis import exceptions as redis_errors
 
-from bot.domain.credentials import Credential, CredentialField
+from bot.domain.credentials import Credential
 from bot.envrefs import has_reference
 from bot.errors import ProviderError
 from bot.providers.base import GrantContext, ProviderSettings, ensure_not_expired, target_errors
+from bot.providers.logins import login_credential
 from bot.providers.naming import grant_id_from_login, login_name
 from bot.providers.passwords import new_password
 from bot.providers.validation import parse_role_settings
@@ -93,6 +93,15 @@ def _validated(
     return out
 
 
+#: Each role setting's rule pattern, how an error names a rule of it, and whether it is
+#: lower-cased first (command names are case-insensitive in Redis).
+_RULE_KINDS: Final[dict[str, tuple[re.Pattern[str], str, bool]]] = {
+    "commands": (_COMMAND_RULE_RE, "a command rule (+@category, -command, +cmd|sub)", True),
+    "keys": (_KEY_RULE_RE, "a key rule (~pattern, %R~pattern, %W~, %RW~)", False),
+    "channels": (_CHANNEL_RULE_RE, "a channel rule (&pattern)", False),
+}
+
+
 class RedisACLRoleSettings(ProviderSettings):
     """Role-level settings. Each may be a space-separated string or a list.
 
@@ -106,28 +115,13 @@ class RedisACLRoleSettings(ProviderSettings):
     keys: list[str] = Field(default_factory=list)
     channels: list[str] = Field(default_factory=list)
 
-    @field_validator("commands", mode="before")
+    @field_validator("commands", "keys", "channels", mode="before")
     @classmethod
-    def _commands(cls, v: Any) -> Any:
+    def _rule_list(cls, v: Any, info: ValidationInfo) -> Any:
         if not isinstance(v, str | list):
-            return v
-        return _validated(
-            v, _COMMAND_RULE_RE, "a command rule (+@category, -command, +cmd|sub)", lower=True
-        )
-
-    @field_validator("keys", mode="before")
-    @classmethod
-    def _keys(cls, v: Any) -> Any:
-        if not isinstance(v, str | list):
-            return v
-        return _validated(v, _KEY_RULE_RE, "a key rule (~pattern, %R~pattern, %W~, %RW~)")
-
-    @field_validator("channels", mode="before")
-    @classmethod
-    def _channels(cls, v: Any) -> Any:
-        if not isinstance(v, str | list):
-            return v
-        return _validated(v, _CHANNEL_RULE_RE, "a channel rule (&pattern)")
+            return v  # pydantic's own type error
+        pattern, what, lower = _RULE_KINDS[str(info.field_name)]
+        return _validated(v, pattern, what, lower=lower)
 
     def acl_rules(self) -> list[str]:
         return [*self.keys, *self.channels, *self.commands]
@@ -204,19 +198,14 @@ class RedisACLProvider:
         return self._credential(name, password, ctx.expires_at)
 
     def _credential(self, name: str, password: str, expires_at: float) -> Credential:
-        url = f"{self.scheme}://{name}:{quote(password, safe='')}@{self.host}:{self.port}"
-        at = datetime.fromtimestamp(expires_at, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-        return Credential(
-            ref=name,
+        return login_credential(
+            name,
+            password,
             expires_at=expires_at,
-            fields=(
-                CredentialField("host", self.host),
-                CredentialField("port", str(self.port)),
-                CredentialField("user", name),
-                CredentialField("password", password, secret=True),
-                CredentialField("url", url, secret=True),
-                CredentialField("note", EXPIRY_NOTE.format(at=at)),
-            ),
+            where=[("host", self.host), ("port", str(self.port))],
+            url_label="url",
+            url=f"{self.scheme}://{name}:{quote(password, safe='')}@{self.host}:{self.port}",
+            expiry_note=EXPIRY_NOTE,
         )
 
     async def revoke(self, ctx: GrantContext) -> None:

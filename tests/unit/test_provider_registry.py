@@ -9,6 +9,7 @@ import pytest
 
 from bot.errors import ConfigError
 from bot.providers.postgres import PostgresProvider
+from bot.providers.redis_acl import RedisACLRoleSettings
 from bot.providers.registry import PROVIDER_TYPES, build_provider, validate_provider_settings
 
 SECRET = "pw-Zk8q3-do-not-print"
@@ -152,6 +153,11 @@ def test_valid_policy_settings_have_no_problems(
             "'allkeys' is not a key rule",
         ),
         (
+            {"type": "redis_acl", "url": "${U}"},
+            {"commands": "+@read", "channels": "events:*"},
+            "'events:*' is not a channel rule",
+        ),
+        (
             {"type": "ssh_cert", "ca_key_file": "c", "krl_file": "k"},
             {"principals": ["root,admin"]},
             "roles.read.provider.principals[0]: 'root,admin' is not a principal",
@@ -201,3 +207,11 @@ def test_with_env_unset_references_are_reported() -> None:
         {"type": "postgres", "dsn": "${ORDERS_DB_DSN}"}, {"read": {"grant_roles": ["r"]}}, env={}
     )
     assert problems == ["provider.dsn: environment variable ORDERS_DB_DSN is not set"]
+
+
+def test_redis_acl_rules_are_split_and_command_rules_lower_cased() -> None:
+    """Each rule setting takes a string or a list; only command rules are lower-cased."""
+    role = RedisACLRoleSettings.model_validate(
+        {"commands": "+GET +@READ", "keys": ["~Cache:* %R~Logs:*"], "channels": "&Events:*"}
+    )
+    assert role.acl_rules() == ["~Cache:*", "%R~Logs:*", "&Events:*", "+get", "+@read"]
