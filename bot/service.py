@@ -31,6 +31,7 @@ from bot.domain.policy.decisions import (
     evaluate_request,
     match_auto_approve,
 )
+from bot.domain.policy.explain import Explanation
 from bot.domain.policy.rules import RoleRule
 from bot.domain.policy.schema import EscalationTier
 from bot.envrefs import resolve as resolve_env_refs
@@ -43,6 +44,7 @@ from bot.errors import (
     ProviderError,
     TransitionError,
 )
+from bot.explainer import Explainer, incident_miss_note
 from bot.log_throttle import Throttle
 from bot.notify import Notifier, NullNotifier
 from bot.oncall.base import OnCallResult, OnCallUnavailable
@@ -311,9 +313,14 @@ class GrantService:
         reason: str,
         tickets: Iterable[str] = (),
         origin: Origin | None = None,
+        requested_by: str | None = None,
+        bundle: str | None = None,
     ) -> RequestResult:
         """File a request. Raises PolicyDenied (naming the rule and what is allowed) and
-        changes nothing when the policy refuses it. Auto-approves when a rule matches."""
+        changes nothing when the policy refuses it. Auto-approves when a rule matches.
+
+        ``requested_by``: who asked on ``user``'s behalf (checked by bot/service_asking.py;
+        the grant is ``user``'s); ``bundle``: the bundle the request is an item of."""
         now = self.clock()
         tickets = list(tickets)
         decision = await self._judge(
@@ -327,7 +334,13 @@ class GrantService:
         )
         rule = decision.rule
         grant = await self._store_request(
-            decision, user=user, reason=reason, tickets=tickets, origin=origin, now=now
+            decision,
+            user=user,
+            reason=reason,
+            tickets=tickets,
+            origin=origin,
+            now=now,
+            asked=(requested_by, bundle),
         )
         auto = await self._auto_approval(grant, rule, now=now)
         if auto.reason is not None:
@@ -352,6 +365,7 @@ class GrantService:
         origin: Origin | None,
         now: float,
         parent: Grant | None = None,
+        asked: tuple[str | None, str | None] = (None, None),
     ) -> Grant:
         """Store the PENDING request ``decision`` accepted, audited as ``user``'s: an access
         request, or with ``parent`` an extension of it (lapsing at the latest when it does)."""
@@ -377,10 +391,12 @@ class GrantService:
             created_at=now,
             updated_at=now,
             request_expires_at=lapses_at,
+            requested_by=asked[0],
+            bundle=asked[1],
         )
         return await self.store.create(
             grant,
-            actor=Actor(kind=ActorKind.REQUESTER, id=user),
+            actor=Actor(kind=ActorKind.REQUESTER, id=asked[0] or user),
             policy_version=decision.policy_version,
         )
 
@@ -662,7 +678,7 @@ class GrantService:
             grants_today=used,
         )
         if blocker is None:
-            return AutoApproval()
+            return AutoApproval(note=incident_miss_note(rule, grant, oncall, grants_today=used))
         note = f"auto-approval not possible: {blocker}; asked the approvers"
         await self._audit_note(
             AUTO_APPROVE_UNAVAILABLE,
@@ -695,6 +711,26 @@ class GrantService:
         metrics.record_request("auto_approved")
         metrics.record_auto_approval(grant.resource)
         return outcome.grant
+
+    # -- on behalf (bot/service_asking.py) -----------------------------------------------
+
+    async def request_for(self, **ask: Any) -> RequestResult:
+        """A request on someone's behalf (see :func:`bot.service_asking.request_for`)."""
+        from bot.service_asking import request_for
+
+        return await request_for(self, **ask)
+
+    # -- explaining (bot/explainer.py) ---------------------------------------------------
+
+    async def explain(self, **ask: Any) -> Explanation:
+        """What the policy would do with a request (see :meth:`Explainer.explain`)."""
+        return await Explainer(
+            policy=self.policy,
+            usergroups=self.usergroups,
+            oncall=self.oncall,
+            quota=self.quota,
+            usergroups_of=usergroups_of,
+        ).explain(**ask)
 
     # -- what Slack asks of the policy and the store -------------------------------------
 
@@ -866,7 +902,7 @@ class GrantService:
     async def revoke(self, grant_id: str, *, user: str, reason: str | None) -> Grant:
         """End a grant early from Slack: its requester or one of its approvers may."""
         grant = await self.store.get(grant_id)
-        if user == grant.requester:
+        if user in grant.askers:
             actor = Actor(kind=ActorKind.REQUESTER, id=user)
         else:
             await self.require_approver(grant, user)
@@ -1014,7 +1050,7 @@ class GrantService:
                 details["on_call"] = sorted(on_call)
                 users |= on_call
         if not grant.allow_self_approval:
-            users.discard(grant.requester)
+            users.difference_update(grant.askers)
         channel = spec.approvers.channel if spec.approvers is not None else None
         details["asked"] = sorted(users)
         if channel is not None:
@@ -1052,7 +1088,7 @@ class GrantService:
         """PENDING requests ``user`` may decide on (not their own unless self-approval)."""
         waiting = []
         for grant in await self.store.in_status(Status.PENDING):
-            if grant.requester == user and not grant.allow_self_approval:
+            if user in grant.askers and not grant.allow_self_approval:
                 continue
             if user in grant.approvers:
                 continue

@@ -105,7 +105,7 @@ class SlackNotifier:
         members = await self._usergroups(rule)
         approvers = rule.members_of(rule.approvers, today=self._today(), usergroups=members)
         targets = [
-            u for u in sorted(approvers) if u != grant.requester or grant.allow_self_approval
+            u for u in sorted(approvers) if u not in grant.askers or grant.allow_self_approval
         ]
         if len(targets) > self.max_approver_dms:
             log.info(

@@ -46,6 +46,13 @@ _CREATE_ATTEMPTS: Final = 5
 CREATED_EVENT: Final = "REQUEST"
 
 
+def _asked_details(grant: Grant) -> dict[str, str]:
+    """Who asked on the requester's behalf and the bundle, when so (issue 13): the audit
+    names both the requester (the beneficiary) and the person who asked."""
+    found = {"requested_by": grant.requested_by, "bundle": grant.bundle}
+    return {k: v for k, v in found.items() if v is not None}
+
+
 class GrantStore:
     """The one way grant state is read and changed, and the door to the store's other parts,
     which share its client, key prefix and audit chain (see :mod:`bot.store`)."""
@@ -152,6 +159,7 @@ class GrantStore:
                     "kind": grant.kind,
                     "parent_id": grant.parent_id,
                     "origin": grant.origin.model_dump(exclude_none=True),
+                    **_asked_details(grant),
                 },
             )
             stored = grant.model_copy(update={"version": 1})

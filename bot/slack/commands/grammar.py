@@ -212,6 +212,13 @@ _Handler: TypeAlias = Callable[[str, Sequence[_Token]], Command]
 
 def _request(text: str, args: Sequence[_Token]) -> Command:
     sub = "request"
+    # `request for @x ...` and `request bundle ...` (issue 13) live in variants.py, which
+    # builds on this module's helpers: imported here, not at the top, to avoid the cycle.
+    from bot.slack.commands.variants import request_variant
+
+    variant = request_variant(text, args)
+    if variant is not None:
+        return variant
     if not args:
         raise _fail("missing resource", sub)
     if _try_duration(args[0]) is not None:
@@ -264,6 +271,12 @@ def _no_arguments(subcommand: str, command: Command) -> _Handler:
         return command
 
     return handler
+
+
+def _explain(text: str, args: Sequence[_Token]) -> Command:
+    from bot.slack.commands.variants import explain  # see _request
+
+    return explain(text, args)
 
 
 def _help(text: str, args: Sequence[_Token]) -> Command:
@@ -327,6 +340,7 @@ _HANDLERS: Final[Mapping[str, _Handler]] = MappingProxyType(
         "resources": _no_arguments("resources", ListResources()),
         "help": _help,
         "ssh-key": _ssh_key,
+        "explain": _explain,
     }
 )
 #: Every subcommand, in the order messages list them.
