@@ -45,6 +45,7 @@ from bot.revocation.revoker import Revoker
 from bot.scheduling.scheduler import RevocationScheduler
 from bot.service import GrantService
 from bot.slack.app import API_TIMEOUT_S, build_client, create_app
+from bot.slack.bundle_notifier import BundleNotifier
 from bot.slack.context import SlackDeps
 from bot.slack.directory import SlackDirectory
 from bot.slack.edge import Edge, EdgeSocketModeHandler
@@ -305,7 +306,10 @@ async def assemble(
             clock=clock,
             environ=environ,
         )
-        notifier = SlackNotifier(
+        # BundleNotifier: a SlackNotifier that also knows bundles (issue 13).
+        notifier = BundleNotifier(
+            bundles=store.bundles,
+            reissue=service.credential_again,
             client=client,
             grants=store,
             refs=MessageRefs(store.redis, keys=store.keys),

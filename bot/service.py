@@ -18,7 +18,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, Final, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
 from bot import metrics
 from bot.domain.credentials import Credential
@@ -52,6 +52,9 @@ from bot.policy_holder import PolicyHolder
 from bot.providers.base import GrantContext, Housekeeper, Provider, RequestChecker, RequestContext
 from bot.providers.registry import build_provider, provider_type
 from bot.store.grants import GrantStore
+
+if TYPE_CHECKING:
+    from bot.service_bundles import BundleResult
 
 log = logging.getLogger(__name__)
 
@@ -719,6 +722,18 @@ class GrantService:
         from bot.service_asking import request_for
 
         return await request_for(self, **ask)
+
+    async def request_bundle(self, **ask: Any) -> BundleResult:
+        """Every item of a bundle (see :func:`bot.service_bundles.request_bundle`)."""
+        from bot.service_bundles import request_bundle
+
+        return await request_bundle(self, **ask)
+
+    async def credential_again(self, grant: Grant) -> Credential | None:
+        """``grant``'s credential issued again to its expiry (providers' issue is idempotent
+        per grant), for a bundle's one DM; None when that fails (logged)."""
+        issued = await self._issue_again(grant, expires_at=grant.expires_at or self.clock())
+        return None if issued is None else issued[2]
 
     # -- explaining (bot/explainer.py) ---------------------------------------------------
 

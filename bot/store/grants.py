@@ -26,6 +26,7 @@ from bot.pacing import UNPACED, Pacer
 from bot.store.audit import AuditLog, entry_body
 from bot.store.audit_feed import AuditFeed
 from bot.store.bulk import BulkResult, BulkTransitions, TransitionRequest, transition_body
+from bot.store.bundles import Bundles
 from bot.store.chain import AuditChain
 from bot.store.checkpoints import CheckpointLog
 from bot.store.connection import aw, connect, ping, translate_errors
@@ -101,6 +102,11 @@ class GrantStore:
     @cached_property
     def quota(self) -> AutoApprovalQuota:
         return AutoApprovalQuota(self.redis, keys=self.keys)
+
+    @cached_property
+    def bundles(self) -> Bundles:
+        """Bundle requests (issue 13): their items, and their one credential DM."""
+        return Bundles(self.redis, keys=self.keys)
 
     @cached_property
     def escalations(self) -> EscalationLedger:

@@ -57,6 +57,11 @@ METHOD_SCOPES: dict[str, tuple[frozenset[str], str]] = {
         frozenset({"channels:read", "groups:read", "im:read", "mpim:read"}),
         "https://api.slack.com/methods/conversations.info",
     ),
+    # Reading back a bundle's credential DM (bot/slack/bundle_notifier.py): a DM's history.
+    "conversations.history": (
+        frozenset({"channels:history", "groups:history", "im:history", "mpim:history"}),
+        "https://api.slack.com/methods/conversations.history",
+    ),
     "conversations.members": (
         frozenset({"channels:read", "groups:read", "im:read", "mpim:read"}),
         "https://api.slack.com/methods/conversations.members",

@@ -149,13 +149,15 @@ class SlackDriver(SlackTransport):
         The element is looked up by ``action_id`` in the container's blocks and sent as Slack
         would send it. ``value`` overrides what the element carries, and an explicit
         ``block_id`` allows an element that is not there: both forge a payload, as an attacker
-        could. ``message`` is Slack's message JSON (``Message.as_slack()``), in ``channel_id``.
+        could. (A ``block_id`` whose block has the element clicks that one: a real click on one
+        of several buttons alike.) ``message`` is Slack's message JSON
+        (``Message.as_slack()``), in ``channel_id``.
         """
         if (message is None) == (view is None):
             raise ValueError("a block action comes from exactly one of a message or a view")
         container_blocks = (message or view or {}).get("blocks", [])
         try:
-            found_block_id, element = find_element(container_blocks, action_id)
+            found_block_id, element = find_element(container_blocks, action_id, in_block=block_id)
         except LookupError:
             if block_id is None:
                 raise

@@ -64,7 +64,18 @@ async def run_lifecycle_command(
                 )
             return message
         case parsed.RequestBundle():
-            return messages.info_message("Bundles are not available yet.")
+            from bot.slack.bundles import file_bundle
+
+            return await file_bundle(
+                deps,
+                client,
+                user=user,
+                bundle=command.bundle,
+                duration_s=command.duration_s,
+                reason=command.reason,
+                tickets=command.tickets,
+                origin=origin,
+            )
 
 
 async def file_for(

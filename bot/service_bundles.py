@@ -1,0 +1,112 @@
+"""Bundle requests (issue 13, policy ``bundles:``), beside the service.
+
+``/access request bundle incident-responder 1h <reason>`` files one request per item, each
+an ordinary grant judged by its own rule (approvers, N, self-approval, auto-approval) and
+issued when its rule is satisfied; each ends on its own (its own revocation job). They are
+tied together by a bundle record (:mod:`bot.store.bundles`) and ``Grant.bundle``, so Slack
+shows one approval message for all of them and sends one DM carrying every credential
+(:mod:`bot.slack.bundle_notifier`). Asking is all or nothing: every item must be one the
+requester may request, else nothing is filed and the refusal names the item.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+from bot import metrics
+from bot.domain.ids import ALPHABET
+from bot.domain.model import Origin
+from bot.domain.policy.asking import bundle_items
+from bot.errors import GrantbotError, PolicyDenied
+
+if TYPE_CHECKING:
+    from bot.service import GrantService, RequestResult
+
+#: A bundle record outlives its items: the longest request timeout plus the longest grant
+#: and a day of slack; after that it goes by itself.
+_RECORD_SLACK_S: Final = 86_400
+
+
+def new_bundle_id() -> str:
+    """``b-`` and 8 unguessable characters (the grant ids' alphabet)."""
+    return "b-" + "".join(secrets.choice(ALPHABET) for _ in range(8))
+
+
+@dataclass(frozen=True, slots=True)
+class BundleResult:
+    """A filed bundle: its id and name and each item's result, in the bundle's order."""
+
+    bundle_id: str
+    name: str
+    items: tuple[RequestResult, ...]
+    #: Items that could not be filed after the check passed (the policy changed meanwhile,
+    #: the store failed): ``resource role`` -> why. The other items proceed.
+    unfiled: tuple[tuple[str, str], ...] = ()
+
+
+async def request_bundle(
+    service: GrantService,
+    *,
+    user: str,
+    bundle: str,
+    duration_s: int | None,
+    reason: str,
+    tickets: Iterable[str] = (),
+    origin: Origin | None = None,
+) -> BundleResult:
+    """File bundle ``bundle`` for ``user`` (see the module docstring). PolicyDenied, filing
+    nothing, for an unknown bundle or an item ``user`` may not request (named)."""
+    tickets = list(tickets)
+    now = service.clock()
+    policy = service.policy.current.policy
+    pairs = bundle_items(policy, bundle)
+    longest = 0
+    for resource, role in pairs:
+        try:
+            decision = await service.check_request(
+                user=user,
+                resource=resource,
+                role=role,
+                duration_s=duration_s,
+                reason=reason,
+                tickets=tickets,
+                now=now,
+            )
+        except PolicyDenied as e:
+            metrics.record_request("refused")
+            raise PolicyDenied(
+                f"you may not request bundle {bundle}: its item {resource} {role} is refused: {e}"
+            ) from e
+        longest = max(longest, decision.request_timeout_s + decision.duration_s)
+    bundle_id = new_bundle_id()
+    ttl_s = longest + _RECORD_SLACK_S
+    book = service.store.bundles
+    await book.start(bundle_id, name=bundle, requester=user, ttl_s=ttl_s)
+    results = []
+    unfiled = []
+    try:
+        for resource, role in pairs:
+            try:
+                result = await service.request_access(
+                    user=user,
+                    resource=resource,
+                    role=role,
+                    duration_s=duration_s,
+                    reason=reason,
+                    tickets=tickets,
+                    origin=origin,
+                    bundle=f"{bundle} {bundle_id}",
+                )
+            except GrantbotError as e:
+                unfiled.append((f"{resource} {role}", str(e)))
+                continue
+            await book.add_item(bundle_id, result.grant.id, ttl_s=ttl_s)
+            results.append(result)
+    finally:
+        await book.finish(bundle_id)
+    return BundleResult(
+        bundle_id=bundle_id, name=bundle, items=tuple(results), unfiled=tuple(unfiled)
+    )
