@@ -735,6 +735,18 @@ class GrantService:
         issued = await self._issue_again(grant, expires_at=grant.expires_at or self.clock())
         return None if issued is None else issued[2]
 
+    async def check_request_for(self, **ask: Any) -> None:
+        """What :meth:`request_for` would refuse, changing nothing."""
+        from bot.service_asking import check_request_for
+
+        await check_request_for(self, **ask)
+
+    async def asking_options(self, user: str) -> tuple[list[str], bool]:
+        """Bundles ``user`` may ask for, and whether they may ask for others (the form)."""
+        from bot.service_asking import asking_options
+
+        return await asking_options(self, user)
+
     # -- explaining (bot/explainer.py) ---------------------------------------------------
 
     async def explain(self, **ask: Any) -> Explanation:

@@ -14,7 +14,12 @@ from typing import TYPE_CHECKING
 
 from bot import metrics
 from bot.domain.model import Origin
-from bot.domain.policy.asking import on_behalf_refusal, on_behalf_usergroups
+from bot.domain.policy.asking import (
+    may_ask_for_anyone,
+    on_behalf_refusal,
+    on_behalf_usergroups,
+    requestable_bundles,
+)
 from bot.errors import PolicyDenied
 
 if TYPE_CHECKING:
@@ -39,6 +44,36 @@ async def may_ask_for(service: GrantService, *, user: str, beneficiary: str, now
     if refusal is not None:
         metrics.record_request("refused")
         raise PolicyDenied(refusal)
+
+
+async def check_request_for(
+    service: GrantService,
+    *,
+    user: str,
+    beneficiary: str,
+    resource: str,
+    role: str | None,
+    duration_s: int | None,
+    reason: str,
+    tickets: Iterable[str] = (),
+) -> None:
+    """What :func:`request_for` would refuse, changing nothing (the form's pre-check)."""
+    now = service.clock()
+    await may_ask_for(service, user=user, beneficiary=beneficiary, now=now)
+    try:
+        await service.check_request(
+            user=beneficiary,
+            resource=resource,
+            role=role,
+            duration_s=duration_s,
+            reason=reason,
+            tickets=tickets,
+            now=now,
+        )
+    except PolicyDenied as e:
+        if beneficiary == user:
+            raise
+        raise PolicyDenied(f"for <@{beneficiary}> (the grant would be theirs): {e}") from e
 
 
 async def request_for(
@@ -72,3 +107,17 @@ async def request_for(
         if beneficiary == user:
             raise
         raise PolicyDenied(f"for <@{beneficiary}> (the grant would be theirs): {e}") from e
+
+
+async def asking_options(service: GrantService, user: str) -> tuple[list[str], bool]:
+    """What the request form offers ``user`` beyond resources: the bundles whose every item
+    they may request, and whether they may ask for someone else."""
+    policy = service.policy.current.policy
+    have = {(rule.resource, rule.role) for rule in await service.requestable(user)}
+    ids = on_behalf_usergroups(policy)
+    members = await service.usergroups.members(ids) if ids else {}
+    today = datetime.fromtimestamp(service.clock(), tz=UTC).date()
+    return (
+        requestable_bundles(policy, have),
+        may_ask_for_anyone(policy, requester=user, today=today, usergroups=members),
+    )

@@ -163,3 +163,32 @@ async def test_a_bundle_with_an_item_one_may_not_request_is_refused_whole(
     assert 'unknown bundle "nope"; bundles: responder, too-much' in slack.last_ephemeral(ALICE)
     await slack.command(CAROL, "request bundle too-much 30m INC-9 outage")
     assert {g.resource for g in await slack.grants_of(CAROL)} == {"lab", "vault"}
+
+
+async def test_the_form_offers_a_bundle_and_files_it(slack: SlackHarness) -> None:
+    """``/access`` alone: the form lists the bundle Alice may ask for (not too-much, whose
+    vault item she may not request); choosing it files every item and confirms."""
+    from bot.devtools.slack_driver import plain_text_value, static_select_value
+
+    await slack.command(ALICE, "")
+    [form] = slack.emulator.views(ALICE)
+    target = next(b for b in form.view["blocks"] if b.get("block_id") == ids.FORM_TARGET_BLOCK)
+    values = [o["value"] for g in target["element"]["option_groups"] for o in g["options"]]
+    assert "bundle:responder" in values and "bundle:too-much" not in values
+    resp = await slack.driver.view_submission(
+        ALICE,
+        form.as_slack(),
+        values={
+            ids.FORM_TARGET_BLOCK: {
+                ids.FORM_TARGET_ACTION: static_select_value("bundle:responder")
+            },
+            ids.FORM_DURATION_BLOCK: {ids.FORM_DURATION_ACTION: plain_text_value("20m")},
+            ids.FORM_REASON_BLOCK: {ids.FORM_REASON_ACTION: plain_text_value("INC-9 outage")},
+        },
+    )
+    assert resp.status == 200 and not resp.body
+    await slack.settle()
+    grants = await slack.grants_of(ALICE)
+    assert {g.resource for g in grants} == {"lab", "cache"}  # broken failed: not open
+    assert all(g.duration_s == 20 * 60 and g.bundle for g in grants)
+    assert "Bundle *responder*" in _text(slack.emulator.ephemerals(user=ALICE)[-1].blocks)

@@ -235,3 +235,37 @@ async def test_asking_for_someone_the_policy_does_not_allow_changes_nothing(
     assert "Usage: /access request for @person &lt;resource&gt;" in slack.last_ephemeral(BOB)
     for user in (ALICE, CAROL, ERIN):
         assert await slack.grants_of(user) == []
+
+
+async def test_the_form_asks_for_someone_else(slack: SlackHarness) -> None:
+    """Bob's form has "Request for" (Alice's has not); a choice the policy refuses is an
+    error on that field; Alice chosen files her request, asked by Bob."""
+    from bot.devtools.slack_driver import (
+        plain_text_value,
+        static_select_value,
+        users_select_value,
+    )
+
+    await slack.command(ALICE, "")
+    [alice_form] = slack.emulator.views(ALICE)
+    assert ids.FORM_FOR_BLOCK not in json.dumps(alice_form.view["blocks"])
+    await slack.command(BOB, "")
+    [form] = slack.emulator.views(BOB)
+    assert any(b.get("block_id") == ids.FORM_FOR_BLOCK for b in form.view["blocks"])
+
+    def values(person: str) -> dict[str, Any]:
+        return {
+            ids.FORM_TARGET_BLOCK: {ids.FORM_TARGET_ACTION: static_select_value("orders-db/read")},
+            ids.FORM_FOR_BLOCK: {ids.FORM_FOR_ACTION: users_select_value(person)},
+            ids.FORM_DURATION_BLOCK: {ids.FORM_DURATION_ACTION: plain_text_value("30m")},
+            ids.FORM_REASON_BLOCK: {ids.FORM_REASON_ACTION: plain_text_value("INC-7 look")},
+        }
+
+    refused = await slack.driver.view_submission(BOB, form.as_slack(), values=values(ERIN))
+    assert "does not let you request access for" in refused.json["errors"][ids.FORM_FOR_BLOCK]
+    done = await slack.driver.view_submission(BOB, form.as_slack(), values=values(ALICE))
+    assert done.status == 200 and not done.body
+    await slack.settle()
+    grant = await slack.only_grant_of(ALICE)
+    assert grant.requested_by == BOB and grant.status is Status.PENDING
+    assert await slack.grants_of(ERIN) == []

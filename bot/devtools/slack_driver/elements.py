@@ -68,3 +68,8 @@ def static_select_value(value: str, text: str | None = None) -> JSON:
     """A ``view.state.values`` entry for a static_select."""
     option = {"text": {"type": "plain_text", "text": text or value, "emoji": True}, "value": value}
     return {"type": "static_select", "selected_option": option}
+
+
+def users_select_value(user_id: str) -> JSON:
+    """A ``view.state.values`` entry for a users_select."""
+    return {"type": "users_select", "selected_user": user_id}

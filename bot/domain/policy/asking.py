@@ -47,6 +47,29 @@ def may_request_for(
     )
 
 
+def may_ask_for_anyone(
+    policy: Policy, *, requester: str, today: date, usergroups: Mapping[str, frozenset[str]]
+) -> bool:
+    """True when some ``may_request_for`` rule lists ``requester`` among its requesters (the
+    request form then offers "Request for")."""
+    return any(
+        rule.requesters.everyone
+        or _holds(
+            rule.requesters, requester, groups=policy.groups, today=today, usergroups=usergroups
+        )
+        for rule in policy.may_request_for
+    )
+
+
+def requestable_bundles(policy: Policy, requestable: set[tuple[str, str]]) -> list[str]:
+    """The bundles whose every item is in ``requestable`` ((resource, role) pairs)."""
+    return [
+        name
+        for name, items in policy.bundles.items()
+        if all(tuple(item.split("/", 1)) in requestable for item in items)
+    ]
+
+
 def on_behalf_refusal(
     policy: Policy,
     *,
