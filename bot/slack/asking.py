@@ -76,7 +76,7 @@ async def open_request_form(
     view = request_form(rules, private_metadata=metadata)
     # Issue 13: bundles among the targets, and "Request for" (bot/slack/modals/request_extras).
     bundles, for_others = await deps.service.asking_options(user)
-    view = with_extras(view, bundles=bundles, may_ask_for_others=for_others)
+    view = with_extras(view, bundles=bundles, may_ask_for_others=for_others, targets=len(rules))
     await client.views_open(trigger_id=trigger_id, view=view)
 
 

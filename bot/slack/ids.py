@@ -51,6 +51,8 @@ FORM_SSH_KEY_ACTION: Final = "ssh_key.input"
 # Issue 13: asking on someone's behalf and for a bundle in the same form.
 FORM_FOR_BLOCK: Final = "for"  # users_select, optional: whom the request is for
 FORM_FOR_ACTION: Final = "for.select"
+#: The global shortcut "Request access" (manifests/slack-app*.yaml: features.shortcuts).
+REQUEST_SHORTCUT: Final = "access.shortcut"
 #: A bundle among the form's targets: "bundle:<name>" (":" is in no resource name).
 BUNDLE_TARGET_PREFIX: Final = "bundle:"
 

@@ -309,6 +309,7 @@ def test_http_manifest_points_every_url_at_the_events_route() -> None:
         "features.slash_commands[0].url": expected,
         "settings.event_subscriptions.request_url": expected,
         "settings.interactivity.request_url": expected,
+        "settings.interactivity.message_menu_options_url": expected,
     }
     assert EVENTS_PATH == "/slack/events"
     assert manifest["settings"]["socket_mode_enabled"] is False
@@ -327,6 +328,7 @@ def test_socket_mode_manifest_is_the_same_app_without_urls() -> None:
             command.pop("url", None)
         copy["settings"]["event_subscriptions"].pop("request_url", None)
         copy["settings"]["interactivity"].pop("request_url", None)
+        copy["settings"]["interactivity"].pop("message_menu_options_url", None)
         copy["settings"].pop("socket_mode_enabled")
         result: dict[str, Any] = copy
         return result

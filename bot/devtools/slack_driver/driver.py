@@ -232,6 +232,43 @@ class SlackDriver(SlackTransport):
             self.payloads.interactive(payload), FORM_CONTENT_TYPE, delivery=delivery
         )
 
+    async def global_shortcut(
+        self, user_id: str, callback_id: str, *, delivery: Delivery | None = None
+    ) -> DriverResponse:
+        """A global shortcut (the lightning menu, or a search) chosen by ``user_id``."""
+        payload = self.payloads.interaction_base(
+            "shortcut", user_id, None, await self.trigger_id(user_id)
+        )
+        payload.update(callback_id=callback_id, action_ts=self.payloads.ts())
+        return await self.send(
+            self.payloads.interactive(payload), FORM_CONTENT_TYPE, delivery=delivery
+        )
+
+    async def block_suggestion(
+        self,
+        user_id: str,
+        view: Mapping[str, Any],
+        action_id: str,
+        typed: str,
+        *,
+        delivery: Delivery | None = None,
+    ) -> DriverResponse:
+        """``user_id`` typing ``typed`` into the external_select ``action_id`` of ``view``
+        (a modal): Slack asks the app for options (block_suggestion); its answer is JSON."""
+        block_id, _ = find_element(view.get("blocks", []), action_id)
+        payload = self.payloads.interaction_base("block_suggestion", user_id, None, "")
+        payload.pop("trigger_id")
+        payload.update(
+            action_id=action_id,
+            block_id=block_id,
+            value=typed,
+            container={"type": "view", "view_id": view.get("id")},
+            view={**view, "state": {"values": {}}},
+        )
+        return await self.send(
+            self.payloads.interactive(payload), FORM_CONTENT_TYPE, delivery=delivery
+        )
+
     async def app_mention(
         self,
         user_id: str,

@@ -25,17 +25,34 @@ _PLACEHOLDER_TARGET: Final = f"bundle{ids.TARGET_SEPARATOR}bundle"
 
 
 def with_extras(
-    view: dict[str, Any], *, bundles: Sequence[str], may_ask_for_others: bool
+    view: dict[str, Any],
+    *,
+    bundles: Sequence[str],
+    may_ask_for_others: bool,
+    targets: int = 0,
 ) -> dict[str, Any]:
     """``view`` (the request form) with the bundles offered among its targets and, when
-    ``may_ask_for_others``, a "Request for" picker after the target."""
+    ``may_ask_for_others``, a "Request for" picker after the target. When the person may
+    ask for more than Slack's 100 options (``targets`` resource/role pairs plus the
+    bundles), the target becomes an ``external_select`` that searches as they type
+    (:func:`search_targets`, answered by the ``app.options`` listener)."""
     out = copy.deepcopy(view)
     blocks: list[Block] = out.get("blocks", [])
     target = next((b for b in blocks if b.get("block_id") == ids.FORM_TARGET_BLOCK), None)
     if target is None:
         return out  # the form offers nothing: nothing to add to
+    if targets + len(bundles) > OPTIONS_MAX:
+        target["element"] = {
+            "type": "external_select",
+            "action_id": ids.FORM_TARGET_ACTION,
+            "placeholder": plain("Type to search resources, roles, bundles", limit=150),
+            "min_query_length": 0,
+        }
+        # The core form's "showing 100 of N" note no longer applies: all are searchable.
+        out["blocks"] = blocks = [b for b in blocks if b.get("type") != "context"]
+        bundles = ()
     element = target["element"]
-    groups = element.setdefault("option_groups", [])
+    groups = element.setdefault("option_groups", []) if "options" not in element else []
     used = sum(len(g.get("options", [])) for g in groups)
     room = max(0, OPTIONS_MAX - used)
     if bundles and room and len(groups) < OPTIONS_MAX:
@@ -49,6 +66,8 @@ def with_extras(
                 ],
             },
         )
+    if element.get("type") == "external_select":
+        element.pop("option_groups", None)
     if may_ask_for_others:
         picker: Block = {
             "type": "input",
@@ -62,6 +81,36 @@ def with_extras(
         }
         blocks.insert(blocks.index(target) + 1, picker)
     return out
+
+
+def search_targets(
+    pairs: Sequence[tuple[str, str, str]], bundles: Sequence[str], query: str
+) -> list[Block]:
+    """Option groups for the external_select: the bundles and (resource, role, label)
+    ``pairs`` whose name contains every word of ``query`` (case-insensitive), at most 100
+    options in all, bundles first, grouped by resource."""
+    words = query.lower().split()
+
+    def matches(text: str) -> bool:
+        return all(w in text.lower() for w in words)
+
+    groups: dict[str, list[Block]] = {}
+    room = OPTIONS_MAX
+    found = [n for n in bundles if matches(f"bundle {n}")][:room]
+    if found:
+        groups["Bundles"] = [option(f"bundle {n}", f"{ids.BUNDLE_TARGET_PREFIX}{n}") for n in found]
+        room -= len(found)
+    for resource, role, label in pairs:
+        if room <= 0:
+            break
+        if matches(f"{resource} {role}"):
+            value = f"{resource}{ids.TARGET_SEPARATOR}{role}"
+            groups.setdefault(resource, []).append(option(label, value))
+            room -= 1
+    return [
+        {"label": plain(name, limit=OPTION_TEXT_MAX), "options": options}
+        for name, options in list(groups.items())[:OPTIONS_MAX]
+    ]
 
 
 @dataclass(frozen=True, slots=True)
