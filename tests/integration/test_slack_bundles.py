@@ -8,6 +8,8 @@ down), one needs a person."""
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,16 @@ from bot.devtools.redis_server import RedisServer
 from bot.devtools.slack_emulator import Message
 from bot.domain.model import Status
 from bot.slack import ids
-from tests.integration.slack_harness import ACCESS_CHANNEL, ALICE, BOB, CAROL, SlackHarness
+from bot.store.keys import Keys
+from tests.integration.slack_harness import (
+    ACCESS_CHANNEL,
+    ALICE,
+    BOB,
+    CAROL,
+    SlackHarness,
+    running_bot,
+)
+from tests.integration.support import FakeClock, wait_for
 
 POLICY = """
 groups:
@@ -192,3 +203,57 @@ async def test_the_form_offers_a_bundle_and_files_it(slack: SlackHarness) -> Non
     assert {g.resource for g in grants} == {"lab", "cache"}  # broken failed: not open
     assert all(g.duration_s == 20 * 60 and g.bundle for g in grants)
     assert "Bundle *responder*" in _text(slack.emulator.ephemerals(user=ALICE)[-1].blocks)
+
+
+async def test_an_item_nobody_decides_lapses_and_the_others_are_delivered(
+    slack: SlackHarness,
+) -> None:
+    """The cache item lapses (request_timeout): the bundle's DM then goes out with lab's
+    credential and says cache lapsed; the approval message says so too."""
+    clock = slack.bot.service.clock
+    assert isinstance(clock, FakeClock)
+    await slack.command(ALICE, "request bundle responder 30m INC-9 outage")
+    assert _bundle_dms(slack, ALICE) == []
+    clock.advance(31 * 60)
+    await slack.bot.service.time_out_due()
+    await slack.settle()
+    [dm] = _bundle_dms(slack, ALICE)
+    text = _text(dm.blocks)
+    assert "nobody decided in time" in text and "Your access to" not in text
+    assert "*note*" in text  # lab's (noop) credential field
+    copy = next(m for m in _bundle_copies(slack) if m.channel == ACCESS_CHANNEL)
+    assert "nobody decided in time" in _text(copy.blocks)
+    assert ids.APPROVE not in _text(copy.blocks)
+
+
+async def test_each_item_ends_on_time_on_its_own(
+    redis_url: str, keys: Keys, redis_client: aioredis.Redis, bot_options: dict[str, Any]
+) -> None:
+    """Real time, 3 s grants: lab (auto-approved) expires by its own job while cache still
+    waits; cache, approved afterwards, runs its own 3 s and expires by its own job; the DM
+    shows lab ended and cache's password until cache ends, then neither secret."""
+    async with running_bot(
+        redis_url=redis_url, prefix=keys.prefix, clock=time.time, **bot_options
+    ) as slack:
+        await slack.command(ALICE, "request bundle responder 3s INC-9 outage")
+        grants = {g.resource: g for g in await slack.grants_of(ALICE)}
+
+        def status_of(grant_id: str) -> Callable[[], Awaitable[bool]]:
+            async def ended() -> bool:
+                return (await slack.bot.store.get(grant_id)).status is Status.EXPIRED
+
+            return ended
+
+        await wait_for(status_of(grants["lab"].id), what="lab to expire")
+        assert (await slack.bot.store.get(grants["cache"].id)).status is Status.PENDING
+        copy = next(m for m in _bundle_copies(slack) if m.channel == ACCESS_CHANNEL)
+        await slack.click(BOB, copy, ids.APPROVE, block_id=f"bundle-decide-{grants['cache'].id}")
+        cache = await slack.bot.store.get(grants["cache"].id)
+        assert cache.status is Status.ACTIVE
+        [dm] = _bundle_dms(slack, ALICE)
+        assert "*password*" in _text(dm.blocks) and "Expired at" in _text(dm.blocks)
+        await wait_for(status_of(cache.id), what="cache to expire")
+        await slack.settle()
+        await slack.emulator.wait_for(
+            lambda: "*password*" not in _text(_bundle_dms(slack, ALICE)[0].blocks)
+        )
