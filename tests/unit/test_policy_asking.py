@@ -4,6 +4,7 @@ grammar of ``request for``, ``request bundle`` and ``explain``."""
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from textwrap import dedent
 
@@ -188,3 +189,16 @@ def test_the_grammar_of_the_new_commands() -> None:
     ]:
         with pytest.raises(UsageError, match=usage):
             parse_command(bad)
+
+
+def test_help_shows_the_new_commands() -> None:
+    """``/access help`` lists request for, request bundle and explain (mrkdwn-escaped)."""
+    from bot.slack.blocks.lists import help_message
+
+    text = help_message().text + json.dumps(help_message().blocks)
+    for line in (
+        "/access request for @person &lt;resource&gt;",
+        "/access request bundle &lt;name&gt; &lt;duration&gt;",
+        "/access explain &lt;resource&gt; [&lt;role&gt;]",
+    ):
+        assert line in text
