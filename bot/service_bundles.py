@@ -11,6 +11,7 @@ requester may request, else nothing is filed and the refusal names the item.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from bot.errors import GrantbotError, PolicyDenied
 
 if TYPE_CHECKING:
     from bot.service import GrantService, RequestResult
+
+log = logging.getLogger(__name__)
 
 #: A bundle record outlives its items: the longest request timeout plus the longest grant
 #: and a day of slack; after that it goes by itself.
@@ -107,6 +110,10 @@ async def request_bundle(
             results.append(result)
     finally:
         await book.finish(bundle_id)
+    try:
+        await service.notifier.bundle_filed(bundle_id)
+    except Exception:  # a notification never undoes what was filed
+        log.exception("announcing bundle %s failed", bundle_id)
     return BundleResult(
         bundle_id=bundle_id, name=bundle, items=tuple(results), unfiled=tuple(unfiled)
     )

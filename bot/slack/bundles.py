@@ -10,7 +10,6 @@ from bot.domain.model import Origin, Status
 from bot.service_bundles import BundleResult
 from bot.slack.blocks import kit
 from bot.slack.blocks.describe import STATUS_EMOJI, outcome_text, what
-from bot.slack.bundle_notifier import BundleNotifier
 from bot.slack.context import SlackDeps
 
 
@@ -35,8 +34,6 @@ async def file_bundle(
         tickets=tickets,
         origin=origin,
     )
-    if isinstance(deps.notifier, BundleNotifier):
-        await deps.notifier.bundle_filed(result.bundle_id)
     return bundle_confirmation(result, now=deps.clock())
 
 

@@ -212,6 +212,10 @@ class SlackNotifier:
         await self.refresh(grant.id)
         await self._dm(grant.id, grant.requester, messages.extended_notice(grant, now=self.clock()))
 
+    async def bundle_filed(self, bundle_id: str) -> None:
+        """Bundles are :class:`~bot.slack.bundle_notifier.BundleNotifier`'s; here each item
+        was asked for on its own (request_created)."""
+
     # -- keeping copies current ----------------------------------------------------------
 
     async def refresh(self, grant_id: str) -> None:
