@@ -27,6 +27,7 @@ from bot.slack.blocks.kit import (
     MESSAGE_BLOCKS_MAX,
     Block,
     Message,
+    channel,
     context,
     escape,
     fallback_text,
@@ -66,7 +67,7 @@ def _needs(row: BundleRow, *, now: float) -> str:
     missing = grant.approvals_required - len(grant.approvals)
     who = ", ".join(user(u) for u in row.approvers[:15]) or "nobody the policy names"
     more = "" if len(row.approvers) <= 15 else f" and {len(row.approvers) - 15} more"
-    where = f" (also in <#{row.channel}>)" if row.channel else ""
+    where = f" (also in {channel(row.channel)})" if row.channel else ""
     return f"needs {missing} more approval{'s' if missing != 1 else ''} from: {who}{more}{where}"
 
 
