@@ -202,3 +202,13 @@ def test_help_shows_the_new_commands() -> None:
         "/access explain &lt;resource&gt; [&lt;role&gt;]",
     ):
         assert line in text
+
+
+def test_policy_check_summary_lists_bundles_and_who_may_ask_for_whom(
+    loaded: LoadedPolicy,
+) -> None:
+    from bot.domain.policy.summary import format_summary
+
+    text = format_summary(loaded)
+    assert "bundles:\n  responder: db read\n  everything: db read, db write" in text
+    assert "may request for others:\n  group ics for group sre" in text
