@@ -13,9 +13,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.errors import GrantbotError, PolicyDenied
 from bot.slack import ids
 from bot.slack.asking import origin_for
-from bot.slack.blocks import kit, messages
 from bot.slack.bundles import file_bundle
-from bot.slack.commands.lifecycle import file_for
+from bot.slack.commands.lifecycle import file_for, for_confirmation
 from bot.slack.commands.parsed import RequestAccess, RequestFor
 from bot.slack.context import SlackDeps
 from bot.slack.modals.fields import short
@@ -87,15 +86,7 @@ async def file_from_form(
             )
             command = RequestFor(beneficiary=extras.beneficiary, request=asked)
             result = await file_for(deps, client, user=user, command=command, origin=origin)
-            message = messages.request_confirmation(
-                result.grant, result.rule, now=deps.clock(), note=result.note, credential_sent=False
-            )
-            message.blocks.append(
-                kit.context(
-                    f"Asked on behalf of {kit.user(extras.beneficiary)}: the credential goes "
-                    "to their DM only."
-                )
-            )
+            message = for_confirmation(result, user=user, now=deps.clock())
     except Exception as e:
         await reply.error(e)
         return

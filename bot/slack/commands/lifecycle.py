@@ -50,19 +50,7 @@ async def run_lifecycle_command(
             return explain_message(explanation, now=deps.clock(), where=_where(origin))
         case parsed.RequestFor():
             result = await file_for(deps, client, user=user, command=command, origin=origin)
-            message = messages.request_confirmation(
-                result.grant,
-                result.rule,
-                now=deps.clock(),
-                note=result.note,
-                credential_sent=False,
-            )
-            if command.beneficiary != user:
-                whom = kit.user(command.beneficiary)
-                message.blocks.append(
-                    kit.context(f"Asked on behalf of {whom}: the credential goes to their DM only.")
-                )
-            return message
+            return for_confirmation(result, user=user, now=deps.clock())
         case parsed.RequestBundle():
             from bot.slack.bundles import file_bundle
 
@@ -76,6 +64,20 @@ async def run_lifecycle_command(
                 tickets=command.tickets,
                 origin=origin,
             )
+
+
+def for_confirmation(result: RequestResult, *, user: str, now: float) -> kit.Message:
+    """The confirmation of a request ``user`` filed, saying whose it is when not theirs."""
+    grant = result.grant
+    message = messages.request_confirmation(
+        grant, result.rule, now=now, note=result.note, credential_sent=False
+    )
+    if grant.requester != user:
+        whom = kit.user(grant.requester)
+        message.blocks.append(
+            kit.context(f"Asked on behalf of {whom}: the credential goes to their DM only.")
+        )
+    return message
 
 
 async def file_for(
