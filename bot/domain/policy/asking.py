@@ -9,13 +9,13 @@ membership are passed in.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING
 
 from bot.domain.policy.asking_schema import OnBehalfRule
-from bot.domain.policy.rules import RoleRule, _holds, describe
+from bot.domain.policy.rules import _holds, describe
 from bot.domain.policy.schema import Loc, Requesters
+from bot.errors import PolicyDenied
 
 if TYPE_CHECKING:
     from bot.domain.policy.rules import Policy
@@ -113,19 +113,9 @@ def on_behalf_usergroups(policy: Policy) -> set[str]:
     return ids
 
 
-@dataclass(frozen=True, slots=True)
-class BundleRefusal:
-    """A bundle the requester may not ask for: ``item`` (``resource role``) and why."""
-
-    item: str
-    reason: str
-
-
 def bundle_items(policy: Policy, name: str) -> list[tuple[str, str]]:
     """The (resource, role) pairs of bundle ``name``; PolicyDenied naming the bundles when
     there is no such bundle."""
-    from bot.errors import PolicyDenied
-
     items = policy.bundles.get(name)
     if items is None:
         known = ", ".join(policy.bundles) or "none are defined"
@@ -154,8 +144,3 @@ def bundle_findings(policy: Policy) -> list[tuple[Loc, str]]:
                         (("may_request_for", i, key, "groups", j), f'unknown group "{group}"')
                     )
     return found
-
-
-def rule_names(rules: Sequence[RoleRule]) -> str:
-    """``orders-db read, cache read``: how messages list a bundle's items."""
-    return ", ".join(rule.name for rule in rules)
