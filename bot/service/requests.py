@@ -53,9 +53,14 @@ class Requests:
         reason: str,
         tickets: Iterable[str] = (),
         origin: Origin | None = None,
+        requested_by: str | None = None,
+        bundle: str | None = None,
     ) -> RequestResult:
         """File a request. Raises PolicyDenied (naming the rule and what is allowed) and
-        changes nothing when the policy refuses it. Auto-approves when a rule matches."""
+        changes nothing when the policy refuses it. Auto-approves when a rule matches.
+
+        ``requested_by``: who asked on ``user``'s behalf (checked by bot/service/asking.py;
+        the grant is ``user``'s); ``bundle``: the bundle the request is an item of."""
         c = self._c
         now = c.clock()
         tickets = list(tickets)
@@ -70,7 +75,13 @@ class Requests:
         )
         rule = decision.rule
         grant = await self.store_request(
-            decision, user=user, reason=reason, tickets=tickets, origin=origin, now=now
+            decision,
+            user=user,
+            reason=reason,
+            tickets=tickets,
+            origin=origin,
+            now=now,
+            asked=(requested_by, bundle),
         )
         auto = await self._auto.verdict(grant, rule, now=now)
         if auto.reason is not None:
@@ -95,6 +106,7 @@ class Requests:
         origin: Origin | None,
         now: float,
         parent: Grant | None = None,
+        asked: tuple[str | None, str | None] = (None, None),
     ) -> Grant:
         """Store the PENDING request ``decision`` accepted, audited as ``user``'s: an access
         request, or with ``parent`` an extension of it (lapsing at the latest when it does)."""
@@ -120,10 +132,12 @@ class Requests:
             created_at=now,
             updated_at=now,
             request_expires_at=lapses_at,
+            requested_by=asked[0],
+            bundle=asked[1],
         )
         return await self._c.store.create(
             grant,
-            actor=Actor(kind=ActorKind.REQUESTER, id=user),
+            actor=Actor(kind=ActorKind.REQUESTER, id=asked[0] or user),
             policy_version=decision.policy_version,
         )
 

@@ -17,6 +17,7 @@ from typing import Any, Final
 
 from pydantic import Field
 
+from bot.domain.policy.asking_schema import Bundle, OnBehalfRule
 from bot.domain.policy.schema import (
     Approvers,
     AutoApproveRule,
@@ -63,6 +64,10 @@ class Policy(Strict):
     #: its name; the first group (or the whole match) is the id. Unset: the channel name.
     incident_id: Regex | None = None
     oncall: dict[Name, OnCallSource] = Field(default_factory=dict)
+    #: Who may ask on whose behalf, and named sets of resource/role pairs (issue 13; see
+    #: bot/domain/policy/asking.py).
+    may_request_for: list[OnBehalfRule] = Field(default_factory=list)
+    bundles: dict[Name, Bundle] = Field(default_factory=dict)
 
     def rule(self, resource: str, role: str | None = None) -> RoleRule:
         """The resolved rule for ``resource``/``role``.

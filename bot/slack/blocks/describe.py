@@ -152,6 +152,10 @@ def summary_fields(grant: Grant, *, now: float) -> Block:
         pairs.append(("Lapses", when(grant.request_expires_at)))
     if grant.kind == "extension" and grant.parent_id:
         pairs.append(("Extends", f"`{grant.parent_id}`"))
+    if grant.requested_by is not None and grant.requested_by != grant.requester:
+        pairs.append(("Asked by", f"{user(grant.requested_by)}, on the requester's behalf"))
+    if grant.bundle is not None:
+        pairs.append(("Bundle", escape(grant.bundle.split(" ")[0])))
     return fields_section(pairs)
 
 

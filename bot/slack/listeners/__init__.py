@@ -7,7 +7,7 @@ from __future__ import annotations
 from slack_bolt.async_app import AsyncApp
 
 from bot.slack.context import SlackDeps
-from bot.slack.listeners import actions, commands, events, views
+from bot.slack.listeners import actions, commands, events, shortcuts, views
 
 
 def register_all(app: AsyncApp, deps: SlackDeps) -> None:
@@ -16,3 +16,4 @@ def register_all(app: AsyncApp, deps: SlackDeps) -> None:
     actions.register(app, deps)
     views.register(app, deps)
     events.register(app, deps)
+    shortcuts.register(app, deps)
