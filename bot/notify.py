@@ -51,6 +51,9 @@ class Notifier(Protocol):
         """PENDING ``grant`` reached escalation tier ``tier`` (1-based): ask ``users`` and
         ``channel`` too, keeping their copies current like the first ones."""
 
+    async def bundle_filed(self, bundle_id: str) -> None:
+        """Every item of bundle ``bundle_id`` is filed (issue 13): ask for them at once."""
+
 
 class NullNotifier:
     """Tells no one. For the CLI and for tests of the flow without Slack."""
@@ -82,6 +85,9 @@ class NullNotifier:
     async def escalated(
         self, grant: Grant, *, tier: int, users: Iterable[str], channel: str | None
     ) -> None:
+        return None
+
+    async def bundle_filed(self, bundle_id: str) -> None:
         return None
 
 
@@ -121,3 +127,6 @@ class WithoutEnds:
         self, grant: Grant, *, tier: int, users: Iterable[str], channel: str | None
     ) -> None:
         await self.inner.escalated(grant, tier=tier, users=users, channel=channel)
+
+    async def bundle_filed(self, bundle_id: str) -> None:
+        await self.inner.bundle_filed(bundle_id)

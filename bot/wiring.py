@@ -254,12 +254,12 @@ async def assemble(
     from bot.oncall.cached import DEFAULT_TIMEOUT_S as DEFAULT_ONCALL_TIMEOUT_S
     from bot.oncall.lookup import PolicyOnCallLookup, slack_lookup_by_email
     from bot.policy_holder import PolicyHolder, audit_policy_loaded
-    from bot.service import ServiceContext
+    from bot.service import CredentialAgain, PolicyProviders, ServiceContext
     from bot.slack.app import API_TIMEOUT_S, build_client, create_app
+    from bot.slack.bundle_notifier import BundleNotifier
     from bot.slack.context import SlackDeps
     from bot.slack.directory import SlackDirectory
     from bot.slack.edge import Edge
-    from bot.slack.notifier import SlackNotifier
     from bot.slack.reminder_buttons import ReminderButtons
     from bot.slack.reminders import FollowingReminders, SlackLifecycleNotices
     from bot.slack.retry import BACKOFF_S
@@ -298,7 +298,14 @@ async def assemble(
             retry_backoff_s=BACKOFF_S if slack_retry_backoff_s is None else slack_retry_backoff_s,
         )
         directory = SlackDirectory(client)
-        notifier = SlackNotifier(
+        # Built before the notifier: a bundle's one DM issues its items again through them.
+        providers = PolicyProviders(
+            store=store, policy=policy, people=directory, clock=clock, environ=environ
+        )
+        # A SlackNotifier that also knows bundles (issue 13).
+        notifier = BundleNotifier(
+            bundles=store.bundles,
+            reissue=CredentialAgain(providers, clock=clock),
             client=client,
             grants=store,
             refs=store.message_refs(),
@@ -332,6 +339,7 @@ async def assemble(
             people=directory,
             clock=clock,
             environ=environ,
+            providers=providers,
         )
         core = build_core(
             context,

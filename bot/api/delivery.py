@@ -79,3 +79,6 @@ class PipelineDelivery:
         self, grant: Grant, *, tier: int, users: Iterable[str], channel: str | None
     ) -> None:
         await self.inner.escalated(grant, tier=tier, users=users, channel=channel)
+
+    async def bundle_filed(self, bundle_id: str) -> None:
+        await self.inner.bundle_filed(bundle_id)

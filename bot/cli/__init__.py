@@ -226,6 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
     chk = pol.add_parser("check", help="validate a policy file and print its summary")
     chk.add_argument("path", nargs="?", help="default: $GRANTBOT_POLICY or ./policies.yaml")
     chk.set_defaults(handler=cmd_policy_check)
+    from bot.cli.explain import add_explain_command
+
+    add_explain_command(pol, _Parser)
 
     gr = sub.add_parser("grants", help="inspect and end grants").add_subparsers(
         dest="grants_command", required=True, parser_class=_Parser

@@ -151,7 +151,7 @@ def apply(
     """
     if actor.kind not in ALLOWED_ACTORS[event]:
         raise NotAuthorized(f"a {actor.kind.value} may not {event.value.lower()} a request")
-    if actor.kind is K.REQUESTER and actor.id != grant.requester:
+    if actor.kind is K.REQUESTER and actor.id not in grant.askers:
         raise NotAuthorized(f"only <@{grant.requester}> may {event.value.lower()} {grant.id}")
     table = EXTENSION_TRANSITIONS if grant.kind == "extension" else TRANSITIONS
     target = table.get((grant.status, event))
@@ -167,7 +167,7 @@ def apply(
     details: dict[str, Any] = {}
 
     if event is E.APPROVE:
-        if actor.id == grant.requester and not grant.allow_self_approval:
+        if actor.id in grant.askers and not grant.allow_self_approval:
             raise NotAuthorized("you cannot approve your own request")
         if actor.id in grant.approvers:
             raise NotAuthorized(

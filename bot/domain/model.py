@@ -137,6 +137,12 @@ class Grant(BaseModel):
     #: for, and the public key (X25519, base64) its credential is sealed to.
     deployment: Deployment | None = None
     public_key: str | None = None
+    # Issue 13. ``requested_by``: who asked, when it was not the requester (a request on
+    # their behalf; the requester is the beneficiary: the grant and its credential are
+    # theirs). ``bundle``: "<bundle name> <bundle id>" when the request is an item of a
+    # bundle, whose items are asked and delivered together.
+    requested_by: str | None = None
+    bundle: str | None = None
 
     status: Status = Status.PENDING
     version: int = 0
@@ -176,6 +182,13 @@ class Grant(BaseModel):
     @property
     def terminal(self) -> bool:
         return self.status in TERMINAL
+
+    @property
+    def askers(self) -> tuple[str, ...]:
+        """Who the request is by: the requester and, on their behalf, who asked. Self-approval
+        rules hold for each."""
+        by = self.requested_by
+        return (self.requester,) if by is None or by == self.requester else (self.requester, by)
 
     @property
     def approvers(self) -> list[str]:

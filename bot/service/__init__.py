@@ -10,10 +10,13 @@ scheduler and tells the notifier. One module per job:
 - ``providers.py``: :class:`PolicyProviders`, the current policy's providers (the revoker's
   resolver, the reconciler's inventory);
 - ``requests.py`` and ``extensions.py``: filing requests and extensions, applying extensions;
+- ``asking.py``: requests on someone's behalf (``may_request_for``), what the form offers;
+- ``bundles.py``: a bundle's items, each filed as its own request;
+- ``explaining.py``: what the policy would do with a request, from the decision's own code;
 - ``auto_approval.py``: the ``auto_approve`` verdict and approval;
 - ``decisions.py``: approver checks; approve, deny, cancel;
-- ``issuing.py``: activate, issue again, take back; :class:`RevocationReports`, what the
-  revoker reports to;
+- ``issuing.py``: activate, issue again (:class:`CredentialAgain`, also a bundle DM's), take
+  back; :class:`RevocationReports`, what the revoker reports to;
 - ``ending.py``: revoke (from Slack, as an operator, all of a person's), force-close;
 - ``sweeps.py``: time-outs, escalations, stuck approvals;
 - ``queries.py``: reads for people and for the Slack side.
@@ -31,9 +34,10 @@ from bot.ports import (
     UsergroupDirectory,
 )
 from bot.service.auto_approval import AUTO_APPROVE_UNAVAILABLE, AutoApproval
+from bot.service.bundles import BundleResult
 from bot.service.context import ServiceContext, usergroups_of
 from bot.service.facade import GrantService
-from bot.service.issuing import RevocationReports
+from bot.service.issuing import CredentialAgain, RevocationReports
 from bot.service.providers import PolicyProviders
 from bot.service.requests import RequestResult
 from bot.service.sweeps import ESCALATED, STUCK_APPROVED_S
@@ -44,6 +48,8 @@ __all__ = [
     "NO_USERGROUPS",
     "STUCK_APPROVED_S",
     "AutoApproval",
+    "BundleResult",
+    "CredentialAgain",
     "GrantService",
     "NoPeople",
     "NoUsergroups",

@@ -14,6 +14,7 @@ from bot.domain.policy.decisions import auto_approve_blocker, match_auto_approve
 from bot.domain.policy.rules import RoleRule
 from bot.oncall.base import OnCallResult
 from bot.service.context import ServiceContext, incident_details
+from bot.service.explaining import incident_miss_note
 
 #: The audit event of an auto-approval that a rule would have given but something outside the
 #: requester's control prevented (it records no grant state change).
@@ -88,7 +89,7 @@ class AutoApprover:
             now=now,
         )
         if blocker is None:
-            return AutoApproval()
+            return AutoApproval(note=incident_miss_note(rule, grant, oncall, grants_today=used))
         note = f"auto-approval not possible: {blocker}; asked the approvers"
         await c.audit_note(
             AUTO_APPROVE_UNAVAILABLE,

@@ -37,7 +37,8 @@ T = TypeVar("T")
 class ServiceContext:
     """The store, the policy, the notifier, the directories, the on-call lookup, the clock and
     the policy's providers, as every module of the service sees them. A part not given is its
-    null object (bot.ports): nobody's email, no user groups, nobody on call."""
+    null object (bot.ports): nobody's email, no user groups, nobody on call; ``providers`` not
+    given are built over ``people`` and ``environ``."""
 
     def __init__(
         self,
@@ -50,6 +51,7 @@ class ServiceContext:
         people: PeopleDirectory | None = None,
         clock: Clock = time.time,
         environ: Mapping[str, str] | None = None,
+        providers: PolicyProviders | None = None,
     ) -> None:
         self.store = store
         self.policy = policy
@@ -58,7 +60,8 @@ class ServiceContext:
         self.oncall: OnCallDirectory = oncall or NobodyOnCall()
         self.people: PeopleDirectory = people or NoPeople()
         self.clock = clock
-        self.providers = PolicyProviders(
+        # Given when a part built before the context needs them (bot/wiring.py).
+        self.providers = providers or PolicyProviders(
             store=store, policy=policy, people=self.people, clock=clock, environ=environ
         )
 

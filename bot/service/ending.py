@@ -44,7 +44,7 @@ class Ending:
     async def revoke(self, grant_id: str, *, user: str, reason: str | None) -> Grant:
         """End a grant early from Slack: its requester or one of its approvers may."""
         grant = await self._c.store.get(grant_id)
-        if user == grant.requester:
+        if user in grant.askers:
             actor = Actor(kind=ActorKind.REQUESTER, id=user)
         else:
             await self._decisions.require_approver(grant, user)

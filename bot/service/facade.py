@@ -13,12 +13,15 @@ from __future__ import annotations
 
 from bot.domain.model import Actor, ActorKind, Grant
 from bot.ports import ManualRevocation, Scheduler, StartBook
+from bot.service.asking import Asking
 from bot.service.auto_approval import AutoApprover
+from bot.service.bundles import Bundles
 from bot.service.context import ServiceContext
 from bot.service.decisions import Decisions
 from bot.service.ending import Ending
+from bot.service.explaining import Explainer
 from bot.service.extensions import Extensions
-from bot.service.issuing import Issuer, Reissuer
+from bot.service.issuing import CredentialAgain, Issuer, Reissuer
 from bot.service.queries import Queries
 from bot.service.requests import Requests
 from bot.service.sweeps import Sweeps
@@ -67,6 +70,9 @@ class GrantService:
         )
         self.sweeps = Sweeps(context, issuer=self.issuer)
         self.queries = Queries(context, decisions=self.decisions)
+        self.asking = Asking(context, requests=self.requests, queries=self.queries)
+        self.bundles = Bundles(context, requests=self.requests)
+        self.explainer = Explainer(context)
 
         # Who answers each call.
         providers = context.providers
@@ -78,6 +84,11 @@ class GrantService:
         self.request_access = self.requests.request_access
         self.check_request = self.requests.check_request
         self.request_extension = self.extensions.request_extension
+        self.request_for = self.asking.request_for
+        self.check_request_for = self.asking.check_request_for
+        self.asking_options = self.asking.asking_options
+        self.request_bundle = self.bundles.request_bundle
+        self.explain = self.explainer.explain
         # deciding
         self.require_approver = self.decisions.require_approver
         self.grant_for_approver = self.decisions.grant_for_approver
@@ -85,6 +96,7 @@ class GrantService:
         self.deny = self.decisions.deny
         # issuing and ending
         self.activate = self.issuer.activate
+        self.credential_again = CredentialAgain(context.providers, clock=context.clock)
         self.revoke = self.ending.revoke
         self.revoke_as_operator = self.ending.revoke_as_operator
         self.force_close = self.ending.force_close

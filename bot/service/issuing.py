@@ -15,7 +15,8 @@ from bot.domain.start import issue_until
 from bot.errors import PolicyDenied, ProviderError
 from bot.ports import Scheduler, StartBook
 from bot.providers.base import GrantContext, Provider
-from bot.service.context import ServiceContext, safe
+from bot.service.context import Clock, ServiceContext, safe
+from bot.service.providers import PolicyProviders
 
 log = logging.getLogger(__name__)
 
@@ -115,25 +116,41 @@ class Issuer:
         return failed
 
 
+class CredentialAgain:
+    """Issues a live grant's credential again. Called with a grant, the credential to its
+    expiry for a bundle's one DM (the Slack notifier's ``reissue``, issue 13). It needs only
+    the policy's providers, so the wiring builds it, and the notifier that calls it, before
+    the service that tells that notifier (bot/wiring.py)."""
+
+    def __init__(self, providers: PolicyProviders, *, clock: Clock) -> None:
+        self._providers = providers
+        self._clock = clock
+
+    async def issue_again(self, grant: Grant, *, expires_at: float) -> Issued | None:
+        """Issue ``grant``'s credential again ending at ``expires_at`` (providers' issue is
+        idempotent per grant). None when that fails: access then ends at the old target-side
+        expiry, which is logged, never raised."""
+        try:
+            provider, ctx = await self._providers.issue_context(grant, expires_at=expires_at)
+            credential = await provider.issue(ctx, now=self._clock())
+        except Exception as e:
+            log.warning("issuing %s again failed: %s", grant.id, _failure_message(e))
+            return None
+        return provider, ctx, credential
+
+    async def __call__(self, grant: Grant) -> Credential | None:
+        """``grant``'s credential issued again to its expiry; None when that fails (logged)."""
+        issued = await self.issue_again(grant, expires_at=grant.expires_at or self._clock())
+        return None if issued is None else issued[2]
+
+
 class Reissuer:
     """Issues a live grant's credential again (an extension, access the revoker took away
     while the grant was being extended), and takes it back if the grant ended meanwhile."""
 
     def __init__(self, context: ServiceContext) -> None:
         self._c = context
-
-    async def issue_again(self, grant: Grant, *, expires_at: float) -> Issued | None:
-        """Issue ``grant``'s credential again ending at ``expires_at`` (providers' issue is
-        idempotent per grant). None when that fails: access then ends at the old target-side
-        expiry, which is logged, never raised."""
-        c = self._c
-        try:
-            provider, ctx = await c.providers.issue_context(grant, expires_at=expires_at)
-            credential = await provider.issue(ctx, now=c.clock())
-        except Exception as e:
-            log.warning("issuing %s again failed: %s", grant.id, _failure_message(e))
-            return None
-        return provider, ctx, credential
+        self.issue_again = CredentialAgain(context.providers, clock=context.clock).issue_again
 
     async def take_back(self, grant_id: str, issued: Issued) -> None:
         """Revoke what :meth:`issue_again` issued for a grant that ended meanwhile. If the

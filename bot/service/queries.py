@@ -27,7 +27,7 @@ class Queries:
         """PENDING requests ``user`` may decide on (not their own unless self-approval)."""
         waiting = []
         for grant in await self._c.store.in_status(Status.PENDING):
-            if grant.requester == user and not grant.allow_self_approval:
+            if user in grant.askers and not grant.allow_self_approval:
                 continue
             if user in grant.approvers:
                 continue

@@ -58,12 +58,17 @@ class Requests:
         pipeline: PipelineAsk | None = None,
         starts_at: float | None = None,
         start_tz: str | None = None,
+        requested_by: str | None = None,
+        bundle: str | None = None,
     ) -> RequestResult:
         """File a request. Raises PolicyDenied (naming the rule and what is allowed) and
         changes nothing when the policy refuses it. Auto-approves when a rule matches.
+
         ``pipeline``: a machine client's deployment and public key, kept on the grant.
         ``starts_at`` (written in ``start_tz``) schedules its start: approved before it, the
-        grant waits SCHEDULED (bot.lifecycle.starts); at most ``max_lead_time`` ahead."""
+        grant waits SCHEDULED (bot.lifecycle.starts); at most ``max_lead_time`` ahead.
+        ``requested_by``: who asked on ``user``'s behalf (checked by bot/service/asking.py;
+        the grant is ``user``'s); ``bundle``: the bundle the request is an item of."""
         c = self._c
         now = c.clock()
         tickets = list(tickets)
@@ -90,6 +95,7 @@ class Requests:
             now=now,
             pipeline=pipeline,
             start=None if starts_at is None else (starts_at, start_tz),
+            asked=(requested_by, bundle),
         )
         auto = await self._auto.verdict(grant, rule, now=now)
         if auto.reason is not None:
@@ -116,6 +122,7 @@ class Requests:
         parent: Grant | None = None,
         pipeline: PipelineAsk | None = None,
         start: tuple[float, str | None] | None = None,
+        asked: tuple[str | None, str | None] = (None, None),
     ) -> Grant:
         """Store the PENDING request ``decision`` accepted, audited as ``user``'s: an access
         request, or with ``parent`` an extension of it (lapsing at the latest when it does);
@@ -148,10 +155,12 @@ class Requests:
             **(pipeline.grant_fields() if pipeline is not None else {}),
             starts_at=None if start is None else start[0],
             start_tz=None if start is None else start[1],
+            requested_by=asked[0],
+            bundle=asked[1],
         )
         return await self._c.store.create(
             grant,
-            actor=Actor(kind=ActorKind.REQUESTER, id=user),
+            actor=Actor(kind=ActorKind.REQUESTER, id=asked[0] or user),
             policy_version=decision.policy_version,
         )
 

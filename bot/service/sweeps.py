@@ -117,7 +117,7 @@ class Sweeps:
                 details["on_call"] = sorted(on_call)
                 users |= on_call
         if not grant.allow_self_approval:
-            users.discard(grant.requester)
+            users.difference_update(grant.askers)
         channel = spec.approvers.channel if spec.approvers is not None else None
         details["asked"] = sorted(users)
         if channel is not None:

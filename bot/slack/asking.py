@@ -23,6 +23,7 @@ from bot.slack.blocks import messages
 from bot.slack.context import SlackDeps
 from bot.slack.delivery import Undelivered
 from bot.slack.modals.request import form_metadata, request_form
+from bot.slack.modals.request_extras import with_extras
 from bot.slack.modals.start_field import scheduled_start
 
 log = logging.getLogger(__name__)
@@ -73,9 +74,11 @@ async def open_request_form(
     """
     rules = await deps.service.requestable(user)
     metadata = form_metadata(channel_id=channel, channel_name=channel_name)
-    await client.views_open(
-        trigger_id=trigger_id, view=request_form(rules, private_metadata=metadata)
-    )
+    view = request_form(rules, private_metadata=metadata)
+    # Issue 13: bundles among the targets, and "Request for" (bot/slack/modals/request_extras).
+    bundles, for_others = await deps.service.asking_options(user)
+    view = with_extras(view, bundles=bundles, may_ask_for_others=for_others, targets=len(rules))
+    await client.views_open(trigger_id=trigger_id, view=view)
 
 
 class AccessAsked(Protocol):

@@ -55,6 +55,14 @@ FORM_SSH_KEY_ACTION: Final = "ssh_key.input"
 FORM_START_BLOCK: Final = "start"  # optional: "14:00", "in 2h", "2026-12-01 09:00"
 FORM_START_ACTION: Final = "start.input"
 
+# Issue 13: asking on someone's behalf and for a bundle in the same form.
+FORM_FOR_BLOCK: Final = "for"  # users_select, optional: whom the request is for
+FORM_FOR_ACTION: Final = "for.select"
+#: The global shortcut "Request access" (manifests/slack-app*.yaml: features.shortcuts).
+REQUEST_SHORTCUT: Final = "access.shortcut"
+#: A bundle among the form's targets: "bundle:<name>" (":" is in no resource name).
+BUNDLE_TARGET_PREFIX: Final = "bundle:"
+
 #: Separates resource and role in a form option value ("orders-db/read"); neither name can
 #: contain it (policy names match ``[a-z0-9][a-z0-9_-]*``).
 TARGET_SEPARATOR: Final = "/"

@@ -51,6 +51,8 @@ class Kind(StrEnum):
     URL_VERIFICATION = "url_verification"  # the Events API handshake; answered by Bolt
     BLOCK_ACTIONS = "block_actions"
     VIEW_SUBMISSION = "view_submission"
+    SHORTCUT = "shortcut"  # the global shortcut "Request access"
+    BLOCK_SUGGESTION = "block_suggestion"  # the form's external_select, searching
     EVENT = "event"  # an Events API event grantbot listens to
     IGNORED = "ignored"  # Events API traffic grantbot does not handle: 200, nothing done
 
@@ -265,6 +267,17 @@ class _ViewSubmission(_Interaction):
     view: _SubmittedView
 
 
+class _Shortcut(_Interaction):
+    type: Literal["shortcut"]
+    callback_id: NonEmpty
+
+
+class _BlockSuggestion(_Interaction):
+    type: Literal["block_suggestion"]
+    action_id: NonEmpty
+    value: str = ""
+
+
 class _PersonEvent(_Scope):
     """An event a person caused: ``team`` / ``user_team`` are their workspace."""
 
@@ -337,8 +350,8 @@ def read_command(fields: dict[str, Any]) -> Inbound:
 
 
 def read_interaction(payload: dict[str, Any]) -> Inbound:
-    """An interactivity payload: a button click or a modal submission (grantbot registers
-    no shortcuts, menus with external options or other interactions)."""
+    """An interactivity payload: a button click, a modal submission, the global shortcut or
+    the form's external_select asking for options (grantbot handles no other kinds)."""
     kind = payload.get("type")
     if kind == "block_actions":
         actions = _validate(_BlockActions, payload, "block_actions")
@@ -346,6 +359,12 @@ def read_interaction(payload: dict[str, Any]) -> Inbound:
     if kind == "view_submission":
         submission = _validate(_ViewSubmission, payload, "view_submission")
         return Inbound(Kind.VIEW_SUBMISSION, "view_submission", _interaction_claim(submission))
+    if kind == "shortcut":
+        shortcut = _validate(_Shortcut, payload, "shortcut")
+        return Inbound(Kind.SHORTCUT, "shortcut", _interaction_claim(shortcut))
+    if kind == "block_suggestion":
+        suggestion = _validate(_BlockSuggestion, payload, "block_suggestion")
+        return Inbound(Kind.BLOCK_SUGGESTION, "block_suggestion", _interaction_claim(suggestion))
     if not isinstance(kind, str) or not kind:
         raise MalformedRequest("the payload has no type")
     raise MalformedRequest(f"grantbot handles no {kind[:40]!r} interactions")

@@ -105,7 +105,7 @@ class SlackNotifier:
         members = await self._usergroups(rule)
         approvers = rule.members_of(rule.approvers, today=self._today(), usergroups=members)
         targets = [
-            u for u in sorted(approvers) if u != grant.requester or grant.allow_self_approval
+            u for u in sorted(approvers) if u not in grant.askers or grant.allow_self_approval
         ]
         if len(targets) > self.max_approver_dms:
             log.info(
@@ -214,6 +214,10 @@ class SlackNotifier:
             await self._dm(
                 grant.id, grant.requester, messages.extended_notice(grant, now=self.clock())
             )
+
+    async def bundle_filed(self, bundle_id: str) -> None:
+        """Bundles are :class:`~bot.slack.bundle_notifier.BundleNotifier`'s; here each item
+        was asked for on its own (request_created)."""
 
     # -- keeping copies current ----------------------------------------------------------
 

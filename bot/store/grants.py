@@ -27,6 +27,7 @@ from bot.pacing import UNPACED, Pacer
 from bot.store.audit import AuditLog, entry_body
 from bot.store.audit_feed import AuditFeed
 from bot.store.bulk import BulkResult, BulkTransitions, TransitionRequest, transition_body
+from bot.store.bundles import Bundles
 from bot.store.chain import AuditChain
 from bot.store.checkpoints import CheckpointLog
 from bot.store.connection import as_awaitable, connect, ping, translate_errors
@@ -50,6 +51,13 @@ from bot.store.ssh_keys import SshKeys
 MAX_CAS_ATTEMPTS: Final = 64
 _CREATE_ATTEMPTS: Final = 5
 CREATED_EVENT: Final = "REQUEST"
+
+
+def _asked_details(grant: Grant) -> dict[str, str]:
+    """Who asked on the requester's behalf and the bundle, when so (issue 13): the audit
+    names both the requester (the beneficiary) and the person who asked."""
+    found = {"requested_by": grant.requested_by, "bundle": grant.bundle}
+    return {k: v for k, v in found.items() if v is not None}
 
 
 class GrantStore:
@@ -100,6 +108,11 @@ class GrantStore:
     @cached_property
     def quota(self) -> AutoApprovalQuota:
         return AutoApprovalQuota(self._redis, keys=self.keys)
+
+    @cached_property
+    def bundles(self) -> Bundles:
+        """Bundle requests (issue 13): their items, and their one credential DM."""
+        return Bundles(self._redis, keys=self.keys)
 
     @cached_property
     def escalations(self) -> EscalationLedger:
@@ -186,6 +199,7 @@ class GrantStore:
                     "parent_id": grant.parent_id,
                     "origin": grant.origin.model_dump(exclude_none=True),
                     **_pipeline_details(grant),
+                    **_asked_details(grant),
                 },
             )
             stored = grant.model_copy(update={"version": 1})

@@ -96,6 +96,15 @@ class Keys:
         """String with TTL: a delivery already processed (Slack retries, duplicate jobs)."""
         return f"{self._p}:once:{token}"
 
+    def bundle(self, bundle_id: str) -> str:
+        """Hash: a bundle request (issue 13): ``name``, ``requester``, ``filing`` ("1" while
+        its items are being filed), ``delivered`` (set once its credential DM is out)."""
+        return f"{self._p}:bundle:{bundle_id}"
+
+    def bundle_items(self, bundle_id: str) -> str:
+        """List: the grant ids of a bundle's items, in the bundle's order."""
+        return f"{self._p}:bundle:{bundle_id}:items"
+
     def slack_messages(self, grant_id: str) -> str:
         """Hash with TTL: every Slack message about a grant, ``"<channel> <ts>"`` -> kind
         (``approver`` copy or the requester's ``credential`` DM), so each can be updated."""

@@ -186,3 +186,22 @@ async def test_before_auth_test_a_click_is_left_for_slack_to_redeliver(
         delivered = await sm.deliver("interactive", sm.click(), timeout_s=0.5)
         assert not delivered.acked
         assert await sm.grants() == []
+
+
+async def test_the_shortcut_and_the_form_search_work_over_socket_mode(sm: SocketBot) -> None:
+    """Issue 13: the global shortcut opens the form, and the external_select's question
+    (block_suggestion) is answered in the envelope's ack, as Socket Mode carries it."""
+    trigger = sm.emulator.issue_trigger_id(ALICE)
+    shortcut = sm.payloads.interaction_base("shortcut", ALICE, None, trigger)
+    shortcut.update(callback_id=ids.REQUEST_SHORTCUT, action_ts="1.2")
+    delivered = await sm.deliver("interactive", shortcut)
+    assert delivered.acked
+    [form] = sm.emulator.views(ALICE)
+    assert form.view["callback_id"] == ids.REQUEST_FORM
+    suggestion = sm.payloads.interaction_base("block_suggestion", ALICE, None, "")
+    suggestion.update(action_id=ids.FORM_TARGET_ACTION, block_id=ids.FORM_TARGET_BLOCK)
+    suggestion["value"] = "sandbox"
+    answered = await sm.deliver("interactive", suggestion)
+    assert answered.ack is not None
+    groups = answered.ack["payload"]["option_groups"]
+    assert [o["value"] for g in groups for o in g["options"]] == ["sandbox/play"]

@@ -57,6 +57,11 @@ METHOD_SCOPES: dict[str, tuple[frozenset[str], str]] = {
         frozenset({"channels:read", "groups:read", "im:read", "mpim:read"}),
         "https://api.slack.com/methods/conversations.info",
     ),
+    # Reading back a bundle's credential DM (bot/slack/bundle_notifier.py): a DM's history.
+    "conversations.history": (
+        frozenset({"channels:history", "groups:history", "im:history", "mpim:history"}),
+        "https://api.slack.com/methods/conversations.history",
+    ),
     "conversations.members": (
         frozenset({"channels:read", "groups:read", "im:read", "mpim:read"}),
         "https://api.slack.com/methods/conversations.members",
@@ -304,6 +309,7 @@ def test_http_manifest_points_every_url_at_the_events_route() -> None:
         "features.slash_commands[0].url": expected,
         "settings.event_subscriptions.request_url": expected,
         "settings.interactivity.request_url": expected,
+        "settings.interactivity.message_menu_options_url": expected,
     }
     assert EVENTS_PATH == "/slack/events"
     assert manifest["settings"]["socket_mode_enabled"] is False
@@ -322,6 +328,7 @@ def test_socket_mode_manifest_is_the_same_app_without_urls() -> None:
             command.pop("url", None)
         copy["settings"]["event_subscriptions"].pop("request_url", None)
         copy["settings"]["interactivity"].pop("request_url", None)
+        copy["settings"]["interactivity"].pop("message_menu_options_url", None)
         copy["settings"].pop("socket_mode_enabled")
         result: dict[str, Any] = copy
         return result

@@ -90,7 +90,8 @@ def test_unknown_top_level_key_is_an_error() -> None:
     """Strictness reaches the top level too."""
     assert errors(BASE + "version: 2\n") == [
         "policies.yaml:15 version: unknown key (allowed here: groups, defaults, resources, "
-        "incident_channels, incident_id, oncall, clients, change_windows)"
+        "incident_channels, incident_id, oncall, clients, change_windows, may_request_for, "
+        "bundles)"
     ]
 
 

@@ -24,7 +24,12 @@ the package's public face; import them from here.
 """
 
 from bot.devtools.slack_driver.driver import SlackDriver
-from bot.devtools.slack_driver.elements import find_element, plain_text_value, static_select_value
+from bot.devtools.slack_driver.elements import (
+    find_element,
+    plain_text_value,
+    static_select_value,
+    users_select_value,
+)
 from bot.devtools.slack_driver.payloads import Payloads
 from bot.devtools.slack_driver.signing import (
     DEFAULT_RETRY_REASON,
@@ -61,4 +66,5 @@ __all__ = [
     "plain_text_value",
     "socket_envelope",
     "static_select_value",
+    "users_select_value",
 ]

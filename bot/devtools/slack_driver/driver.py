@@ -149,13 +149,15 @@ class SlackDriver(SlackTransport):
         The element is looked up by ``action_id`` in the container's blocks and sent as Slack
         would send it. ``value`` overrides what the element carries, and an explicit
         ``block_id`` allows an element that is not there: both forge a payload, as an attacker
-        could. ``message`` is Slack's message JSON (``Message.as_slack()``), in ``channel_id``.
+        could. (A ``block_id`` whose block has the element clicks that one: a real click on one
+        of several buttons alike.) ``message`` is Slack's message JSON
+        (``Message.as_slack()``), in ``channel_id``.
         """
         if (message is None) == (view is None):
             raise ValueError("a block action comes from exactly one of a message or a view")
         container_blocks = (message or view or {}).get("blocks", [])
         try:
-            found_block_id, element = find_element(container_blocks, action_id)
+            found_block_id, element = find_element(container_blocks, action_id, in_block=block_id)
         except LookupError:
             if block_id is None:
                 raise
@@ -226,6 +228,43 @@ class SlackDriver(SlackTransport):
         state.update(values or {})
         payload["view"] = {**view, "state": {"values": state}}
         payload["response_urls"] = []
+        return await self.send(
+            self.payloads.interactive(payload), FORM_CONTENT_TYPE, delivery=delivery
+        )
+
+    async def global_shortcut(
+        self, user_id: str, callback_id: str, *, delivery: Delivery | None = None
+    ) -> DriverResponse:
+        """A global shortcut (the lightning menu, or a search) chosen by ``user_id``."""
+        payload = self.payloads.interaction_base(
+            "shortcut", user_id, None, await self.trigger_id(user_id)
+        )
+        payload.update(callback_id=callback_id, action_ts=self.payloads.ts())
+        return await self.send(
+            self.payloads.interactive(payload), FORM_CONTENT_TYPE, delivery=delivery
+        )
+
+    async def block_suggestion(
+        self,
+        user_id: str,
+        view: Mapping[str, Any],
+        action_id: str,
+        typed: str,
+        *,
+        delivery: Delivery | None = None,
+    ) -> DriverResponse:
+        """``user_id`` typing ``typed`` into the external_select ``action_id`` of ``view``
+        (a modal): Slack asks the app for options (block_suggestion); its answer is JSON."""
+        block_id, _ = find_element(view.get("blocks", []), action_id)
+        payload = self.payloads.interaction_base("block_suggestion", user_id, None, "")
+        payload.pop("trigger_id")
+        payload.update(
+            action_id=action_id,
+            block_id=block_id,
+            value=typed,
+            container={"type": "view", "view_id": view.get("id")},
+            view={**view, "state": {"values": {}}},
+        )
         return await self.send(
             self.payloads.interactive(payload), FORM_CONTENT_TYPE, delivery=delivery
         )

@@ -9,12 +9,17 @@ from typing import Any
 JSON = dict[str, Any]
 
 
-def find_element(blocks: Sequence[Mapping[str, Any]], action_id: str) -> tuple[str, JSON]:
-    """The (block_id, element) carrying ``action_id`` in rendered blocks; LookupError if none.
+def find_element(
+    blocks: Sequence[Mapping[str, Any]], action_id: str, *, in_block: str | None = None
+) -> tuple[str, JSON]:
+    """The (block_id, element) carrying ``action_id`` in rendered blocks (only in the block
+    ``in_block``, when given: one of several buttons alike); LookupError if none.
 
     A block the app sent without a block_id gets one from Slack; here, ``b<index>``.
     """
     for index, block in enumerate(blocks):
+        if in_block is not None and block.get("block_id") != in_block:
+            continue
         candidates: list[Any] = []
         if block.get("type") == "actions":
             candidates = list(block.get("elements", []))
@@ -63,3 +68,8 @@ def static_select_value(value: str, text: str | None = None) -> JSON:
     """A ``view.state.values`` entry for a static_select."""
     option = {"text": {"type": "plain_text", "text": text or value, "emoji": True}, "value": value}
     return {"type": "static_select", "selected_option": option}
+
+
+def users_select_value(user_id: str) -> JSON:
+    """A ``view.state.values`` entry for a users_select."""
+    return {"type": "users_select", "selected_user": user_id}

@@ -45,3 +45,33 @@ def conversations_info(ws: Workspace, args: JSON) -> JSON:
             },
         }
     raise ApiError("channel_not_found")
+
+
+def conversations_history(ws: Workspace, args: JSON) -> JSON:
+    """The channel's messages, newest first, between ``oldest`` and ``latest`` (``inclusive``
+    keeps the bounds), at most ``limit`` (Slack's default 100); thread replies are not part
+    of a channel's history. Deleted messages are gone."""
+    channel = ws.directory.resolve_channel(str_arg(args, "channel"))
+    if channel is None:
+        raise ApiError("channel_not_found")
+    inclusive = str(args.get("inclusive", "")).lower() in ("1", "true")
+    latest = float(args["latest"]) if args.get("latest") else float("inf")
+    oldest = float(args["oldest"]) if args.get("oldest") else 0.0
+    limit = int(args.get("limit") or 100)
+
+    def within(ts: float) -> bool:
+        if inclusive:
+            return oldest <= ts <= latest
+        return oldest < ts < latest
+
+    found = [
+        m
+        for m in ws.messages.get(channel, [])
+        if not m.deleted and m.thread_ts in (None, m.ts) and within(float(m.ts))
+    ]
+    found.sort(key=lambda m: float(m.ts), reverse=True)
+    return {
+        "ok": True,
+        "messages": [m.as_slack() for m in found[:limit]],
+        "has_more": len(found) > limit,
+    }

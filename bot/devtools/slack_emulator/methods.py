@@ -7,7 +7,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from bot.devtools.slack_emulator.chat import chat_post_ephemeral, chat_post_message, chat_update
-from bot.devtools.slack_emulator.conversations import conversations_info, conversations_open
+from bot.devtools.slack_emulator.conversations import (
+    conversations_history,
+    conversations_info,
+    conversations_open,
+)
 from bot.devtools.slack_emulator.users import (
     auth_test,
     usergroups_users_list,
@@ -30,6 +34,7 @@ WEB_API: Mapping[str, Method] = {
     "views.publish": views_publish,
     "conversations.open": conversations_open,
     "conversations.info": conversations_info,
+    "conversations.history": conversations_history,
     "users.info": users_info,
     "users.lookupByEmail": users_lookup_by_email,
     "usergroups.users.list": usergroups_users_list,

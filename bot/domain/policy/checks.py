@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from bot.domain.duration import format_duration
+from bot.domain.policy.asking import bundle_findings
 from bot.domain.policy.rules import Policy, RoleRule, resolve_rule
 from bot.domain.policy.schema import ENV_REFERENCE_RE, Approvers, Limits, Loc, Requesters
 
@@ -232,6 +233,7 @@ def check_policy(policy: Policy) -> list[Finding]:
                 )
             rule, where = resolve_rule(policy, rname, role)
             found += _check_rule(rule, where, role_loc)
+    found += [Finding(loc, message) for loc, message in bundle_findings(policy)]
     return list(dict.fromkeys(found))  # one finding per (loc, message): defaults repeat
 
 

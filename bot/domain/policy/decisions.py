@@ -7,8 +7,9 @@ day's count of auto-approved grants are passed in, never looked up.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date
+from enum import StrEnum
 from typing import Final
 
 from bot.domain.duration import format_duration
@@ -37,6 +38,30 @@ def _ticket_candidates(reason: str, tickets: Sequence[str]) -> list[str]:
     return [*tickets, *(w for w in words if w)]
 
 
+def requester_refusal(
+    rule: RoleRule, *, user: str, today: date, usergroups: Mapping[str, frozenset[str]]
+) -> str | None:
+    """Why ``user`` may not request ``rule`` (worded for them), or None when they may."""
+    if rule.may_request(user, today=today, usergroups=usergroups):
+        return None
+    return f"you may not request {rule.name}; it is open to: {describe(rule.requesters)}"
+
+
+def duration_refusal(rule: RoleRule, *, duration_s: int) -> str | None:
+    """Why ``duration_s`` is refused for ``rule`` (not positive, over max_duration), or None."""
+    if duration_s <= 0:
+        return (
+            f"a duration must be positive; {rule.name} allows up to "
+            f"{format_duration(rule.max_duration_s)}"
+        )
+    if duration_s > rule.max_duration_s:
+        return (
+            f"{rule.name} is limited to {format_duration(rule.max_duration_s)}; "
+            f"you asked for {format_duration(duration_s)}"
+        )
+    return None
+
+
 def evaluate_request(
     policy: LoadedPolicy,
     *,
@@ -58,21 +83,11 @@ def evaluate_request(
     whitespace-separated word of ``reason`` with surrounding punctuation stripped.
     """
     rule = policy.policy.rule(resource, role)
-    if not rule.may_request(user, today=today, usergroups=usergroups):
-        raise PolicyDenied(
-            f"you may not request {rule.name}; it is open to: {describe(rule.requesters)}"
-        )
+    refused = requester_refusal(rule, user=user, today=today, usergroups=usergroups)
     duration = rule.default_duration_s if duration_s is None else duration_s
-    if duration <= 0:
-        raise PolicyDenied(
-            f"a duration must be positive; {rule.name} allows up to "
-            f"{format_duration(rule.max_duration_s)}"
-        )
-    if duration > rule.max_duration_s:
-        raise PolicyDenied(
-            f"{rule.name} is limited to {format_duration(rule.max_duration_s)}; "
-            f"you asked for {format_duration(duration)}"
-        )
+    refused = refused or duration_refusal(rule, duration_s=duration)
+    if refused is not None:
+        raise PolicyDenied(refused)
     if rule.require_reason and not reason.strip():
         raise PolicyDenied(f"{rule.name} needs a reason")
     pattern = rule.require_ticket
@@ -99,6 +114,118 @@ class AutoApproveMatch:
     reason: str
 
 
+class Unmet(StrEnum):
+    """A condition of an auto_approve rule that does not hold."""
+
+    DURATION = "duration"  # over the rule's max_duration
+    NOT_ON_CALL = "not_on_call"  # the source answered: the user is not on call
+    ON_CALL_UNKNOWN = "on_call_unknown"  # the source could not be asked
+    NOT_INCIDENT = "not_incident"
+    DAILY_LIMIT = "daily_limit"  # per_user_per_day used up
+    OUTSIDE_WINDOW = "outside_window"  # the change window it names is not open now
+
+
+#: The conditions outside the requester's control: a rule failing only on these "would have"
+#: applied (see :func:`auto_approve_blocker`).
+CIRCUMSTANTIAL: Final = frozenset({Unmet.ON_CALL_UNKNOWN, Unmet.DAILY_LIMIT})
+
+
+@dataclass(frozen=True, slots=True)
+class AutoApproveCheck:
+    """One auto_approve rule judged against one request: each condition that fails, in the
+    order they are checked, with the words that say so (``failed`` empty: it applies)."""
+
+    rule: AutoApproveRule
+    index: int
+    failed: tuple[tuple[Unmet, str], ...]
+
+    @property
+    def holds(self) -> bool:
+        return not self.failed
+
+    @property
+    def why_not(self) -> str:
+        """The failing conditions as one phrase (``""`` when the rule holds)."""
+        return "; ".join(text for _, text in self.failed)
+
+
+def check_auto_approve(
+    rule: RoleRule,
+    *,
+    duration_s: int,
+    on_call_schedules: frozenset[str],
+    in_incident: bool,
+    grants_today: int,
+    unavailable: Mapping[str, str] | None = None,
+    now: float | None = None,
+) -> tuple[AutoApproveCheck, ...]:
+    """Every auto_approve rule of ``rule``, in order, with the conditions that fail.
+
+    A rule holds when the duration is within its max_duration, the user is on call for its
+    ``on_call`` schedule (``on_call_schedules``: the schedules the user is on call for now;
+    ``unavailable`` maps schedules whose source could not be asked to the reason), the
+    request comes from an incident channel or thread when ``incident: true``, and
+    ``grants_today`` (auto-approved grants the user already had today for this resource
+    and role) is below ``per_user_per_day``, and the policy's ``change_window`` it names, if
+    any, is open at ``now`` (never when ``now`` is not given). This is the one place these
+    conditions are read: the service's decision and ``policy explain`` both come from here.
+    """
+    unavailable = unavailable or {}
+    checks = []
+    for index, auto in enumerate(rule.auto_approve):
+        failed: list[tuple[Unmet, str]] = []
+        if duration_s > auto.max_duration:
+            failed.append(
+                (
+                    Unmet.DURATION,
+                    f"the duration {format_duration(duration_s)} is over the cap of "
+                    f"{format_duration(auto.max_duration)}",
+                )
+            )
+        if auto.on_call is not None and auto.on_call not in on_call_schedules:
+            if auto.on_call in unavailable:
+                failed.append(
+                    (
+                        Unmet.ON_CALL_UNKNOWN,
+                        f"on-call schedule {auto.on_call}: {unavailable[auto.on_call]}",
+                    )
+                )
+            else:
+                failed.append((Unmet.NOT_ON_CALL, f"not on call for {auto.on_call}"))
+        if auto.incident and not in_incident:
+            failed.append((Unmet.NOT_INCIDENT, "not an incident channel or thread"))
+        if auto.per_user_per_day is not None and grants_today >= auto.per_user_per_day:
+            limit = auto.per_user_per_day
+            failed.append(
+                (
+                    Unmet.DAILY_LIMIT,
+                    f"the limit of {limit} auto-approved {rule.name} grant"
+                    f"{'s' if limit != 1 else ''} per person per day is reached",
+                )
+            )
+        if auto.change_window is not None and not _window_open(rule, auto.change_window, now):
+            failed.append((Unmet.OUTSIDE_WINDOW, f"outside change window {auto.change_window}"))
+        checks.append(AutoApproveCheck(rule=auto, index=index, failed=tuple(failed)))
+    return tuple(checks)
+
+
+def _match_reason(auto: AutoApproveRule) -> str:
+    reasons = [f"on call for {auto.on_call}"] if auto.on_call else []
+    reasons += ["in an incident channel"] if auto.incident else []
+    reasons += [f"inside change window {auto.change_window}"] if auto.change_window else []
+    return ", ".join(reasons) or f"any request up to {format_duration(auto.max_duration)}"
+
+
+def first_match(checks: Sequence[AutoApproveCheck]) -> AutoApproveMatch | None:
+    """The first rule of ``checks`` that holds, as a match; None when none does."""
+    for check in checks:
+        if check.holds:
+            return AutoApproveMatch(
+                rule=check.rule, index=check.index, reason=_match_reason(check.rule)
+            )
+    return None
+
+
 def match_auto_approve(
     rule: RoleRule,
     *,
@@ -108,34 +235,43 @@ def match_auto_approve(
     grants_today: int,
     now: float | None = None,
 ) -> AutoApproveMatch | None:
-    """The first auto_approve rule whose every condition holds, or None.
+    """The first auto_approve rule whose every condition holds (:func:`check_auto_approve`),
+    or None."""
+    return first_match(
+        check_auto_approve(
+            rule,
+            duration_s=duration_s,
+            on_call_schedules=on_call_schedules,
+            in_incident=in_incident,
+            grants_today=grants_today,
+            now=now,
+        )
+    )
 
-    A rule naming a ``change_window`` holds only while that window of the policy is open at
-    ``now`` (never when ``now`` is not given).
 
-    A rule holds when the duration is within its max_duration, the user is on call for its
-    ``on_call`` schedule (``on_call_schedules``: the schedules the user is on call for now),
-    the request comes from an incident channel or thread when ``incident: true``, and
-    ``grants_today`` (auto-approved grants the user already had today for this resource
-    and role) is below ``per_user_per_day``.
-    """
-    for index, auto in enumerate(rule.auto_approve):
-        if duration_s > auto.max_duration:
-            continue
-        if auto.on_call is not None and auto.on_call not in on_call_schedules:
-            continue
-        if auto.incident and not in_incident:
-            continue
-        if auto.per_user_per_day is not None and grants_today >= auto.per_user_per_day:
-            continue
-        if auto.change_window is not None and not _window_open(rule, auto.change_window, now):
-            continue
-        reasons = [f"on call for {auto.on_call}"] if auto.on_call else []
-        reasons += ["in an incident channel"] if auto.incident else []
-        reasons += [f"inside change window {auto.change_window}"] if auto.change_window else []
-        reason = ", ".join(reasons) or f"any request up to {format_duration(auto.max_duration)}"
-        return AutoApproveMatch(rule=auto, index=index, reason=reason)
+def blocker_of(checks: Sequence[AutoApproveCheck]) -> str | None:
+    """What outside the requester's control stood in the way, when no rule holds: the first
+    rule failing only on :data:`CIRCUMSTANTIAL` conditions names its first (an on-call source
+    that could not answer, else the day's limit). None when a rule holds or none is close."""
+    if first_match(checks) is not None:
+        return None
+    for check in checks:
+        kinds = [kind for kind, _ in check.failed]
+        if kinds and all(kind in CIRCUMSTANTIAL for kind in kinds):
+            for wanted in (Unmet.ON_CALL_UNKNOWN, Unmet.DAILY_LIMIT):
+                for kind, text in check.failed:
+                    if kind is wanted:
+                        return text
     return None
+
+
+def closest_miss(checks: Sequence[AutoApproveCheck]) -> AutoApproveCheck | None:
+    """The rule that came nearest (fewest failing conditions, the first on a tie) when none
+    holds; None when one holds or there are none. Told where people wait: which condition
+    failed."""
+    if not checks or first_match(checks) is not None:
+        return None
+    return min(checks, key=lambda c: (len(c.failed), c.index))
 
 
 def auto_approve_blocker(
@@ -157,42 +293,19 @@ def auto_approve_blocker(
     open: they did not); one that would match but for ``per_user_per_day`` is blocked by
     the limit. The first such rule, in order, gives the reason.
     """
-    if match_auto_approve(
-        rule,
-        duration_s=duration_s,
-        on_call_schedules=on_call_schedules,
-        in_incident=in_incident,
-        grants_today=grants_today,
-        now=now,
-    ):
-        return None
-    hoped = on_call_schedules | frozenset(unavailable)
-    for index, auto in enumerate(rule.auto_approve):
-        would = match_auto_approve(
-            _only(rule, index),
+    return blocker_of(
+        check_auto_approve(
+            rule,
             duration_s=duration_s,
-            on_call_schedules=hoped,
+            on_call_schedules=on_call_schedules,
             in_incident=in_incident,
-            grants_today=0,
+            grants_today=grants_today,
+            unavailable=unavailable,
             now=now,
         )
-        if would is None:
-            continue
-        if auto.on_call is not None and auto.on_call in unavailable:
-            return f"on-call schedule {auto.on_call}: {unavailable[auto.on_call]}"
-        if auto.per_user_per_day is not None and grants_today >= auto.per_user_per_day:
-            return (
-                f"the limit of {auto.per_user_per_day} auto-approved {rule.name} grant"
-                f"{'s' if auto.per_user_per_day != 1 else ''} per person per day is reached"
-            )
-    return None
+    )
 
 
 def _window_open(rule: RoleRule, name: str, now: float | None) -> bool:
     window = rule.change_windows.get(name)
     return window is not None and now is not None and window.is_open(now)
-
-
-def _only(rule: RoleRule, index: int) -> RoleRule:
-    """``rule`` with only its ``index``-th auto_approve rule (to test one at a time)."""
-    return replace(rule, auto_approve=(rule.auto_approve[index],))

@@ -18,6 +18,7 @@ from typing import Any, Final
 from pydantic import Field
 
 from bot.domain.clients import client_name
+from bot.domain.policy.asking_schema import Bundle, OnBehalfRule
 from bot.domain.policy.schema import (
     Approvers,
     AutoApproveRule,
@@ -75,6 +76,10 @@ class Policy(Strict):
     clients: dict[Name, Client] = Field(default_factory=dict)
     #: Named recurring windows an auto_approve rule may require (``change_window``).
     change_windows: dict[Name, ChangeWindow] = Field(default_factory=dict)
+    #: Who may ask on whose behalf, and named sets of resource/role pairs (issue 13; see
+    #: bot/domain/policy/asking.py).
+    may_request_for: list[OnBehalfRule] = Field(default_factory=list)
+    bundles: dict[Name, Bundle] = Field(default_factory=dict)
 
     def rule(self, resource: str, role: str | None = None) -> RoleRule:
         """The resolved rule for ``resource``/``role``.

@@ -41,5 +41,25 @@ def format_summary(loaded: LoadedPolicy) -> str:
         f"{n_roles} roles, {len(loaded.warnings)} warnings",
         "",
         *table,
+        *asking_lines(loaded),
     ]
     return "\n".join(lines) + "\n"
+
+
+def asking_lines(loaded: LoadedPolicy) -> list[str]:
+    """Issue 13's keys under the table: each bundle's items, each may_request_for rule."""
+    policy = loaded.policy
+    lines: list[str] = []
+    if policy.bundles:
+        lines += ["", "bundles:"]
+        lines += [
+            f"  {name}: {', '.join(i.replace('/', ' ') for i in items)}"
+            for name, items in policy.bundles.items()
+        ]
+    if policy.may_request_for:
+        lines += ["", "may request for others:"]
+        lines += [
+            f"  {describe(r.requesters)} for {describe(r.beneficiaries)}"
+            for r in policy.may_request_for
+        ]
+    return lines

@@ -199,6 +199,10 @@ def summary_fields(grant: Grant, *, now: float) -> Block:
     deployment = deployment_text(grant)
     if deployment is not None:
         pairs.append(("Deployment", deployment))
+    if grant.requested_by is not None and grant.requested_by != grant.requester:
+        pairs.append(("Asked by", f"{user(grant.requested_by)}, on the requester's behalf"))
+    if grant.bundle is not None:
+        pairs.append(("Bundle", escape(grant.bundle.split(" ")[0])))
     return fields_section(pairs)
 
 

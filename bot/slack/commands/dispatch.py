@@ -15,6 +15,7 @@ from bot.domain.model import Origin
 from bot.slack.asking import file_and_announce, open_request_form
 from bot.slack.blocks import kit, lists, messages
 from bot.slack.commands import parsed
+from bot.slack.commands.lifecycle import run_lifecycle_command
 from bot.slack.context import SlackDeps
 from bot.slack.reply import Reply
 
@@ -91,6 +92,10 @@ async def run_command(
                 )
             case parsed.SshKeyShow():
                 message = lists.ssh_key_message(await service.ssh_key(user))
+            case parsed.ExplainAccess() | parsed.RequestFor() | parsed.RequestBundle():
+                message = await run_lifecycle_command(
+                    deps, client, command, user=user, origin=origin
+                )
     except Exception as e:
         await reply.error(e)
         return

@@ -55,9 +55,8 @@ import difflib
 import re
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
-from typing import Final, NamedTuple, TypeAlias
+from typing import Final, TypeAlias
 
-from bot.domain.duration import parse_duration
 from bot.domain.ids import is_grant_id
 from bot.domain.ssh_keys import contains_private_key, key_problem
 from bot.domain.start import StartSpec, parse_clock, parse_day
@@ -76,8 +75,16 @@ from bot.slack.commands.parsed import (
     SshKeyAdd,
     SshKeyShow,
 )
-from bot.slack.commands.reasons import MAX_REASON_CHARS, extract_tickets, normalize_reason
+from bot.slack.commands.reasons import extract_tickets, normalize_reason
+from bot.slack.commands.tokens import ECHO_CHARS, NAME_RE
+from bot.slack.commands.tokens import Token as _Token
+from bot.slack.commands.tokens import duration as _duration
+from bot.slack.commands.tokens import fail as _fail
+from bot.slack.commands.tokens import name as _name
+from bot.slack.commands.tokens import reason as _reason
+from bot.slack.commands.tokens import show as _show
 from bot.slack.commands.usage import SUBCOMMAND_USAGE
+from bot.slack.commands.variants import explain, request_variant
 
 __all__ = [
     "ECHO_CHARS",
@@ -92,14 +99,8 @@ __all__ = [
 # Limits and shapes
 
 MAX_COMMAND_CHARS: Final = 2000
-#: The most characters of any one piece of user input an error message quotes.
-ECHO_CHARS: Final = 40
 #: No error message from this module is longer (kept sane for an ephemeral Slack reply).
 MAX_ERROR_CHARS: Final = 300
-
-#: A resource or role name, after lowercasing. Matched with fullmatch: ``$`` alone would accept
-#: a trailing newline.
-NAME_RE: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
 # ---------------------------------------------------------------------------------------------
 # Lexing
@@ -110,64 +111,12 @@ _FORBIDDEN_RE: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9
 _DURATION_LIKE_RE: Final = re.compile(r"\d\w*")
 
 
-class _Token(NamedTuple):
-    text: str
-    start: int
-    end: int
-
-
 def _tokenize(text: str) -> list[_Token]:
     return [_Token(m.group(), m.start(), m.end()) for m in TOKEN_RE.finditer(text)]
 
 
-def _show(text: str) -> str:
-    """``text`` as an error may quote it: invisible characters spelled out, at most ECHO_CHARS."""
-    # Spelling out bidi/zero-width characters stops a quoted token reordering the message.
-    safe = "".join(
-        ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")
-        for ch in text[: ECHO_CHARS + 1]
-    )
-    return safe if len(safe) <= ECHO_CHARS else safe[: ECHO_CHARS - 3] + "..."
-
-
-def _fail(problem: str, subcommand: str) -> UsageError:
-    stop = "" if problem.endswith("?") else "."
-    return UsageError(f"{problem}{stop} Usage: {SUBCOMMAND_USAGE[subcommand]}")
-
-
 # ---------------------------------------------------------------------------------------------
-# Reasons
-
-
-def _reason(text: str, args: Sequence[_Token], subcommand: str, *, required: bool) -> str:
-    raw = text[args[0].start : args[-1].end] if args else ""
-    reason = normalize_reason(raw)
-    if required and not reason:
-        raise UsageError(f"a reason is required: {SUBCOMMAND_USAGE[subcommand]}")
-    if len(reason) > MAX_REASON_CHARS:
-        raise _fail(
-            f"the reason is {len(reason)} characters; the limit is {MAX_REASON_CHARS}", subcommand
-        )
-    return reason
-
-
-# ---------------------------------------------------------------------------------------------
-# Names, ids, durations
-
-
-def _name(token: _Token, what: str, subcommand: str, example: str) -> str:
-    kind = escape_kind(token.text)
-    if kind is not None:
-        raise _fail(f"{what} must be a plain name like {example}, not {kind}", subcommand)
-    # ASCII first: str.lower() maps e.g. the Kelvin sign to "k", which would slip through.
-    lowered = token.text.lower() if token.text.isascii() else ""
-    if NAME_RE.fullmatch(lowered) is None:
-        raise _fail(
-            f"{what} must be a plain name like {example} (a-z, 0-9, - and _; at most 64),"
-            f' not "{_show(token.text)}"',
-            subcommand,
-        )
-    return lowered
+# Ids and durations (names, durations and reasons are read in tokens.py)
 
 
 def _grant_id(token: _Token, subcommand: str) -> str:
@@ -180,23 +129,6 @@ def _grant_id(token: _Token, subcommand: str) -> str:
             f'"{_show(token.text)}" is not a grant id; ids look like g-7k3p9xqm', subcommand
         )
     return lowered
-
-
-def _duration(token: _Token, subcommand: str) -> int:
-    kind = escape_kind(token.text)
-    if kind is not None:
-        raise _fail(f"duration must be written like 30m or 1h30m, not {kind}", subcommand)
-    # parse_duration's \d would take non-ASCII digits ("٣٠m"), and it quotes its input as is.
-    if not (token.text.isascii() and token.text.isprintable()):
-        raise _fail(
-            f'"{_show(token.text)}" is not a duration; use a number with d, h, m or s,'
-            " e.g. 15m, 2h, 1h30m, 1d",
-            subcommand,
-        )
-    try:
-        return parse_duration(token.text)
-    except UsageError as e:
-        raise _fail(str(e), subcommand) from e
 
 
 def _try_duration(token: _Token) -> int | None:
@@ -214,6 +146,10 @@ _Handler: TypeAlias = Callable[[str, Sequence[_Token]], Command]
 
 def _request(text: str, args: Sequence[_Token]) -> Command:
     sub = "request"
+    # `request for @x ...` and `request bundle ...` (issue 13) live in variants.py.
+    variant = request_variant(text, args, plain=_request)
+    if variant is not None:
+        return variant
     if not args:
         raise _fail("missing resource", sub)
     if _try_duration(args[0]) is not None:
@@ -363,6 +299,7 @@ _HANDLERS: Final[Mapping[str, _Handler]] = MappingProxyType(
         "resources": _no_arguments("resources", ListResources()),
         "help": _help,
         "ssh-key": _ssh_key,
+        "explain": explain,
     }
 )
 #: Every subcommand, in the order messages list them.

@@ -82,6 +82,35 @@ class SshKeyShow:
     """Show the SSH public key I registered."""
 
 
+# -- issue 13: explain, on behalf, bundles ---------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ExplainAccess:
+    """``/access explain <resource> [<role>]``: what the policy would do with my request."""
+
+    resource: str
+    role: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RequestFor:
+    """``/access request for <@U…> …``: ``request`` asked for ``beneficiary`` (a user id)."""
+
+    beneficiary: str
+    request: RequestAccess
+
+
+@dataclass(frozen=True, slots=True)
+class RequestBundle:
+    """``/access request bundle <name> <duration> <reason...>``: every item of a bundle."""
+
+    bundle: str
+    duration_s: int
+    reason: str
+    tickets: tuple[str, ...]
+
+
 Command: TypeAlias = (
     OpenForm
     | RequestAccess
@@ -93,4 +122,7 @@ Command: TypeAlias = (
     | Help
     | SshKeyAdd
     | SshKeyShow
+    | ExplainAccess
+    | RequestFor
+    | RequestBundle
 )

@@ -22,6 +22,9 @@ SUBCOMMAND_USAGE: Final[Mapping[str, str]] = MappingProxyType(
         "ssh-key": "/access ssh-key add <openssh public key> | /access ssh-key show",
         "ssh-key add": "/access ssh-key add <openssh public key>",
         "ssh-key show": "/access ssh-key show",
+        "request for": "/access request for @person <resource> [<role>] <duration> <reason...>",
+        "request bundle": "/access request bundle <name> <duration> <reason...>",
+        "explain": "/access explain <resource> [<role>]",
     }
 )
 """Plain-text usage line per subcommand (and per ``ssh-key`` action), as quoted in errors."""
@@ -36,6 +39,19 @@ _HELP_LINES: Final = (
         "/access request orders-db read 1h at 14:00 <reason...>",
         "start later: `at 14:00`, `in 2h` or `on 2026-12-01 09:00`, in your Slack time zone;"
         " approved before, it waits and is issued then",
+    ),
+    (
+        SUBCOMMAND_USAGE["request for"],
+        "ask on someone's behalf (policy `may_request_for`); the credential goes to them",
+    ),
+    (
+        SUBCOMMAND_USAGE["request bundle"],
+        "ask for every item of a bundle at once, e.g. `/access request bundle incident-responder"
+        " 1h INC-42 outage`",
+    ),
+    (
+        SUBCOMMAND_USAGE["explain"],
+        "may you ask, who approves, and would it be auto-approved right now (and if not, why)",
     ),
     (SUBCOMMAND_USAGE["list"], "your pending and active grants"),
     (SUBCOMMAND_USAGE["pending"], "requests waiting for your approval"),

@@ -7,7 +7,7 @@ from __future__ import annotations
 from slack_bolt.async_app import AsyncApp
 
 from bot.slack.context import SlackDeps
-from bot.slack.listeners import actions, commands, events, reminders, views
+from bot.slack.listeners import actions, commands, events, reminders, shortcuts, views
 
 
 def register_all(app: AsyncApp, deps: SlackDeps) -> None:
@@ -17,3 +17,4 @@ def register_all(app: AsyncApp, deps: SlackDeps) -> None:
     views.register(app, deps)
     events.register(app, deps)
     reminders.register(app, deps)
+    shortcuts.register(app, deps)

@@ -19,12 +19,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.domain.ids import is_grant_id
 from bot.domain.policy.rules import RoleRule
 from bot.errors import GrantbotError, PolicyDenied
-from bot.slack import ids
+from bot.slack import asking_form, ids
 from bot.slack.asking import asked_fields, file_and_announce, origin_for
 from bot.slack.blocks import messages
 from bot.slack.context import SlackDeps
 from bot.slack.modals.deny import parse_deny_form
 from bot.slack.modals.request import RequestInput, parse_request_form, refusal_errors
+from bot.slack.modals.request_extras import read_extras
 from bot.slack.modals.start_field import start_refusal
 from bot.slack.reply import Reply, error_reply
 
@@ -51,11 +52,21 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, request: AsyncBoltRequest
     ) -> None:
         user = _user(body)
+        extras = read_extras(_values(body))  # issue 13: a bundle, or for someone else
+        if isinstance(extras, dict):
+            await ack(response_action="errors", errors=extras)
+            return
         parsed = parse_request_form(
-            _values(body), private_metadata=str((body.get("view") or {}).get("private_metadata"))
+            extras.values, private_metadata=str((body.get("view") or {}).get("private_metadata"))
         )
         if isinstance(parsed, dict):
             await ack(response_action="errors", errors=parsed)
+            return
+        if asking_form.handles(extras, user=user):
+            refused = await asking_form.precheck(deps, user, parsed, extras)
+            await ack(response_action="errors", errors=refused) if refused else await ack()
+            if not refused:
+                asking_form.later(deps, request, client, user, parsed, extras)
             return
         refusal = await start_refusal(
             deps, user, parsed.start, resource=parsed.resource, role=parsed.role

@@ -1,0 +1,90 @@
+"""The grammar of issue 13's additions to ``/access``, kept apart from the core grammar
+(:mod:`bot.slack.commands.grammar`, which calls them; both read words with
+:mod:`bot.slack.commands.tokens`)::
+
+    request for <@U…> <resource> [<role>] <duration> <reason...>   RequestFor
+    request bundle <name> <duration> <reason...>                   RequestBundle
+    explain <resource> [<role>]                                    ExplainAccess
+
+``for`` and ``bundle`` are keywords after ``request`` (resources so named can be asked for
+only in the form). Same contract as :func:`~bot.slack.commands.grammar.parse_command`:
+a command or :class:`~bot.errors.UsageError` ending in the usage line. Pure.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import Final
+
+from bot.slack.commands import tokens
+from bot.slack.commands.parsed import (
+    Command,
+    ExplainAccess,
+    RequestAccess,
+    RequestBundle,
+    RequestFor,
+)
+from bot.slack.commands.reasons import extract_tickets
+from bot.slack.commands.tokens import Token
+
+#: A user mention as Slack escapes it in a command (``should_escape``): ``<@U123|name>``.
+_USER_MENTION_RE: Final = re.compile(r"<@([UW][A-Z0-9]{2,20})(?:\|[^<>]*)?>")
+
+
+def _word(token: Token) -> str:
+    return token.text.lower() if token.text.isascii() else token.text
+
+
+#: The grammar's reading of a plain ``request`` (its arguments after the subcommand).
+PlainRequest = Callable[[str, Sequence[Token]], Command]
+
+
+def request_variant(text: str, args: Sequence[Token], *, plain: PlainRequest) -> Command | None:
+    """``request for …`` or ``request bundle …``; None when ``args`` are a plain request.
+    ``plain`` reads the request made on someone's behalf."""
+    if not args:
+        return None
+    word = _word(args[0])
+    if word == "for" and len(args) > 1:
+        return _request_for(text, args[1:], plain=plain)
+    if word == "bundle":
+        return _request_bundle(text, args[1:])
+    return None
+
+
+def _request_for(text: str, args: Sequence[Token], *, plain: PlainRequest) -> Command:
+    sub = "request for"
+    match = _USER_MENTION_RE.fullmatch(args[0].text)
+    if match is None:
+        raise tokens.fail("name the person as a mention, like @dana", sub)
+    inner = plain(text, args[1:])
+    if not isinstance(inner, RequestAccess):
+        raise tokens.fail("a request on someone's behalf asks for one resource", sub)
+    return RequestFor(beneficiary=match.group(1), request=inner)
+
+
+def _request_bundle(text: str, args: Sequence[Token]) -> Command:
+    sub = "request bundle"
+    if not args:
+        raise tokens.fail("missing bundle name", sub)
+    name = tokens.name(args[0], "bundle", sub, "incident-responder")
+    if len(args) < 2:
+        raise tokens.fail("missing duration", sub)
+    duration_s = tokens.duration(args[1], sub)
+    reason = tokens.reason(text, args[2:], sub, required=True)
+    return RequestBundle(name, duration_s, reason, extract_tickets(reason))
+
+
+def explain(text: str, args: Sequence[Token]) -> Command:
+    """``explain <resource> [<role>]``."""
+    sub = "explain"
+    if not args:
+        raise tokens.fail("missing resource", sub)
+    if len(args) > 2:
+        raise tokens.fail(
+            f'explain takes a resource and a role, not "{tokens.show(args[2].text)}"', sub
+        )
+    resource = tokens.name(args[0], "resource", sub, "orders-db")
+    role = tokens.name(args[1], "role", sub, "read") if len(args) > 1 else None
+    return ExplainAccess(resource, role)
