@@ -91,10 +91,10 @@ class NullNotifier:
         return None
 
 
-class WithoutEnds:
-    """``inner`` for everything but ends (``ended``, ``issue_failed``, ``revoke_failed``),
-    which it drops. ``grantbot serve`` gives the service this: ends reach Slack once, from
-    the audit stream (bot.announcer), whichever process or replica made them."""
+class Forwarding:
+    """Passes every notification to ``inner``. The one home of the forwarding, so that a
+    wrapper (:class:`WithoutEnds`, bot.api.delivery's ``PipelineDelivery``) overrides only
+    what it changes and a new Notifier method is forwarded by adding it here once."""
 
     def __init__(self, inner: Notifier) -> None:
         self.inner = inner
@@ -112,13 +112,13 @@ class WithoutEnds:
         await self.inner.credential_issued(grant, credential)
 
     async def issue_failed(self, grant: Grant) -> None:
-        return None
+        await self.inner.issue_failed(grant)
 
     async def ended(self, grant: Grant) -> None:
-        return None
+        await self.inner.ended(grant)
 
     async def revoke_failed(self, grant: Grant) -> None:
-        return None
+        await self.inner.revoke_failed(grant)
 
     async def extended(self, grant: Grant) -> None:
         await self.inner.extended(grant)
@@ -130,3 +130,18 @@ class WithoutEnds:
 
     async def bundle_filed(self, bundle_id: str) -> None:
         await self.inner.bundle_filed(bundle_id)
+
+
+class WithoutEnds(Forwarding):
+    """``inner`` for everything but ends (``ended``, ``issue_failed``, ``revoke_failed``),
+    which it drops. ``grantbot serve`` gives the service this: ends reach Slack once, from
+    the audit stream (bot.announcer), whichever process or replica made them."""
+
+    async def issue_failed(self, grant: Grant) -> None:
+        return None
+
+    async def ended(self, grant: Grant) -> None:
+        return None
+
+    async def revoke_failed(self, grant: Grant) -> None:
+        return None
