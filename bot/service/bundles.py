@@ -23,7 +23,7 @@ from bot.domain.model import Origin
 from bot.domain.policy.asking import bundle_items
 from bot.errors import GrantbotError, PolicyDenied
 from bot.service.context import ServiceContext
-from bot.service.requests import RequestResult, Requests
+from bot.service.requests import Asked, RequestResult, Requests
 
 log = logging.getLogger(__name__)
 
@@ -71,24 +71,20 @@ class Bundles:
         c = self._c
         tickets = list(tickets)
         now = c.clock()
-        pairs = bundle_items(c.policy.current.policy, bundle)
+        items = [
+            Asked(
+                resource=resource, role=role, duration_s=duration_s, reason=reason, tickets=tickets
+            )
+            for resource, role in bundle_items(c.policy.current.policy, bundle)
+        ]
         longest = 0
-        for resource, role in pairs:
+        for item in items:
             try:
-                decision = await self._requests.check_request(
-                    user=user,
-                    resource=resource,
-                    role=role,
-                    duration_s=duration_s,
-                    reason=reason,
-                    tickets=tickets,
-                    now=now,
-                )
+                decision = await self._requests.check_request(user=user, now=now, **item)
             except PolicyDenied as e:
                 metrics.record_request("refused")
                 raise PolicyDenied(
-                    f"you may not request bundle {bundle}: its item {resource} {role} is "
-                    f"refused: {e}"
+                    f"you may not request bundle {bundle}: its item {_named(item)} is refused: {e}"
                 ) from e
             longest = max(longest, decision.request_timeout_s + decision.duration_s)
         bundle_id = new_bundle_id()
@@ -98,20 +94,13 @@ class Bundles:
         results = []
         unfiled = []
         try:
-            for resource, role in pairs:
+            for item in items:
                 try:
                     result = await self._requests.request_access(
-                        user=user,
-                        resource=resource,
-                        role=role,
-                        duration_s=duration_s,
-                        reason=reason,
-                        tickets=tickets,
-                        origin=origin,
-                        bundle=f"{bundle} {bundle_id}",
+                        user=user, origin=origin, bundle=f"{bundle} {bundle_id}", **item
                     )
                 except GrantbotError as e:
-                    unfiled.append((f"{resource} {role}", str(e)))
+                    unfiled.append((_named(item), str(e)))
                     continue
                 await book.add_item(bundle_id, result.grant.id, ttl_s=ttl_s)
                 results.append(result)
@@ -124,3 +113,8 @@ class Bundles:
         return BundleResult(
             bundle_id=bundle_id, name=bundle, items=tuple(results), unfiled=tuple(unfiled)
         )
+
+
+def _named(item: Asked) -> str:
+    """``resource role``, as a refusal names a bundle's item."""
+    return f"{item['resource']} {item['role']}"

@@ -12,7 +12,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import GrantbotError, PolicyDenied
 from bot.slack import ids
-from bot.slack.asking import origin_for
+from bot.slack.asking import asked_fields, origin_for
 from bot.slack.bundles import file_bundle
 from bot.slack.commands.lifecycle import file_for, for_confirmation
 from bot.slack.commands.parsed import RequestAccess, RequestFor
@@ -42,13 +42,7 @@ async def precheck(
     try:
         await asyncio.wait_for(
             deps.service.check_request_for(
-                user=user,
-                beneficiary=extras.beneficiary,
-                resource=form.resource,
-                role=form.role,
-                duration_s=form.duration_s,
-                reason=form.reason,
-                tickets=form.tickets,
+                user=user, beneficiary=extras.beneficiary, **asked_fields(form)
             ),
             timeout=CHECK_BUDGET_S,
         )
