@@ -4,15 +4,13 @@ here after reading the fields; the answers are the same as the commands'."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.errors import GrantbotError, PolicyDenied
 from bot.slack import ids
-from bot.slack.asking import asked_fields, origin_for
+from bot.slack.asking import asked_fields, form_refusal, origin_for
 from bot.slack.bundles import file_bundle
 from bot.slack.commands.lifecycle import file_for, for_confirmation
 from bot.slack.commands.parsed import RequestAccess, RequestFor
@@ -23,9 +21,6 @@ from bot.slack.modals.request_extras import Extras
 from bot.slack.reply import Reply
 
 log = logging.getLogger(__name__)
-
-#: As the core form's pre-check: past it, the service's own check answers by message.
-CHECK_BUDGET_S = 1.5
 
 
 def handles(extras: Extras, *, user: str) -> bool:
@@ -39,18 +34,12 @@ async def precheck(
     """A refusal as field errors before the ack (None: go ahead, or no time to tell)."""
     if extras.beneficiary is None or extras.bundle is not None:
         return None
-    try:
-        await asyncio.wait_for(
-            deps.service.check_request_for(
-                user=user, beneficiary=extras.beneficiary, **asked_fields(form)
-            ),
-            timeout=CHECK_BUDGET_S,
-        )
-    except PolicyDenied as e:
-        return {ids.FORM_FOR_BLOCK: short(str(e))}
-    except (TimeoutError, GrantbotError) as e:
-        log.info("form pre-check skipped (%s); the service will check", type(e).__name__)
-    return None
+    return await form_refusal(
+        deps.service.check_request_for(
+            user=user, beneficiary=extras.beneficiary, **asked_fields(form)
+        ),
+        lambda e: {ids.FORM_FOR_BLOCK: short(str(e))},
+    )
 
 
 async def file_from_form(

@@ -3,14 +3,14 @@
 A view must be answered within 3 seconds, and bad input is answered *in* the ack
 (``response_action: "errors"``, one message per field) so the modal stays open. The policy
 is consulted before the ack (a pure check plus cached user-group lookups, bounded by
-:data:`CHECK_BUDGET_S`); filing the request, which posts to approvers, happens after it.
+:data:`bot.slack.asking.CHECK_BUDGET_S`); filing the request, which posts to approvers,
+happens after it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from typing import Any, Final
+from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
@@ -20,20 +20,17 @@ from bot.domain.ids import is_grant_id
 from bot.domain.policy.rules import RoleRule
 from bot.errors import GrantbotError, PolicyDenied
 from bot.slack import asking_form, ids
-from bot.slack.asking import asked_fields, file_and_announce, origin_for
+from bot.slack.asking import asked_fields, file_and_announce, form_refusal, origin_for
 from bot.slack.blocks import messages
 from bot.slack.context import SlackDeps
 from bot.slack.modals.deny import parse_deny_form
+from bot.slack.modals.fields import FieldErrors
 from bot.slack.modals.request import RequestInput, parse_request_form, refusal_errors
 from bot.slack.modals.request_extras import read_extras
 from bot.slack.modals.start_field import start_refusal
 from bot.slack.reply import Reply, error_reply
 
 log = logging.getLogger(__name__)
-
-#: The most time the policy check before the ack may take; past it, the modal closes and
-#: the service's own check (after the ack) answers by message instead.
-CHECK_BUDGET_S: Final = 1.5
 
 
 def _values(body: dict[str, Any]) -> dict[str, Any]:
@@ -93,20 +90,15 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
 async def policy_refusal(deps: SlackDeps, user: str, form: RequestInput) -> dict[str, str] | None:
     """The policy's refusal as a field error, or None (also when the check ran out of time
     or failed otherwise: the service checks again when the request is filed)."""
-    try:
-        await asyncio.wait_for(
-            deps.service.check_request(user=user, **asked_fields(form)),
-            timeout=CHECK_BUDGET_S,
-        )
-    except PolicyDenied as e:
+
+    def errors(e: PolicyDenied) -> FieldErrors:
         try:
             rule: RoleRule | None = deps.service.rule_for(form.resource, form.role)
         except PolicyDenied:
             rule = None
         return refusal_errors(rule, form, str(e))
-    except (TimeoutError, GrantbotError) as e:
-        log.info("form pre-check skipped (%s); the service will check", type(e).__name__)
-    return None
+
+    return await form_refusal(deps.service.check_request(user=user, **asked_fields(form)), errors)
 
 
 async def file_request(
