@@ -21,13 +21,14 @@ from bot.domain.model import Origin, Status
 from bot.errors import GrantbotError, PolicyDenied, SlackError
 from bot.service import RequestResult
 from bot.slack import delivery
-from bot.slack.blocks import messages
+from bot.slack.blocks import kit, messages
 from bot.slack.context import SlackDeps
 from bot.slack.delivery import Undelivered
 from bot.slack.modals.fields import FieldErrors
 from bot.slack.modals.request import form_metadata, request_form
 from bot.slack.modals.request_extras import with_extras
 from bot.slack.modals.start_field import scheduled_start
+from bot.slack.reply import Reply
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +128,36 @@ async def form_refusal(
     except (TimeoutError, GrantbotError) as e:
         log.info("form pre-check skipped (%s); the service will check", type(e).__name__)
     return None
+
+
+class FormOrigin(Protocol):
+    """Where a submitted form was opened (its private metadata)."""
+
+    @property
+    def channel(self) -> str | None: ...
+    @property
+    def channel_name(self) -> str | None: ...
+
+
+async def answer_form(
+    deps: SlackDeps,
+    client: AsyncWebClient,
+    user: str,
+    form: FormOrigin,
+    file: Callable[[Origin], Awaitable[kit.Message]],
+) -> None:
+    """After a form's ack: ``file`` what it asks from where it was opened, and answer
+    ``user`` privately there (else by DM) with its message, or with the error it raised."""
+    reply = Reply(client=client, user=user, channel=form.channel)
+    origin = await origin_for(
+        deps, surface="modal", channel=form.channel, channel_name=form.channel_name
+    )
+    try:
+        message = await file(origin)
+    except Exception as e:
+        await reply.error(e)
+        return
+    await reply.send(message)
 
 
 def asked_fields(asked: AccessAsked) -> AskedFields:

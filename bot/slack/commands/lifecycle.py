@@ -54,16 +54,7 @@ async def run_lifecycle_command(
         case parsed.RequestBundle():
             from bot.slack.bundles import file_bundle
 
-            return await file_bundle(
-                deps,
-                client,
-                user=user,
-                bundle=command.bundle,
-                duration_s=command.duration_s,
-                reason=command.reason,
-                tickets=command.tickets,
-                origin=origin,
-            )
+            return await file_bundle(deps, user=user, command=command, origin=origin)
 
 
 def for_confirmation(result: RequestResult, *, user: str, now: float) -> kit.Message:

@@ -17,11 +17,13 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.ids import is_grant_id
+from bot.domain.model import Origin
 from bot.domain.policy.rules import RoleRule
 from bot.errors import GrantbotError, PolicyDenied
 from bot.slack import asking_form, ids
-from bot.slack.asking import asked_fields, file_and_announce, form_refusal, origin_for
+from bot.slack.asking import answer_form, asked_fields, file_and_announce, form_refusal
 from bot.slack.blocks import messages
+from bot.slack.blocks.kit import Message
 from bot.slack.context import SlackDeps
 from bot.slack.modals.deny import parse_deny_form
 from bot.slack.modals.fields import FieldErrors
@@ -105,26 +107,20 @@ async def file_request(
     deps: SlackDeps, client: AsyncWebClient, user: str, form: RequestInput
 ) -> None:
     """File the request and confirm privately where the form was opened (else by DM)."""
-    reply = Reply(client=client, user=user, channel=form.channel)
-    origin = await origin_for(
-        deps, surface="modal", channel=form.channel, channel_name=form.channel_name
-    )
-    try:
+
+    async def file(origin: Origin) -> Message:
         if form.ssh_public_key is not None:
             await deps.service.set_ssh_key(user, form.ssh_public_key)
         result, _ = await file_and_announce(deps, client, user, form, origin)
-    except Exception as e:
-        await reply.error(e)
-        return
-    await reply.send(
-        messages.request_confirmation(
+        return messages.request_confirmation(
             result.grant,
             result.rule,
             now=deps.clock(),
             note=result.note,
             credential_sent=result.credential is not None,
         )
-    )
+
+    await answer_form(deps, client, user, form, file)
 
 
 async def deny(
