@@ -10,11 +10,7 @@ from typing import Final
 
 from bot import metrics
 from bot.domain.model import Actor, Event, Grant
-from bot.domain.policy.decisions import (
-    Circumstances,
-    auto_approve_blocker,
-    match_auto_approve,
-)
+from bot.domain.policy.decisions import Circumstances, auto_approve_blocker, match_auto_approve
 from bot.domain.policy.rules import RoleRule
 from bot.oncall.base import OnCallResult
 from bot.service.context import ServiceContext, incident_details
