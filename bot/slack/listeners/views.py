@@ -25,6 +25,7 @@ from bot.slack.asking import answer_form, asked_fields, file_and_announce, form_
 from bot.slack.blocks import messages
 from bot.slack.blocks.kit import Message
 from bot.slack.context import SlackDeps
+from bot.slack.listeners.actions import user_of
 from bot.slack.modals.deny import parse_deny_form
 from bot.slack.modals.fields import FieldErrors
 from bot.slack.modals.request import RequestInput, parse_request_form, refusal_errors
@@ -41,16 +42,12 @@ def _values(body: dict[str, Any]) -> dict[str, Any]:
     return values if isinstance(values, dict) else {}
 
 
-def _user(body: dict[str, Any]) -> str:
-    return str((body.get("user") or {}).get("id", ""))
-
-
 def register(app: AsyncApp, deps: SlackDeps) -> None:
     @app.view(ids.REQUEST_FORM)
     async def request_submitted(
         ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, request: AsyncBoltRequest
     ) -> None:
-        user = _user(body)
+        user = user_of(body)
         extras = read_extras(_values(body))  # issue 13: a bundle, or for someone else
         if isinstance(extras, dict):
             await ack(response_action="errors", errors=extras)
@@ -86,7 +83,7 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             return
         await ack()
         grant_id = str((body.get("view") or {}).get("private_metadata", ""))
-        deps.later(request, deny(deps, client, _user(body), grant_id, reason), name="form-deny")
+        deps.later(request, deny(deps, client, user_of(body), grant_id, reason), name="form-deny")
 
 
 async def policy_refusal(deps: SlackDeps, user: str, form: RequestInput) -> dict[str, str] | None:
