@@ -17,8 +17,8 @@ from bot.slack.reminder_buttons import ReminderButtons
 
 
 def register(app: AsyncApp, deps: SlackDeps) -> None:
-    for action_id, name, work in _BUTTONS:
-        app.action(action_id)(_listener(deps, _on_click(work), name=name))
+    app.action(ids.REMIND_EXTEND)(_listener(deps, on_extend, name="reminder-extend"))
+    app.action(ids.REMIND_DONE)(_listener(deps, on_done, name="reminder-done"))
 
 
 #: A reminder button's work: on the clicked grant, as the clicking user.
@@ -39,7 +39,5 @@ def _on_click(work: Work) -> OnClick:
     return on_click
 
 
-_BUTTONS: Final[tuple[tuple[str, str, Work], ...]] = (
-    (ids.REMIND_EXTEND, "reminder-extend", lambda r, grant_id, user: r.extend(grant_id, user=user)),
-    (ids.REMIND_DONE, "reminder-done", lambda r, grant_id, user: r.done(grant_id, user=user)),
-)
+on_extend: Final = _on_click(lambda r, grant_id, user: r.extend(grant_id, user=user))
+on_done: Final = _on_click(lambda r, grant_id, user: r.done(grant_id, user=user))
