@@ -11,7 +11,6 @@ requester may request, else nothing is filed and the refusal names the item.
 
 from __future__ import annotations
 
-import logging
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -22,10 +21,8 @@ from bot.domain.ids import ALPHABET
 from bot.domain.model import Origin
 from bot.domain.policy.asking import bundle_items
 from bot.errors import GrantbotError, PolicyDenied
-from bot.service.context import ServiceContext
+from bot.service.context import ServiceContext, safe
 from bot.service.requests import Asked, RequestResult, Requests
-
-log = logging.getLogger(__name__)
 
 #: A bundle record outlives its items: the longest request timeout plus the longest grant
 #: and a day of slack; after that it goes by itself.
@@ -106,10 +103,8 @@ class Bundles:
                 results.append(result)
         finally:
             await book.finish(bundle_id)
-        try:
-            await c.notifier.bundle_filed(bundle_id)
-        except Exception:  # a notification never undoes what was filed
-            log.exception("announcing bundle %s failed", bundle_id)
+        # A notification never undoes what was filed.
+        await safe(c.notifier.bundle_filed(bundle_id), about=f"announcing bundle {bundle_id}")
         return BundleResult(
             bundle_id=bundle_id, name=bundle, items=tuple(results), unfiled=tuple(unfiled)
         )

@@ -129,12 +129,13 @@ class ServiceContext:
         await self.providers.aclose()
 
 
-async def safe(call: Awaitable[None]) -> None:
-    """Await a notification; a failure is logged, never raised into the decision."""
+async def safe(call: Awaitable[None], *, about: str = "notification") -> None:
+    """Await a notification; a failure is logged (``<about> failed``), never raised into the
+    decision."""
     try:
         await call
     except Exception:
-        log.exception("notification failed")
+        log.exception("%s failed", about)
 
 
 def usergroups_of(rule: RoleRule) -> set[str]:
