@@ -13,19 +13,19 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 from bot.api.sealing import seal
 from bot.domain.credentials import Credential
 from bot.domain.model import Grant
 from bot.logs import register_secret
-from bot.notify import Notifier
+from bot.notify import Forwarding, Notifier
 from bot.store.pipelines import SealedCredentials
 
 log = logging.getLogger(__name__)
 
 
-class PipelineDelivery:
+class PipelineDelivery(Forwarding):
     """``inner`` for people's grants; sealing for machine clients' (see module doc)."""
 
     def __init__(
@@ -35,7 +35,7 @@ class PipelineDelivery:
         sealed: SealedCredentials,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.sealed = sealed
         self.clock = clock
 
@@ -53,32 +53,3 @@ class PipelineDelivery:
             await self.sealed.put(grant.id, box, expires_at=expires_at, now=self.clock())
             log.info("%s: credential sealed for client %s", grant.id, grant.client)
         await self.inner.approval_recorded(grant)
-
-    async def request_created(self, grant: Grant) -> None:
-        await self.inner.request_created(grant)
-
-    async def approval_recorded(self, grant: Grant) -> None:
-        await self.inner.approval_recorded(grant)
-
-    async def decided(self, grant: Grant) -> None:
-        await self.inner.decided(grant)
-
-    async def issue_failed(self, grant: Grant) -> None:
-        await self.inner.issue_failed(grant)
-
-    async def ended(self, grant: Grant) -> None:
-        await self.inner.ended(grant)
-
-    async def revoke_failed(self, grant: Grant) -> None:
-        await self.inner.revoke_failed(grant)
-
-    async def extended(self, grant: Grant) -> None:
-        await self.inner.extended(grant)
-
-    async def escalated(
-        self, grant: Grant, *, tier: int, users: Iterable[str], channel: str | None
-    ) -> None:
-        await self.inner.escalated(grant, tier=tier, users=users, channel=channel)
-
-    async def bundle_filed(self, bundle_id: str) -> None:
-        await self.inner.bundle_filed(bundle_id)

@@ -336,19 +336,8 @@ async def _read_body(request: web.Request, model: type[M]) -> M:
         raise ApiFailure(400, "malformed_body", f"{where}: {what}", field=where or None) from e
 
 
-def register_api(
-    app: web.Application,
-    *,
-    service: GrantService,
-    store: GrantStore,
-    environ: Mapping[str, str],
-    clock: Callable[[], float] = time.time,
-    rate_limit: int = DEFAULT_RATE_LIMIT,
-) -> PipelineApi:
-    """Add the API's routes (and ``/api/v1/openapi.json``) to ``app``; the handlers."""
-    api = PipelineApi(
-        service=service, store=store, environ=environ, clock=clock, rate_limit=rate_limit
-    )
+def register_api(app: web.Application, api: PipelineApi) -> PipelineApi:
+    """Add the API's routes (and ``/api/v1/openapi.json``) to ``app``, answered by ``api``."""
     for route in ROUTES:
         app.router.add_route(route.method, route.path, api.wrap(route, getattr(api, route.name)))
     document = openapi_document()

@@ -40,6 +40,6 @@ def install_pipelines(
     """Serve the API on ``app`` (not yet started); tokens from ``environ`` (default: the
     process's). The service should have been built with :func:`pipeline_notifier`."""
     env = environ if environ is not None else os.environ
-    api = register_api(app, service=service, store=store, environ=env, clock=clock)
+    api = register_api(app, PipelineApi(service=service, store=store, environ=env, clock=clock))
     app[API_KEY] = api
     return api

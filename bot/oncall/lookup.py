@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Final, Protocol
+from typing import Final, NotRequired, Protocol, TypedDict, Unpack
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
@@ -225,17 +225,20 @@ def _build(
     return OnCallLookup(sources, specs=oncall, http=opts.http)
 
 
-def build_oncall_lookup(
-    policy: Policy,
-    *,
-    env: Mapping[str, str],
-    lookup_slack_user_by_email: SlackUserByEmail,
-    http: aiohttp.ClientSession | None = None,
-    clock: Clock = time.monotonic,
-    ttl_s: float = DEFAULT_TTL_S,
-    failure_ttl_s: float = DEFAULT_FAILURE_TTL_S,
-    timeout_s: float = DEFAULT_TIMEOUT_S,
-) -> OnCallLookup:
+class LookupOptions(TypedDict):
+    """How a lookup reaches its sources, as keyword arguments (defaults: those of
+    :class:`PolicyOnCallLookup`, the one place they are given)."""
+
+    env: Mapping[str, str]
+    lookup_slack_user_by_email: SlackUserByEmail
+    http: NotRequired[aiohttp.ClientSession | None]
+    clock: NotRequired[Clock]
+    ttl_s: NotRequired[float]
+    failure_ttl_s: NotRequired[float]
+    timeout_s: NotRequired[float]
+
+
+def build_oncall_lookup(policy: Policy, **options: Unpack[LookupOptions]) -> OnCallLookup:
     """An :class:`OnCallLookup` for ``policy.oncall``.
 
     ``${VAR}`` tokens and API keys are resolved from ``env`` now; a schedule whose variable is
@@ -249,16 +252,7 @@ def build_oncall_lookup(
     """
     # A reloadable lookup over a policy that never changes, built once: the options are
     # assembled in one place (PolicyOnCallLookup.__init__).
-    return PolicyOnCallLookup(
-        _Fixed(policy),
-        env=env,
-        lookup_slack_user_by_email=lookup_slack_user_by_email,
-        http=http,
-        clock=clock,
-        ttl_s=ttl_s,
-        failure_ttl_s=failure_ttl_s,
-        timeout_s=timeout_s,
-    ).current
+    return PolicyOnCallLookup(_Fixed(policy), **options).current
 
 
 # --- following policy reloads ----------------------------------------------------------------

@@ -8,7 +8,9 @@ who asked, its ``details.requester`` the beneficiary, ``details.requested_by`` w
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Unpack
 
 from bot import metrics
 from bot.domain.model import Origin
@@ -22,7 +24,7 @@ from bot.errors import PolicyDenied
 from bot.ports import NO_USERGROUPS
 from bot.service.context import ServiceContext, today
 from bot.service.queries import Queries
-from bot.service.requests import RequestResult, Requests
+from bot.service.requests import Asked, RequestResult, Requests
 
 
 class Asking:
@@ -54,66 +56,45 @@ class Asking:
             metrics.record_request("refused")
             raise PolicyDenied(refusal)
 
-    async def check_request_for(
-        self,
-        *,
-        user: str,
-        beneficiary: str,
-        resource: str,
-        role: str | None,
-        duration_s: int | None,
-        reason: str,
-        tickets: Iterable[str] = (),
-    ) -> None:
-        """What :meth:`request_for` would refuse, changing nothing (the form's pre-check)."""
-        now = self._c.clock()
+    @asynccontextmanager
+    async def _on_behalf(self, *, user: str, beneficiary: str, now: float) -> AsyncIterator[None]:
+        """PolicyDenied unless ``user`` may ask for ``beneficiary`` (:meth:`may_ask_for`);
+        within, a refusal of the beneficiary's request is said as theirs (:func:`_theirs`)."""
         await self.may_ask_for(user=user, beneficiary=beneficiary, now=now)
         try:
-            await self._requests.check_request(
-                user=beneficiary,
-                resource=resource,
-                role=role,
-                duration_s=duration_s,
-                reason=reason,
-                tickets=tickets,
-                now=now,
-            )
+            yield
         except PolicyDenied as e:
             if beneficiary == user:
                 raise
             raise _theirs(e, beneficiary=beneficiary) from e
+
+    async def check_request_for(
+        self, *, user: str, beneficiary: str, **asked: Unpack[Asked]
+    ) -> None:
+        """What :meth:`request_for` would refuse, changing nothing (the form's pre-check)."""
+        now = self._c.clock()
+        async with self._on_behalf(user=user, beneficiary=beneficiary, now=now):
+            await self._requests.check_request(user=beneficiary, now=now, **asked)
 
     async def request_for(
         self,
         *,
         user: str,
         beneficiary: str,
-        resource: str,
-        role: str | None,
-        duration_s: int | None,
-        reason: str,
-        tickets: Iterable[str] = (),
         origin: Origin | None = None,
+        **asked: Unpack[Asked],
     ) -> RequestResult:
         """File ``user``'s request on ``beneficiary``'s behalf (see the module docstring).
         PolicyDenied, changing nothing, when ``may_request_for`` does not allow it or the
         beneficiary may not have what is asked."""
-        await self.may_ask_for(user=user, beneficiary=beneficiary, now=self._c.clock())
-        try:
-            return await self._requests.request_access(
+        async with self._on_behalf(user=user, beneficiary=beneficiary, now=self._c.clock()):
+            result = await self._requests.request_access(
                 user=beneficiary,
-                resource=resource,
-                role=role,
-                duration_s=duration_s,
-                reason=reason,
-                tickets=tickets,
                 origin=origin,
                 requested_by=user if beneficiary != user else None,
+                **asked,
             )
-        except PolicyDenied as e:
-            if beneficiary == user:
-                raise
-            raise _theirs(e, beneficiary=beneficiary) from e
+        return result
 
     async def asking_options(self, user: str) -> tuple[list[str], bool]:
         """What the request form offers ``user`` beyond resources: the bundles whose every

@@ -10,7 +10,7 @@ from typing import Final
 
 from bot import metrics
 from bot.domain.model import Actor, Event, Grant
-from bot.domain.policy.decisions import auto_approve_blocker, match_auto_approve
+from bot.domain.policy.decisions import Circumstances, auto_approve_blocker, match_auto_approve
 from bot.domain.policy.rules import RoleRule
 from bot.oncall.base import OnCallResult
 from bot.service.context import ServiceContext, incident_details
@@ -58,17 +58,18 @@ class AutoApprover:
         who = {"user": grant.requester, "resource": grant.resource, "role": grant.role}
         used = await quota.used(**who, now=now)
         in_incident = grant.origin.incident is not None
-        match = match_auto_approve(
-            rule,
+        circumstances = Circumstances(
             duration_s=grant.duration_s,
             on_call_schedules=oncall.schedules,
             in_incident=in_incident,
             grants_today=used,
             now=now,
         )
+        match = match_auto_approve(rule, **circumstances)
         limit = match.rule.per_user_per_day if match is not None else None
         if limit is not None and not await quota.take(**who, now=now, limit=limit):
             match, used = None, max(used, limit)  # the last slot went to a concurrent request
+            circumstances["grants_today"] = used
         if match is not None:
             parts = [f"on call for {match.rule.on_call}"] if match.rule.on_call else []
             if in_incident:
@@ -79,15 +80,7 @@ class AutoApprover:
                 reason=f"auto-approved: {grant.requester} {', '.join(parts)}",
                 on_call=match.rule.on_call,
             )
-        blocker = auto_approve_blocker(
-            rule,
-            duration_s=grant.duration_s,
-            on_call_schedules=oncall.schedules,
-            unavailable=oncall.failures,
-            in_incident=in_incident,
-            grants_today=used,
-            now=now,
-        )
+        blocker = auto_approve_blocker(rule, unavailable=oncall.failures, **circumstances)
         if blocker is None:
             return AutoApproval(note=incident_miss_note(rule, grant, oncall, grants_today=used))
         note = f"auto-approval not possible: {blocker}; asked the approvers"

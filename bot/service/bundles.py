@@ -11,7 +11,6 @@ requester may request, else nothing is filed and the refusal names the item.
 
 from __future__ import annotations
 
-import logging
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -22,10 +21,8 @@ from bot.domain.ids import ALPHABET
 from bot.domain.model import Origin
 from bot.domain.policy.asking import bundle_items
 from bot.errors import GrantbotError, PolicyDenied
-from bot.service.context import ServiceContext
-from bot.service.requests import RequestResult, Requests
-
-log = logging.getLogger(__name__)
+from bot.service.context import ServiceContext, safe
+from bot.service.requests import Asked, RequestResult, Requests
 
 #: A bundle record outlives its items: the longest request timeout plus the longest grant
 #: and a day of slack; after that it goes by itself.
@@ -71,24 +68,20 @@ class Bundles:
         c = self._c
         tickets = list(tickets)
         now = c.clock()
-        pairs = bundle_items(c.policy.current.policy, bundle)
+        items = [
+            Asked(
+                resource=resource, role=role, duration_s=duration_s, reason=reason, tickets=tickets
+            )
+            for resource, role in bundle_items(c.policy.current.policy, bundle)
+        ]
         longest = 0
-        for resource, role in pairs:
+        for item in items:
             try:
-                decision = await self._requests.check_request(
-                    user=user,
-                    resource=resource,
-                    role=role,
-                    duration_s=duration_s,
-                    reason=reason,
-                    tickets=tickets,
-                    now=now,
-                )
+                decision = await self._requests.check_request(user=user, now=now, **item)
             except PolicyDenied as e:
                 metrics.record_request("refused")
                 raise PolicyDenied(
-                    f"you may not request bundle {bundle}: its item {resource} {role} is "
-                    f"refused: {e}"
+                    f"you may not request bundle {bundle}: its item {_named(item)} is refused: {e}"
                 ) from e
             longest = max(longest, decision.request_timeout_s + decision.duration_s)
         bundle_id = new_bundle_id()
@@ -98,29 +91,25 @@ class Bundles:
         results = []
         unfiled = []
         try:
-            for resource, role in pairs:
+            for item in items:
                 try:
                     result = await self._requests.request_access(
-                        user=user,
-                        resource=resource,
-                        role=role,
-                        duration_s=duration_s,
-                        reason=reason,
-                        tickets=tickets,
-                        origin=origin,
-                        bundle=f"{bundle} {bundle_id}",
+                        user=user, origin=origin, bundle=f"{bundle} {bundle_id}", **item
                     )
                 except GrantbotError as e:
-                    unfiled.append((f"{resource} {role}", str(e)))
+                    unfiled.append((_named(item), str(e)))
                     continue
                 await book.add_item(bundle_id, result.grant.id, ttl_s=ttl_s)
                 results.append(result)
         finally:
             await book.finish(bundle_id)
-        try:
-            await c.notifier.bundle_filed(bundle_id)
-        except Exception:  # a notification never undoes what was filed
-            log.exception("announcing bundle %s failed", bundle_id)
+        # A notification never undoes what was filed.
+        await safe(c.notifier.bundle_filed(bundle_id), about=f"announcing bundle {bundle_id}")
         return BundleResult(
             bundle_id=bundle_id, name=bundle, items=tuple(results), unfiled=tuple(unfiled)
         )
+
+
+def _named(item: Asked) -> str:
+    """``resource role``, as a refusal names a bundle's item."""
+    return f"{item['resource']} {item['role']}"

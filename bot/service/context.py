@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
 from bot.domain.model import Actor, Event, Grant
-from bot.domain.policy.rules import RoleRule
+from bot.domain.policy.rules import RoleRule, usergroup_ids
 from bot.errors import GrantbotError
 from bot.notify import Notifier, NullNotifier
 from bot.policy_holder import PolicyHolder
@@ -129,25 +129,19 @@ class ServiceContext:
         await self.providers.aclose()
 
 
-async def safe(call: Awaitable[None]) -> None:
-    """Await a notification; a failure is logged, never raised into the decision."""
+async def safe(call: Awaitable[None], *, about: str = "notification") -> None:
+    """Await a notification; a failure is logged (``<about> failed``), never raised into the
+    decision."""
     try:
         await call
     except Exception:
-        log.exception("notification failed")
+        log.exception("%s failed", about)
 
 
 def usergroups_of(rule: RoleRule) -> set[str]:
     """Every Slack user-group id the rule's requesters, approvers and groups mention."""
-    ids: set[str] = set()
-    for block in (rule.requesters, rule.approvers, *(t.approvers for t in rule.escalation)):
-        if block is not None:
-            ids.update(block.usergroups)
-            for name in block.groups:
-                group = rule.groups.get(name)
-                if group is not None:
-                    ids.update(m.id for m in group.members if m.id.startswith("S"))
-    return ids
+    blocks = (rule.requesters, rule.approvers, *(t.approvers for t in rule.escalation))
+    return usergroup_ids(blocks, groups=rule.groups)
 
 
 def today(now: float) -> date:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import NotRequired, TypedDict, Unpack
 
 from bot import metrics
 from bot.domain.credentials import Credential
@@ -35,6 +35,18 @@ class RequestResult:
     note: str | None = None
 
 
+class Asked(TypedDict):
+    """What a request asks for, as keyword arguments: the one list of them that
+    :meth:`Requests.request_access`, :meth:`Requests.check_request` and the calls built on
+    them (on behalf, bundles, extensions) take."""
+
+    resource: str
+    role: str | None
+    duration_s: int | None
+    reason: str
+    tickets: NotRequired[Iterable[str]]
+
+
 class Requests:
     """Judges, stores and routes requests (access, and the records extensions file)."""
 
@@ -49,19 +61,16 @@ class Requests:
         self,
         *,
         user: str,
-        resource: str,
-        role: str | None,
-        duration_s: int | None,
-        reason: str,
-        tickets: Iterable[str] = (),
         origin: Origin | None = None,
         pipeline: PipelineAsk | None = None,
         starts_at: float | None = None,
         start_tz: str | None = None,
         requested_by: str | None = None,
         bundle: str | None = None,
+        **asked: Unpack[Asked],
     ) -> RequestResult:
-        """File a request. Raises PolicyDenied (naming the rule and what is allowed) and
+        """File a request of what is ``asked`` (:class:`Asked`: resource, role, duration_s,
+        reason, tickets). Raises PolicyDenied (naming the rule and what is allowed) and
         changes nothing when the policy refuses it. Auto-approves when a rule matches.
 
         ``pipeline``: a machine client's deployment and public key, kept on the grant.
@@ -71,16 +80,8 @@ class Requests:
         the grant is ``user``'s); ``bundle``: the bundle the request is an item of."""
         c = self._c
         now = c.clock()
-        tickets = list(tickets)
-        decision = await self.judge(
-            user=user,
-            resource=resource,
-            role=role,
-            duration_s=duration_s,
-            reason=reason,
-            tickets=tickets,
-            now=now,
-        )
+        tickets = asked["tickets"] = list(asked.get("tickets", ()))  # judged, then stored
+        decision = await self.judge(user=user, now=now, **asked)
         rule = decision.rule
         if starts_at is not None:
             check_lead_time(
@@ -89,7 +90,7 @@ class Requests:
         grant = await self.store_request(
             decision,
             user=user,
-            reason=reason,
+            reason=asked["reason"],
             tickets=tickets,
             origin=origin,
             now=now,
@@ -164,41 +165,36 @@ class Requests:
             policy_version=decision.policy_version,
         )
 
-    async def judge(self, **request: Any) -> RequestDecision:
+    async def judge(
+        self, *, user: str, now: float | None = None, **asked: Unpack[Asked]
+    ) -> RequestDecision:
         """:meth:`check_request`, counting a refusal in the requests metric."""
         try:
-            return await self.check_request(**request)
+            return await self.check_request(user=user, now=now, **asked)
         except PolicyDenied:
             metrics.record_request("refused")
             raise
 
     async def check_request(
-        self,
-        *,
-        user: str,
-        resource: str,
-        role: str | None,
-        duration_s: int | None,
-        reason: str,
-        tickets: Iterable[str] = (),
-        now: float | None = None,
+        self, *, user: str, now: float | None = None, **asked: Unpack[Asked]
     ) -> RequestDecision:
-        """What the policy says to this request, changing nothing: the decision, or
-        PolicyDenied naming the rule and what is allowed (the request form checks with this
-        before it closes, so a refusal shows on the field)."""
+        """What the policy says to the request of what is ``asked`` (:class:`Asked`),
+        changing nothing: the decision, or PolicyDenied naming the rule and what is allowed
+        (the request form checks with this before it closes, so a refusal shows on the
+        field)."""
         c = self._c
         at = c.clock() if now is None else now
         loaded = c.policy.current
-        rule = loaded.policy.rule(resource, role)
+        rule = loaded.policy.rule(asked["resource"], asked["role"])
         members = await c.usergroups_for(rule)
         decision = evaluate_request(
             loaded,
             user=user,
-            resource=resource,
+            resource=asked["resource"],
             role=rule.role,
-            duration_s=duration_s,
-            reason=reason,
-            tickets=list(tickets),
+            duration_s=asked["duration_s"],
+            reason=asked["reason"],
+            tickets=list(asked.get("tickets", ())),
             today=today(at),
             usergroups=members,
         )

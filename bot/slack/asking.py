@@ -8,7 +8,9 @@ lives in the service; this module only translates between Slack and it, and rend
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Final, Protocol, TypedDict
 
@@ -16,15 +18,17 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import metrics
 from bot.domain.model import Origin, Status
-from bot.errors import SlackError
+from bot.errors import GrantbotError, PolicyDenied, SlackError
 from bot.service import RequestResult
 from bot.slack import delivery
-from bot.slack.blocks import messages
+from bot.slack.blocks import kit, messages
 from bot.slack.context import SlackDeps
 from bot.slack.delivery import Undelivered
+from bot.slack.modals.fields import FieldErrors
 from bot.slack.modals.request import form_metadata, request_form
 from bot.slack.modals.request_extras import with_extras
 from bot.slack.modals.start_field import scheduled_start
+from bot.slack.reply import Reply
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +108,56 @@ class AskedFields(TypedDict):
     duration_s: int | None
     reason: str
     tickets: tuple[str, ...]
+
+
+#: The most time the policy check before a form's ack may take; past it, the modal closes
+#: and the service's own check (after the ack) answers by message instead.
+CHECK_BUDGET_S: Final = 1.5
+
+
+async def form_refusal(
+    check: Awaitable[object], errors: Callable[[PolicyDenied], FieldErrors]
+) -> FieldErrors | None:
+    """The field ``errors`` of the refusal ``check`` raises within :data:`CHECK_BUDGET_S`;
+    None when it passes, runs out of time or fails otherwise (the service checks again when
+    the request is filed)."""
+    try:
+        await asyncio.wait_for(check, timeout=CHECK_BUDGET_S)
+    except PolicyDenied as e:
+        return errors(e)
+    except (TimeoutError, GrantbotError) as e:
+        log.info("form pre-check skipped (%s); the service will check", type(e).__name__)
+    return None
+
+
+class FormOrigin(Protocol):
+    """Where a submitted form was opened (its private metadata)."""
+
+    @property
+    def channel(self) -> str | None: ...
+    @property
+    def channel_name(self) -> str | None: ...
+
+
+async def answer_form(
+    deps: SlackDeps,
+    client: AsyncWebClient,
+    user: str,
+    form: FormOrigin,
+    file: Callable[[Origin], Awaitable[kit.Message]],
+) -> None:
+    """After a form's ack: ``file`` what it asks from where it was opened, and answer
+    ``user`` privately there (else by DM) with its message, or with the error it raised."""
+    reply = Reply(client=client, user=user, channel=form.channel)
+    origin = await origin_for(
+        deps, surface="modal", channel=form.channel, channel_name=form.channel_name
+    )
+    try:
+        message = await file(origin)
+    except Exception as e:
+        await reply.error(e)
+        return
+    await reply.send(message)
 
 
 def asked_fields(asked: AccessAsked) -> AskedFields:

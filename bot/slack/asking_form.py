@@ -4,28 +4,24 @@ here after reading the fields; the answers are the same as the commands'."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.errors import GrantbotError, PolicyDenied
+from bot.domain.model import Origin
 from bot.slack import ids
-from bot.slack.asking import origin_for
+from bot.slack.asking import answer_form, asked_fields, form_refusal
+from bot.slack.blocks import kit
 from bot.slack.bundles import file_bundle
 from bot.slack.commands.lifecycle import file_for, for_confirmation
-from bot.slack.commands.parsed import RequestAccess, RequestFor
+from bot.slack.commands.parsed import RequestAccess, RequestBundle, RequestFor
 from bot.slack.context import SlackDeps
 from bot.slack.modals.fields import short
 from bot.slack.modals.request import RequestInput
 from bot.slack.modals.request_extras import Extras
-from bot.slack.reply import Reply
 
 log = logging.getLogger(__name__)
-
-#: As the core form's pre-check: past it, the service's own check answers by message.
-CHECK_BUDGET_S = 1.5
 
 
 def handles(extras: Extras, *, user: str) -> bool:
@@ -39,58 +35,30 @@ async def precheck(
     """A refusal as field errors before the ack (None: go ahead, or no time to tell)."""
     if extras.beneficiary is None or extras.bundle is not None:
         return None
-    try:
-        await asyncio.wait_for(
-            deps.service.check_request_for(
-                user=user,
-                beneficiary=extras.beneficiary,
-                resource=form.resource,
-                role=form.role,
-                duration_s=form.duration_s,
-                reason=form.reason,
-                tickets=form.tickets,
-            ),
-            timeout=CHECK_BUDGET_S,
-        )
-    except PolicyDenied as e:
-        return {ids.FORM_FOR_BLOCK: short(str(e))}
-    except (TimeoutError, GrantbotError) as e:
-        log.info("form pre-check skipped (%s); the service will check", type(e).__name__)
-    return None
+    return await form_refusal(
+        deps.service.check_request_for(
+            user=user, beneficiary=extras.beneficiary, **asked_fields(form)
+        ),
+        lambda e: {ids.FORM_FOR_BLOCK: short(str(e))},
+    )
 
 
 async def file_from_form(
     deps: SlackDeps, client: AsyncWebClient, user: str, form: RequestInput, extras: Extras
 ) -> None:
     """File the bundle or the request for someone else; confirm privately (else by DM)."""
-    reply = Reply(client=client, user=user, channel=form.channel)
-    origin = await origin_for(
-        deps, surface="modal", channel=form.channel, channel_name=form.channel_name
-    )
-    try:
+
+    async def file(origin: Origin) -> kit.Message:
         if extras.bundle is not None:
-            message = await file_bundle(
-                deps,
-                client,
-                user=user,
-                bundle=extras.bundle,
-                duration_s=form.duration_s,
-                reason=form.reason,
-                tickets=form.tickets,
-                origin=origin,
-            )
-        else:
-            assert extras.beneficiary is not None
-            asked = RequestAccess(
-                form.resource, form.role, form.duration_s, form.reason, form.tickets
-            )
-            command = RequestFor(beneficiary=extras.beneficiary, request=asked)
-            result = await file_for(deps, client, user=user, command=command, origin=origin)
-            message = for_confirmation(result, user=user, now=deps.clock())
-    except Exception as e:
-        await reply.error(e)
-        return
-    await reply.send(message)
+            bundle = RequestBundle(extras.bundle, form.duration_s, form.reason, form.tickets)
+            return await file_bundle(deps, user=user, command=bundle, origin=origin)
+        assert extras.beneficiary is not None
+        asked = RequestAccess(form.resource, form.role, form.duration_s, form.reason, form.tickets)
+        command = RequestFor(beneficiary=extras.beneficiary, request=asked)
+        result = await file_for(deps, client, user=user, command=command, origin=origin)
+        return for_confirmation(result, user=user, now=deps.clock())
+
+    await answer_form(deps, client, user, form, file)
 
 
 def later(

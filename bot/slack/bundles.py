@@ -4,34 +4,25 @@ happened to each item."""
 
 from __future__ import annotations
 
-from slack_sdk.web.async_client import AsyncWebClient
-
 from bot.domain.model import Origin, Status
 from bot.service import BundleResult
 from bot.slack.blocks import kit
 from bot.slack.blocks.describe import STATUS_EMOJI, outcome_text, what
+from bot.slack.commands.parsed import RequestBundle
 from bot.slack.context import SlackDeps
 
 
 async def file_bundle(
-    deps: SlackDeps,
-    client: AsyncWebClient,
-    *,
-    user: str,
-    bundle: str,
-    duration_s: int | None,
-    reason: str,
-    tickets: tuple[str, ...],
-    origin: Origin,
+    deps: SlackDeps, *, user: str, command: RequestBundle, origin: Origin
 ) -> kit.Message:
-    """File the bundle for ``user``; the confirmation lists each item. Raises what the
-    service raises (PolicyDenied naming the item they may not request)."""
+    """File ``command``'s bundle for ``user``; the confirmation lists each item. Raises what
+    the service raises (PolicyDenied naming the item they may not request)."""
     result = await deps.service.request_bundle(
         user=user,
-        bundle=bundle,
-        duration_s=duration_s,
-        reason=reason,
-        tickets=tickets,
+        bundle=command.bundle,
+        duration_s=command.duration_s,
+        reason=command.reason,
+        tickets=command.tickets,
         origin=origin,
     )
     return bundle_confirmation(result, now=deps.clock())

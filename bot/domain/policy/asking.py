@@ -13,7 +13,7 @@ from datetime import date
 from typing import TYPE_CHECKING
 
 from bot.domain.policy.asking_schema import OnBehalfRule
-from bot.domain.policy.rules import _holds, describe
+from bot.domain.policy.rules import _holds, describe, usergroup_ids
 from bot.domain.policy.schema import Loc, Requesters
 from bot.errors import PolicyDenied
 
@@ -102,15 +102,10 @@ def on_behalf_refusal(
 
 def on_behalf_usergroups(policy: Policy) -> set[str]:
     """Every Slack user-group id ``may_request_for`` names (directly or through groups)."""
-    ids: set[str] = set()
-    for rule in policy.may_request_for:
-        for block in (rule.requesters, rule.beneficiaries):
-            ids.update(block.usergroups)
-            for name in block.groups:
-                group = policy.groups.get(name)
-                if group is not None:
-                    ids.update(m.id for m in group.members if m.id.startswith("S"))
-    return ids
+    blocks = [
+        block for rule in policy.may_request_for for block in (rule.requesters, rule.beneficiaries)
+    ]
+    return usergroup_ids(blocks, groups=policy.groups)
 
 
 def bundle_items(policy: Policy, name: str) -> list[tuple[str, str]]:

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
-from typing import Final
+from typing import Final, NotRequired, TypedDict, Unpack
 
 from bot.domain.duration import format_duration
 from bot.domain.policy.rules import LoadedPolicy, RoleRule, describe
@@ -226,27 +226,23 @@ def first_match(checks: Sequence[AutoApproveCheck]) -> AutoApproveMatch | None:
     return None
 
 
+class Circumstances(TypedDict):
+    """What :func:`check_auto_approve` judges besides the rule (and ``unavailable``), as the
+    keyword arguments :func:`match_auto_approve` and :func:`auto_approve_blocker` pass on."""
+
+    duration_s: int
+    on_call_schedules: frozenset[str]
+    in_incident: bool
+    grants_today: int
+    now: NotRequired[float | None]
+
+
 def match_auto_approve(
-    rule: RoleRule,
-    *,
-    duration_s: int,
-    on_call_schedules: frozenset[str],
-    in_incident: bool,
-    grants_today: int,
-    now: float | None = None,
+    rule: RoleRule, **circumstances: Unpack[Circumstances]
 ) -> AutoApproveMatch | None:
     """The first auto_approve rule whose every condition holds (:func:`check_auto_approve`),
     or None."""
-    return first_match(
-        check_auto_approve(
-            rule,
-            duration_s=duration_s,
-            on_call_schedules=on_call_schedules,
-            in_incident=in_incident,
-            grants_today=grants_today,
-            now=now,
-        )
-    )
+    return first_match(check_auto_approve(rule, **circumstances))
 
 
 def blocker_of(checks: Sequence[AutoApproveCheck]) -> str | None:
@@ -275,14 +271,7 @@ def closest_miss(checks: Sequence[AutoApproveCheck]) -> AutoApproveCheck | None:
 
 
 def auto_approve_blocker(
-    rule: RoleRule,
-    *,
-    duration_s: int,
-    on_call_schedules: frozenset[str],
-    unavailable: Mapping[str, str],
-    in_incident: bool,
-    grants_today: int,
-    now: float | None = None,
+    rule: RoleRule, *, unavailable: Mapping[str, str], **circumstances: Unpack[Circumstances]
 ) -> str | None:
     """Why no auto_approve rule matched when one would have but for something outside the
     requester's control, for telling them and the thread; None when the request simply does
@@ -293,17 +282,7 @@ def auto_approve_blocker(
     open: they did not); one that would match but for ``per_user_per_day`` is blocked by
     the limit. The first such rule, in order, gives the reason.
     """
-    return blocker_of(
-        check_auto_approve(
-            rule,
-            duration_s=duration_s,
-            on_call_schedules=on_call_schedules,
-            in_incident=in_incident,
-            grants_today=grants_today,
-            unavailable=unavailable,
-            now=now,
-        )
-    )
+    return blocker_of(check_auto_approve(rule, unavailable=unavailable, **circumstances))
 
 
 def _window_open(rule: RoleRule, name: str, now: float | None) -> bool:

@@ -9,7 +9,7 @@ of Slack user groups are passed in, never looked up.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from types import MappingProxyType
@@ -171,6 +171,22 @@ def _holds(
         or any(user in usergroups.get(ug, frozenset()) for ug in block.usergroups)
         or _in_groups(block.groups, user, groups=groups, today=today, usergroups=usergroups)
     )
+
+
+def usergroup_ids(
+    blocks: Iterable[Requesters | Approvers | None], *, groups: Mapping[str, Group]
+) -> set[str]:
+    """Every Slack user-group id ``blocks`` mention, directly or as members of their
+    ``groups`` (the ids whose members must be looked up before a rule is judged)."""
+    ids: set[str] = set()
+    for block in blocks:
+        if block is not None:
+            ids.update(block.usergroups)
+            for name in block.groups:
+                group = groups.get(name)
+                if group is not None:
+                    ids.update(m.id for m in group.members if m.id.startswith("S"))
+    return ids
 
 
 def describe(block: Requesters | Approvers | None) -> str:

@@ -172,6 +172,32 @@ def button(
     return element
 
 
+def text_input(
+    block_id: str,
+    action_id: str,
+    *,
+    label: str,
+    max_length: int,
+    hint: str | None = None,
+    placeholder: str | None = None,
+    optional: bool = False,
+    multiline: bool = False,
+) -> Block:
+    """An input block holding one plain_text_input, its texts cut to Slack's limits."""
+    element: Block = {"type": "plain_text_input", "action_id": action_id, "max_length": max_length}
+    if multiline:
+        element["multiline"] = True
+    if placeholder is not None:
+        element["placeholder"] = plain(placeholder, limit=PLACEHOLDER_MAX)
+    block: Block = {"type": "input", "block_id": block_id, "label": plain(label, limit=2000)}
+    if optional:
+        block["optional"] = True
+    if hint is not None:
+        block["hint"] = plain(hint, limit=2000)
+    block["element"] = element
+    return block
+
+
 def confirm_dialog(title: str, text: str, *, ok: str) -> Block:
     """A button's "are you sure?" dialog."""
     return {

@@ -12,7 +12,7 @@ from bot.domain.model import Origin
 from bot.errors import SlackError
 from bot.service import RequestResult
 from bot.slack import delivery
-from bot.slack.asking import announce_request
+from bot.slack.asking import announce_request, asked_fields
 from bot.slack.blocks import kit, messages
 from bot.slack.blocks.explain import explain_message
 from bot.slack.commands import parsed
@@ -54,16 +54,7 @@ async def run_lifecycle_command(
         case parsed.RequestBundle():
             from bot.slack.bundles import file_bundle
 
-            return await file_bundle(
-                deps,
-                client,
-                user=user,
-                bundle=command.bundle,
-                duration_s=command.duration_s,
-                reason=command.reason,
-                tickets=command.tickets,
-                origin=origin,
-            )
+            return await file_bundle(deps, user=user, command=command, origin=origin)
 
 
 def for_confirmation(result: RequestResult, *, user: str, now: float) -> kit.Message:
@@ -90,17 +81,12 @@ async def file_for(
 ) -> RequestResult:
     """File ``command`` on its beneficiary's behalf, announce it where it was asked and tell
     the beneficiary by DM (their credential will come there)."""
-    asked = command.request
     with delivery.watching() as failures:
         result = await deps.service.request_for(
             user=user,
             beneficiary=command.beneficiary,
-            resource=asked.resource,
-            role=asked.role,
-            duration_s=asked.duration_s,
-            reason=asked.reason,
-            tickets=asked.tickets,
             origin=origin,
+            **asked_fields(command.request),
         )
         await announce_request(deps, client, result, origin)
     if command.beneficiary != user:

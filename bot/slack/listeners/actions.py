@@ -31,6 +31,11 @@ from bot.slack.reply import Reply
 REVOKED_FROM_SLACK = "ended early from Slack"
 
 
+def user_of(body: dict[str, Any]) -> str:
+    """The id of the person whose click, shortcut or submission ``body`` carries."""
+    return str((body.get("user") or {}).get("id", ""))
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Click:
     """One button press, read from a block_actions payload."""
@@ -50,7 +55,7 @@ class Click:
         channel = (body.get("channel") or {}).get("id") or container.get("channel_id")
         view = body.get("view") or {}
         return cls(
-            user=str((body.get("user") or {}).get("id", "")),
+            user=user_of(body),
             action_id=str(action.get("action_id", "")),
             value=str(action.get("value", "")),
             trigger_id=body.get("trigger_id"),

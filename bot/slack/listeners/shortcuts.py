@@ -17,14 +17,11 @@ from bot.domain.duration import format_duration
 from bot.slack import ids
 from bot.slack.asking import open_request_form
 from bot.slack.context import SlackDeps
+from bot.slack.listeners.actions import user_of
 from bot.slack.modals.request_extras import search_targets
 from bot.slack.reply import Reply
 
 log = logging.getLogger(__name__)
-
-
-def _user(body: dict[str, Any]) -> str:
-    return str((body.get("user") or {}).get("id", ""))
 
 
 def register(app: AsyncApp, deps: SlackDeps) -> None:
@@ -33,12 +30,12 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
         ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, request: AsyncBoltRequest
     ) -> None:
         await ack()
-        user, trigger_id = _user(body), str(body.get("trigger_id") or "")
+        user, trigger_id = user_of(body), str(body.get("trigger_id") or "")
         deps.later(request, _open(deps, client, user, trigger_id), name="shortcut", urgent=True)
 
     @app.options(ids.FORM_TARGET_ACTION)
     async def target_options(ack: AsyncAck, body: dict[str, Any]) -> None:
-        user, query = _user(body), str(body.get("value") or "")[:100]
+        user, query = user_of(body), str(body.get("value") or "")[:100]
         try:
             rules = await deps.service.requestable(user)
             bundles, _ = await deps.service.asking_options(user)

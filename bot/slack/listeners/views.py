@@ -3,37 +3,37 @@
 A view must be answered within 3 seconds, and bad input is answered *in* the ack
 (``response_action: "errors"``, one message per field) so the modal stays open. The policy
 is consulted before the ack (a pure check plus cached user-group lookups, bounded by
-:data:`CHECK_BUDGET_S`); filing the request, which posts to approvers, happens after it.
+:data:`bot.slack.asking.CHECK_BUDGET_S`); filing the request, which posts to approvers,
+happens after it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from typing import Any, Final
+from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.ids import is_grant_id
+from bot.domain.model import Origin
 from bot.domain.policy.rules import RoleRule
 from bot.errors import GrantbotError, PolicyDenied
 from bot.slack import asking_form, ids
-from bot.slack.asking import asked_fields, file_and_announce, origin_for
+from bot.slack.asking import answer_form, asked_fields, file_and_announce, form_refusal
 from bot.slack.blocks import messages
+from bot.slack.blocks.kit import Message
 from bot.slack.context import SlackDeps
+from bot.slack.listeners.actions import user_of
 from bot.slack.modals.deny import parse_deny_form
+from bot.slack.modals.fields import FieldErrors
 from bot.slack.modals.request import RequestInput, parse_request_form, refusal_errors
 from bot.slack.modals.request_extras import read_extras
 from bot.slack.modals.start_field import start_refusal
 from bot.slack.reply import Reply, error_reply
 
 log = logging.getLogger(__name__)
-
-#: The most time the policy check before the ack may take; past it, the modal closes and
-#: the service's own check (after the ack) answers by message instead.
-CHECK_BUDGET_S: Final = 1.5
 
 
 def _values(body: dict[str, Any]) -> dict[str, Any]:
@@ -42,16 +42,12 @@ def _values(body: dict[str, Any]) -> dict[str, Any]:
     return values if isinstance(values, dict) else {}
 
 
-def _user(body: dict[str, Any]) -> str:
-    return str((body.get("user") or {}).get("id", ""))
-
-
 def register(app: AsyncApp, deps: SlackDeps) -> None:
     @app.view(ids.REQUEST_FORM)
     async def request_submitted(
         ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, request: AsyncBoltRequest
     ) -> None:
-        user = _user(body)
+        user = user_of(body)
         extras = read_extras(_values(body))  # issue 13: a bundle, or for someone else
         if isinstance(extras, dict):
             await ack(response_action="errors", errors=extras)
@@ -87,52 +83,41 @@ def register(app: AsyncApp, deps: SlackDeps) -> None:
             return
         await ack()
         grant_id = str((body.get("view") or {}).get("private_metadata", ""))
-        deps.later(request, deny(deps, client, _user(body), grant_id, reason), name="form-deny")
+        deps.later(request, deny(deps, client, user_of(body), grant_id, reason), name="form-deny")
 
 
 async def policy_refusal(deps: SlackDeps, user: str, form: RequestInput) -> dict[str, str] | None:
     """The policy's refusal as a field error, or None (also when the check ran out of time
     or failed otherwise: the service checks again when the request is filed)."""
-    try:
-        await asyncio.wait_for(
-            deps.service.check_request(user=user, **asked_fields(form)),
-            timeout=CHECK_BUDGET_S,
-        )
-    except PolicyDenied as e:
+
+    def errors(e: PolicyDenied) -> FieldErrors:
         try:
             rule: RoleRule | None = deps.service.rule_for(form.resource, form.role)
         except PolicyDenied:
             rule = None
         return refusal_errors(rule, form, str(e))
-    except (TimeoutError, GrantbotError) as e:
-        log.info("form pre-check skipped (%s); the service will check", type(e).__name__)
-    return None
+
+    return await form_refusal(deps.service.check_request(user=user, **asked_fields(form)), errors)
 
 
 async def file_request(
     deps: SlackDeps, client: AsyncWebClient, user: str, form: RequestInput
 ) -> None:
     """File the request and confirm privately where the form was opened (else by DM)."""
-    reply = Reply(client=client, user=user, channel=form.channel)
-    origin = await origin_for(
-        deps, surface="modal", channel=form.channel, channel_name=form.channel_name
-    )
-    try:
+
+    async def file(origin: Origin) -> Message:
         if form.ssh_public_key is not None:
             await deps.service.set_ssh_key(user, form.ssh_public_key)
         result, _ = await file_and_announce(deps, client, user, form, origin)
-    except Exception as e:
-        await reply.error(e)
-        return
-    await reply.send(
-        messages.request_confirmation(
+        return messages.request_confirmation(
             result.grant,
             result.rule,
             now=deps.clock(),
             note=result.note,
             credential_sent=result.credential is not None,
         )
-    )
+
+    await answer_form(deps, client, user, form, file)
 
 
 async def deny(

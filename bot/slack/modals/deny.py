@@ -11,7 +11,7 @@ from bot.domain.model import Grant, Status
 from bot.errors import TransitionError
 from bot.slack import ids
 from bot.slack.blocks.describe import outcome_text, reason_text, what
-from bot.slack.blocks.kit import MODAL_TITLE_MAX, plain, section, user
+from bot.slack.blocks.kit import MODAL_TITLE_MAX, plain, section, text_input, user
 from bot.slack.commands.reasons import MAX_REASON_CHARS
 from bot.slack.modals.fields import FieldErrors, read_reason, text
 
@@ -33,18 +33,14 @@ def deny_form(grant: Grant) -> dict[str, Any]:
                 f"Deny {user(grant.requester)}'s request for {what(grant)} "
                 f"({format_duration(grant.duration_s)})?\n*Reason given:* {reason_text(grant)}"
             ),
-            {
-                "type": "input",
-                "block_id": ids.DENY_REASON_BLOCK,
-                "optional": True,
-                "label": plain("Why (the requester sees this)", limit=2000),
-                "element": {
-                    "type": "plain_text_input",
-                    "action_id": ids.DENY_REASON_ACTION,
-                    "multiline": True,
-                    "max_length": DENY_REASON_MAX,
-                },
-            },
+            text_input(
+                ids.DENY_REASON_BLOCK,
+                ids.DENY_REASON_ACTION,
+                label="Why (the requester sees this)",
+                max_length=DENY_REASON_MAX,
+                optional=True,
+                multiline=True,
+            ),
         ],
     }
 

@@ -30,6 +30,7 @@ from bot.slack.blocks.kit import (
     option,
     plain,
     section,
+    text_input,
 )
 from bot.slack.commands.grammar import NAME_RE, parse_public_key
 from bot.slack.commands.reasons import MAX_REASON_CHARS, TICKET_RE, extract_tickets
@@ -98,65 +99,46 @@ def request_form(rules: Sequence[RoleRule], *, private_metadata: str = "") -> di
             "label": plain("Resource and role", limit=2000),
             "element": element,
         },
-        {
-            "type": "input",
-            "block_id": ids.FORM_DURATION_BLOCK,
-            "label": plain("Duration", limit=2000),
-            "hint": plain("Like 30m, 2h or 1h30m; each role's limit is shown above.", limit=2000),
-            "element": {
-                "type": "plain_text_input",
-                "action_id": ids.FORM_DURATION_ACTION,
-                "placeholder": plain("30m", limit=PLACEHOLDER_MAX),
-                "max_length": 16,
-            },
-        },
-        {
-            "type": "input",
-            "block_id": ids.FORM_REASON_BLOCK,
-            "label": plain("Reason", limit=2000),
-            "element": {
-                "type": "plain_text_input",
-                "action_id": ids.FORM_REASON_ACTION,
-                "multiline": True,
-                "max_length": MAX_REASON_CHARS,
-                "placeholder": plain("What you will do, e.g. debugging INC-42", limit=150),
-            },
-        },
-        {
-            "type": "input",
-            "block_id": ids.FORM_TICKETS_BLOCK,
-            "optional": True,
-            "label": plain("Tickets", limit=2000),
-            "hint": plain("Ticket references such as INC-42, comma separated.", limit=2000),
-            "element": {
-                "type": "plain_text_input",
-                "action_id": ids.FORM_TICKETS_ACTION,
-                "max_length": TICKETS_INPUT_MAX,
-                "placeholder": plain("INC-42", limit=PLACEHOLDER_MAX),
-            },
-        },
+        text_input(
+            ids.FORM_DURATION_BLOCK,
+            ids.FORM_DURATION_ACTION,
+            label="Duration",
+            hint="Like 30m, 2h or 1h30m; each role's limit is shown above.",
+            placeholder="30m",
+            max_length=16,
+        ),
+        text_input(
+            ids.FORM_REASON_BLOCK,
+            ids.FORM_REASON_ACTION,
+            label="Reason",
+            placeholder="What you will do, e.g. debugging INC-42",
+            max_length=MAX_REASON_CHARS,
+            multiline=True,
+        ),
+        text_input(
+            ids.FORM_TICKETS_BLOCK,
+            ids.FORM_TICKETS_ACTION,
+            label="Tickets",
+            hint="Ticket references such as INC-42, comma separated.",
+            placeholder="INC-42",
+            max_length=TICKETS_INPUT_MAX,
+            optional=True,
+        ),
         start_block(),
     ]
     if any(rule.provider_type == SSH_CERT_PROVIDER_TYPE for rule in rules[:OPTIONS_MAX]):
         blocks.append(
-            {
-                "type": "input",
-                "block_id": ids.FORM_SSH_KEY_BLOCK,
-                "optional": True,
-                "label": plain("SSH public key", limit=2000),
-                "hint": plain(
-                    "For SSH roles: the one line of your .pub file, never the private key. It "
-                    "is kept as your key, as /access ssh-key add does; leave it empty to use "
-                    "the key you registered.",
-                    limit=2000,
-                ),
-                "element": {
-                    "type": "plain_text_input",
-                    "action_id": ids.FORM_SSH_KEY_ACTION,
-                    "max_length": SSH_KEY_INPUT_MAX,
-                    "placeholder": plain("ssh-ed25519 AAAA... you@laptop", limit=PLACEHOLDER_MAX),
-                },
-            }
+            text_input(
+                ids.FORM_SSH_KEY_BLOCK,
+                ids.FORM_SSH_KEY_ACTION,
+                label="SSH public key",
+                hint="For SSH roles: the one line of your .pub file, never the private key. It "
+                "is kept as your key, as /access ssh-key add does; leave it empty to use the key "
+                "you registered.",
+                placeholder="ssh-ed25519 AAAA... you@laptop",
+                max_length=SSH_KEY_INPUT_MAX,
+                optional=True,
+            )
         )
     if len(rules) > OPTIONS_MAX:
         blocks.append(

@@ -19,7 +19,7 @@ from bot.domain.start import (
 )
 from bot.errors import PolicyDenied, UsageError
 from bot.slack import ids
-from bot.slack.blocks.kit import PLACEHOLDER_MAX, Block, plain
+from bot.slack.blocks.kit import Block, text_input
 from bot.slack.modals.fields import short, text
 
 if TYPE_CHECKING:
@@ -32,23 +32,16 @@ ZONE_BUDGET_S: Final = 1.0
 
 def start_block() -> Block:
     """The optional "Start" input."""
-    return {
-        "type": "input",
-        "block_id": ids.FORM_START_BLOCK,
-        "optional": True,
-        "label": plain("Start", limit=2000),
-        "hint": plain(
-            "Leave empty to start when approved. Or 14:00, in 2h, 2026-12-01 09:00 (your Slack"
-            " time zone); approved before then, it is issued at that time.",
-            limit=2000,
-        ),
-        "element": {
-            "type": "plain_text_input",
-            "action_id": ids.FORM_START_ACTION,
-            "max_length": START_INPUT_MAX,
-            "placeholder": plain("14:00", limit=PLACEHOLDER_MAX),
-        },
-    }
+    return text_input(
+        ids.FORM_START_BLOCK,
+        ids.FORM_START_ACTION,
+        label="Start",
+        hint="Leave empty to start when approved. Or 14:00, in 2h, 2026-12-01 09:00 (your Slack"
+        " time zone); approved before then, it is issued at that time.",
+        placeholder="14:00",
+        max_length=START_INPUT_MAX,
+        optional=True,
+    )
 
 
 def read_start(values: Mapping[str, Any]) -> tuple[StartSpec | None, str | None]:
