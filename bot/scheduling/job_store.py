@@ -94,6 +94,10 @@ class RevocationJobStore(BaseJobStore):  # type: ignore[misc]  # apscheduler is 
         self._claimed: dict[str, list[str]] = {}
         self._removals: list[str] = []  # flat (id, score) pairs awaiting deletion
         self._funcs: dict[str, Callable[..., Any]] = {}
+        # Set by shutdown. APScheduler closes job stores before it joins its thread, and the
+        # thread's last wakeup may still ask for due jobs: a closed store answers "none"
+        # rather than opening a connection on the closed client (a leaked socket).
+        self._closed = False
 
     # APScheduler's interface ---------------------------------------------------------------
 
@@ -109,6 +113,8 @@ class RevocationJobStore(BaseJobStore):  # type: ignore[misc]  # apscheduler is 
         jobs among them come back as one batch job (see the module docstring). Redis being
         unreachable is told by the outage and raised (APScheduler retries after
         ``jobstore_retry_interval``)."""
+        if self._closed:
+            return []
         try:
             self._flush()
             due = self._index.due(now=now.timestamp(), limit=self._due_batch_limit)
@@ -156,6 +162,8 @@ class RevocationJobStore(BaseJobStore):  # type: ignore[misc]  # apscheduler is 
         return jobs
 
     def get_next_run_time(self) -> datetime | None:
+        if self._closed:
+            return None
         try:
             self._flush()
             first = self._index.first_run_time()
@@ -196,6 +204,7 @@ class RevocationJobStore(BaseJobStore):  # type: ignore[misc]  # apscheduler is 
         self._index.clear()
 
     def shutdown(self) -> None:
+        self._closed = True
         with contextlib.suppress(StoreUnavailable):
             self._flush()
         self._index.close()

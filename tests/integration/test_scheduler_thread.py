@@ -176,3 +176,34 @@ async def test_a_graceful_stop_joins_the_scheduler_thread(
     await revoker.aclose()
 
     assert all(not t.is_alive() for t in spy.store_threads)
+
+
+async def test_a_shut_down_job_store_finds_nothing_due_and_opens_no_connection(
+    store: GrantStore, redis_url: str
+) -> None:
+    """APScheduler closes its job stores before it joins its thread, whose last wakeup may
+    still ask for due jobs: a shut-down store answers "none" without a new connection on its
+    closed client (which would leak a socket)."""
+    from bot.store.job_index import JobIndex
+
+    grant = await active_grant(store, expires_at=time.time() - 1)
+    await store.revocation_jobs().put(grant.id, grant.expires_at or 0)
+    index = JobIndex.connect(redis_url, keys=store.keys)
+    jobs = RevocationJobStore(
+        index,
+        runner=Revoker(
+            store,
+            resolver=StaticResolver(default=NoopProvider()),
+            listener=RecordingListener(),
+            policy_version=lambda: POLICY_V,
+        ),
+    )
+    assert jobs.get_next_run_time() is not None  # the due job is seen while open
+
+    jobs.shutdown()
+    pool = index._r.connection_pool  # the blocking client's pool
+    created = pool._created_connections
+
+    assert jobs.get_due_jobs(datetime.now().astimezone()) == []
+    assert jobs.get_next_run_time() is None
+    assert pool._created_connections == created
