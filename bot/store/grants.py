@@ -28,7 +28,7 @@ from bot.store.audit_feed import AuditFeed
 from bot.store.bulk import BulkResult, BulkTransitions, TransitionRequest, transition_body
 from bot.store.chain import AuditChain
 from bot.store.checkpoints import CheckpointLog
-from bot.store.connection import aw, connect, ping, translate_errors
+from bot.store.connection import aw, close_client, connect, ping, translate_errors
 from bot.store.escalations import EscalationLedger
 from bot.store.indexes import ops_json, plan_indexes
 from bot.store.keys import Keys
@@ -83,7 +83,7 @@ class GrantStore:
 
     async def aclose(self) -> None:
         """Close the client (and every connection of its pool)."""
-        await self.redis.aclose()
+        await close_client(self.redis)
 
     async def ping(self, *, timeout_s: float) -> None:
         """Redis answers PING within ``timeout_s``; else StoreUnavailable or TimeoutError."""

@@ -15,7 +15,11 @@ from typing import cast
 
 import redis as redis_sync
 
-from bot.store.connection import connect_blocking, unavailable_as_store_error_blocking
+from bot.store.connection import (
+    close_blocking,
+    connect_blocking,
+    unavailable_as_store_error_blocking,
+)
 from bot.store.keys import Keys
 from bot.store.scripts import register_blocking
 
@@ -111,4 +115,4 @@ class JobIndex:
             self._r.delete(*self._job_keys)
 
     def close(self) -> None:
-        self._r.close()
+        close_blocking(self._r)
