@@ -43,6 +43,7 @@ from bot.errors import (
     ProviderError,
     TransitionError,
 )
+from bot.issue_confirmation import replicated_or_taken_back
 from bot.log_throttle import Throttle
 from bot.notify import Notifier, NullNotifier
 from bot.oncall.base import OnCallResult, OnCallUnavailable
@@ -849,6 +850,8 @@ class GrantService:
             raise
         if self.scheduler is not None:
             await self.scheduler.schedule(grant.id, expires_at)
+        if not await replicated_or_taken_back(self, outcome.grant, provider, ctx):
+            return outcome.grant, None  # not on a replica: taken back, the requester told
         metrics.observe_time_to_credential(
             (outcome.grant.activated_at or now) - grant.created_at,
             auto=grant.auto_approved is not None,

@@ -29,6 +29,7 @@ from bot.store.bulk import BulkResult, BulkTransitions, TransitionRequest, trans
 from bot.store.chain import AuditChain
 from bot.store.checkpoints import CheckpointLog
 from bot.store.connection import aw, close_client, connect, ping, translate_errors
+from bot.store.durability import DEFAULT_WAIT_TIMEOUT_S, Confirmation, Durability
 from bot.store.escalations import EscalationLedger
 from bot.store.indexes import ops_json, plan_indexes
 from bot.store.keys import Keys
@@ -124,6 +125,18 @@ class GrantStore:
 
     def provider_state(self, *, kind: str, resource: str) -> ProviderState:
         return ProviderState(self.redis, keys=self.keys, kind=kind, resource=resource)
+
+    @translate_errors
+    async def confirm_replicated(
+        self, grant: Grant, *, with_job: bool, timeout_s: float = DEFAULT_WAIT_TIMEOUT_S
+    ) -> Confirmation:
+        """Before a credential leaves: ``grant`` as written (and its revocation job, when
+        ``with_job``) is on the master and on at least one replica (``WAIT 1``), whenever the
+        master has replicas (see :mod:`bot.store.durability`). StoreUnavailable when Redis
+        cannot be asked."""
+        return await Durability(self.redis, keys=self.keys).confirm(
+            grant, with_job=with_job, timeout_s=timeout_s
+        )
 
     def scheduler_lease(self) -> LeaseKey:
         """The key that says which replica runs the scheduler."""
