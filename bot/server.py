@@ -42,6 +42,7 @@ from bot.pacing import Pacer
 from bot.policy_holder import PolicyHolder, audit_policy_loaded
 from bot.redis_runtime import redis_url_for
 from bot.revocation.revoker import Revoker
+from bot.scheduling.reconciler import inventory_of
 from bot.scheduling.scheduler import RevocationScheduler
 from bot.service import GrantService
 from bot.slack.app import API_TIMEOUT_S, build_client, create_app
@@ -220,7 +221,16 @@ async def _timekeeping(
         redis_outage=redis_outage,
     )
     scheduler = RevocationScheduler(
-        store, revoker, redis=redis_url, clock=clock, redis_outage=redis_outage
+        store,
+        revoker,
+        redis=redis_url,
+        clock=clock,
+        redis_outage=redis_outage,
+        # The reconciler also finds access at targets no live grant accounts for (a record
+        # a Redis failover lost): it checks every resource of the current policy.
+        providers=inventory_of(
+            lambda: service.policy.current.policy.resources, service.provider_for
+        ),
     )
     service.revoker = revoker
     service.scheduler = scheduler

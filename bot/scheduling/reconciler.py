@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -84,6 +84,25 @@ class ReconcileReport:
 
 #: The providers to check for orphans, by resource name (the service's current set).
 ProviderInventory = Callable[[], Mapping[str, Provider]]
+
+
+def inventory_of(
+    resources: Callable[[], Iterable[str]], build: Callable[[str], Provider]
+) -> ProviderInventory:
+    """A :data:`ProviderInventory` over the resources ``resources()`` names, each provider
+    made by ``build`` (the service's ``provider_for``). One that cannot be built is left
+    out of that sweep and logged, so it never stops the others being checked."""
+
+    def inventory() -> dict[str, Provider]:
+        found: dict[str, Provider] = {}
+        for resource in resources():
+            try:
+                found[resource] = build(resource)
+            except GrantbotError as e:
+                log.warning("reconciler cannot check %s for orphans: %s", resource, e)
+        return found
+
+    return inventory
 
 
 class Reconciler:
