@@ -49,8 +49,9 @@ class Options:
     min_s: int = 15
     max_s: int = 60
     rate_per_s: float = 10.0
-    #: The master is killed once this share of the requests has been sent.
-    kill_at: float = 0.4
+    #: The master is killed once this share of the requests has been sent (None: never, the
+    #: baseline run).
+    kill_at: float | None = 0.4
     serves: int = 2
     seed: int = 12
 
@@ -178,7 +179,7 @@ class Run:
 
     async def stream(self, people: list[Person]) -> None:
         tasks = []
-        kill_after = int(len(people) * self.opts.kill_at)
+        kill_after = -1 if self.opts.kill_at is None else int(len(people) * self.opts.kill_at)
         for n, person in enumerate(people):
             if n == kill_after:
                 tasks.append(asyncio.create_task(self._kill_master()))

@@ -199,3 +199,20 @@ async def test_rediss_with_a_ca_file_and_an_acl_login(tmp_path: Path) -> None:
         untrusted = grantbot("grants", "list", env={"REDIS_URL": url.split("?")[0]})
         assert untrusted.returncode == 1
         assert len(untrusted.stderr.strip().splitlines()) == 1
+
+
+async def test_a_take_or_claim_sent_twice_still_reads_as_ours(store: GrantStore) -> None:
+    """redis-py sends a command again when its connection broke (a failover); the lease take
+    and the delivery claim must read their own first attempt as theirs, not as a rival's
+    (else the leader steps aside, or a delivery is dropped unanswered)."""
+    from bot.store.scripts import register
+
+    lease = store.scheduler_lease()
+    assert await lease.take("replica-a", ttl_ms=5000)
+    assert await lease.take("replica-a", ttl_ms=5000)  # the same take, again
+    assert not await lease.take("replica-b", ttl_ms=5000)
+    claim = register(store.redis, "once_claim.lua")
+    key = store.keys.once("delivery-1")
+    assert await claim(keys=[key], args=["claim-1", 60]) == 1
+    assert await claim(keys=[key], args=["claim-1", 60]) == 1  # the same claim, again
+    assert await claim(keys=[key], args=["claim-2", 60]) == 0  # Slack's own retry: a repeat
