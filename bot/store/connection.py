@@ -33,6 +33,7 @@ from redis.sentinel import SentinelConnectionPool as SyncSentinelPool
 
 from bot.errors import ConfigError, StoreUnavailable
 from bot.log_throttle import DEFAULT_INTERVAL_S, Outage
+from bot.store.cluster import connect_cluster, connect_cluster_blocking, seeds_answer
 from bot.store.endpoints import Endpoint, parse_redis_url
 
 P = ParamSpec("P")
@@ -92,10 +93,21 @@ def _sentinel_options(endpoint: Endpoint, *, timeout_s: float) -> dict[str, Any]
     return options
 
 
-def connect(url: str, *, max_connections: int = 64, timeout_s: float = 5.0) -> aioredis.Redis:
+#: A key in grantbot's default slot: what a cluster client connects for when not told.
+DEFAULT_SLOT_KEY: Final = "{grantbot}"
+
+
+def connect(
+    url: str,
+    *,
+    max_connections: int = 64,
+    timeout_s: float = 5.0,
+    slot_key: str = DEFAULT_SLOT_KEY,
+) -> aioredis.Redis:
     """A redis-py asyncio client that decodes responses as str, for any form of ``url``
     (:mod:`bot.store.endpoints`; ConfigError for a bad one). It follows a master change
-    (see :data:`RETRIES`)."""
+    (see :data:`RETRIES`). On a cluster it serves the slot of ``slot_key`` (a key under the
+    store's ``{prefix}``: bot.store.cluster)."""
     endpoint = parse_redis_url(url)
     common: dict[str, Any] = {
         "decode_responses": True,
@@ -120,7 +132,9 @@ def connect(url: str, *, max_connections: int = 64, timeout_s: float = 5.0) -> a
         )
         return master
     if endpoint.kind == "cluster":
-        raise ConfigError("REDIS_URL: redis+cluster:// is not supported yet")
+        return connect_cluster(
+            endpoint, slot_key=slot_key, max_connections=max_connections, **common
+        )
     client: aioredis.Redis = aioredis.Redis.from_url(
         url, max_connections=max_connections, health_check_interval=30, **common
     )
@@ -143,7 +157,7 @@ BLOCKING_CONNECT_TIMEOUT_S: Final = 1.0
 _TRY_AGAIN: Final = "Redis is unavailable; try again shortly"
 
 
-def connect_blocking(url: str) -> redis_sync.Redis:
+def connect_blocking(url: str, *, slot_key: str = DEFAULT_SLOT_KEY) -> redis_sync.Redis:
     """A blocking client (short timeouts, str replies), for the one thread that may block:
     APScheduler's, whose job store is synchronous (bot.store.job_index). Every URL form
     :func:`connect` takes; it follows a master change the same way (fewer retries)."""
@@ -171,7 +185,7 @@ def connect_blocking(url: str) -> redis_sync.Redis:
         )
         return master
     if endpoint.kind == "cluster":
-        raise ConfigError("REDIS_URL: redis+cluster:// is not supported yet")
+        return connect_cluster_blocking(endpoint, slot_key=slot_key, **common)
     client: redis_sync.Redis = redis_sync.Redis.from_url(url, health_check_interval=30, **common)
     return client
 
@@ -191,6 +205,10 @@ def check_reachable(url: str, *, timeout_s: float = SENTINEL_TIMEOUT_S) -> None:
     server that is down is not refused here: readiness reports it and every loop waits.)
     Blocking, for a moment: called before anything serves."""
     endpoint = parse_redis_url(url)
+    if endpoint.kind == "cluster":
+        if not seeds_answer(endpoint):
+            raise ConfigError(f"REDIS_URL: no cluster node answered at {endpoint.describe()}")
+        return
     if endpoint.kind != "sentinel":
         return
     sentinel = SyncSentinel(  # type: ignore[no-untyped-call]

@@ -80,7 +80,8 @@ class GrantStore:
     ) -> GrantStore:
         """A store on its own connection pool to the Redis at ``url`` (closed by
         :meth:`aclose`)."""
-        return cls(connect(url, max_connections=max_connections), keys=keys, pacer=pacer)
+        client = connect(url, max_connections=max_connections, slot_key=keys.audit)
+        return cls(client, keys=keys, pacer=pacer)
 
     async def aclose(self) -> None:
         """Close the client (and every connection of its pool)."""

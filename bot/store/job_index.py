@@ -47,7 +47,7 @@ class JobIndex:
     @classmethod
     def connect(cls, url: str, *, keys: Keys) -> JobIndex:
         """On a blocking client of its own to the Redis at ``url``."""
-        return cls(connect_blocking(url), keys=keys)
+        return cls(connect_blocking(url, slot_key=keys.audit), keys=keys)
 
     @property
     def _job_keys(self) -> list[str]:
