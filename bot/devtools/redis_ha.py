@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import socket
 import tempfile
 import time
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from typing import Final, Self, TypeVar, cast
 
 import redis as redis_sync
 
-from bot.devtools.redis_server import RedisServer
+from bot.devtools.redis_server import RedisServer, free_port
 from bot.errors import ConfigError
 
 MASTER_NAME: Final = "grantbot"
@@ -228,6 +229,7 @@ class ClusterNodes:
         self._dir = Path(tempfile.mkdtemp(prefix="grantbot-cluster-"))
         self.nodes = [
             RedisServer(
+                port=_cluster_port(),
                 appendonly=False,
                 data_dir=self._dir / str(i),
                 extra_args=(
@@ -299,6 +301,24 @@ class ClusterNodes:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def _cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is valid and free too."""
+    for _ in range(200):
+        port = free_port()
+        if port <= 55535 and _free(port + 10000):
+            return port
+    raise ConfigError("found no free port pair for a cluster node")
+
+
+def _free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def _cluster_known(client: redis_sync.Redis) -> int:

@@ -116,6 +116,13 @@ class SlotOwnerConnection(AsyncConnection):
         self.host, self.port = await self.slot_pool.owner_address()
         await super().connect()  # type: ignore[no-untyped-call]
 
+    async def connect_check_health(self, *args: Any, **kwargs: Any) -> Any:
+        """redis-py 7+ reconnects inside a retry through here, not :meth:`connect` (see
+        bot.store.connection._FollowingConnection): resolve the owner here too."""
+        if not self.is_connected:
+            self.host, self.port = await self.slot_pool.owner_address()
+        return await super().connect_check_health(*args, **kwargs)  # type: ignore[misc]
+
     async def read_response(self, *args: Any, **kwargs: Any) -> Any:
         try:
             return await super().read_response(*args, **kwargs)
@@ -153,6 +160,13 @@ class SyncSlotOwnerConnection(SyncConnection):
             return
         self.host, self.port = self.slot_pool.owner_address()
         super().connect()  # type: ignore[no-untyped-call]
+
+    def connect_check_health(self, *args: Any, **kwargs: Any) -> Any:
+        """As the asyncio twin's (redis-py 7+)."""
+        connected: object = getattr(self, "_sock", None)
+        if connected is None:
+            self.host, self.port = self.slot_pool.owner_address()
+        return super().connect_check_health(*args, **kwargs)  # type: ignore[misc]
 
     def read_response(self, *args: Any, **kwargs: Any) -> Any:
         try:

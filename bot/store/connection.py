@@ -25,11 +25,15 @@ from redis import exceptions as redis_errors
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 from redis.asyncio.sentinel import SentinelConnectionPool as AsyncSentinelPool
+from redis.asyncio.sentinel import SentinelManagedConnection as AsyncSentinelConnection
+from redis.asyncio.sentinel import SentinelManagedSSLConnection as AsyncSentinelSSLConnection
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 from redis.sentinel import MasterNotFoundError as SyncMasterNotFoundError
 from redis.sentinel import Sentinel as SyncSentinel
 from redis.sentinel import SentinelConnectionPool as SyncSentinelPool
+from redis.sentinel import SentinelManagedConnection as SyncSentinelConnection
+from redis.sentinel import SentinelManagedSSLConnection as SyncSentinelSSLConnection
 
 from bot.errors import ConfigError, StoreUnavailable
 from bot.log_throttle import DEFAULT_INTERVAL_S, Outage
@@ -63,6 +67,38 @@ BACKOFF_CAP_S: Final = 1.0
 BLOCKING_RETRIES: Final = 3
 #: Sentinels answer from memory: a short timeout, so a dead one costs little.
 SENTINEL_TIMEOUT_S: Final = 1.0
+
+
+class _FollowingConnection(AsyncSentinelConnection):
+    """A Sentinel-managed connection that asks where the master is on every reconnect.
+
+    redis-py 7 and 8 reconnect a dropped connection inside a command's retry through
+    ``connect_check_health``, which skips the Sentinel lookup and dials the old master again
+    (redis/redis-py#3874, open). Resolving here first makes the retry follow the failover;
+    on redis-py 5 and 6 that method does not exist and this is never called."""
+
+    async def connect_check_health(self, *args: Any, **kwargs: Any) -> Any:
+        if not self.is_connected and self.connection_pool.is_master:
+            self.host, self.port = await self.connection_pool.get_master_address()
+        return await super().connect_check_health(*args, **kwargs)  # type: ignore[misc]
+
+
+class _FollowingSSLConnection(_FollowingConnection, AsyncSentinelSSLConnection):
+    pass
+
+
+class _FollowingBlockingConnection(SyncSentinelConnection):
+    """:class:`_FollowingConnection` for the blocking client."""
+
+    def connect_check_health(self, *args: Any, **kwargs: Any) -> Any:
+        connected: object = getattr(self, "_sock", None)
+        if connected is None and self.connection_pool.is_master:
+            self.host, self.port = self.connection_pool.get_master_address()
+        return super().connect_check_health(*args, **kwargs)  # type: ignore[misc]
+
+
+class _FollowingBlockingSSLConnection(_FollowingBlockingConnection, SyncSentinelSSLConnection):
+    pass
 
 
 def _backoff() -> ExponentialWithJitterBackoff:
@@ -123,6 +159,7 @@ def connect(
         master: aioredis.Redis = sentinel.master_for(
             endpoint.master_name,
             redis_class=aioredis.Redis,
+            connection_class=_FollowingSSLConnection if endpoint.tls else _FollowingConnection,
             db=endpoint.db,
             max_connections=max_connections,
             ssl=endpoint.tls,
@@ -177,6 +214,9 @@ def connect_blocking(url: str, *, slot_key: str = DEFAULT_SLOT_KEY) -> redis_syn
         master: redis_sync.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
             endpoint.master_name,
             redis_class=redis_sync.Redis,
+            connection_class=(
+                _FollowingBlockingSSLConnection if endpoint.tls else _FollowingBlockingConnection
+            ),
             db=endpoint.db,
             ssl=endpoint.tls,
             health_check_interval=30,
