@@ -16,14 +16,18 @@ the new master: a record the failover lost reads as missing, never as confirmed.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any, Final, cast
 
 import redis.asyncio as aioredis
+from redis import exceptions as redis_errors
 
 from bot.domain.model import Grant
 from bot.store.connection import aw
 from bot.store.keys import Keys
+
+log = logging.getLogger(__name__)
 
 #: How long a grant may wait for a replica to confirm its record before the credential is
 #: taken back and the requester asked to try again.
@@ -69,7 +73,13 @@ class Durability:
             pipe.zscore(self._keys.revocation_run_times, grant.id)
             pipe.set(self._keys.replication_probe, grant.id)
             pipe.wait(_REPLICAS_NEEDED, max(1, int(timeout_s * 1000)))
-            version, job, _, acked = await pipe.execute()
+            try:
+                version, job, _, acked = await pipe.execute()
+            except redis_errors.ResponseError as e:
+                # A managed Redis that does not offer WAIT: it cannot be asked, so this is as
+                # durable as its own replication makes it (said once, in the log).
+                _said_once(f"Redis refused WAIT ({e}); grants are not confirmed on a replica")
+                return await self._stored(grant, with_job=with_job, replicas=0)
         missing = _missing(grant, version=version, job=job, with_job=with_job)
         if missing:
             return Confirmation(False, int(acked), True, missing)
@@ -86,6 +96,15 @@ class Durability:
             version, job = await pipe.execute()
         missing = _missing(grant, version=version, job=job, with_job=with_job)
         return Confirmation(not missing, replicas, False, missing)
+
+
+_SAID: set[str] = set()
+
+
+def _said_once(message: str) -> None:
+    if message not in _SAID:
+        _SAID.add(message)
+        log.warning("%s", message)
 
 
 def _missing(grant: Grant, *, version: Any, job: Any, with_job: bool) -> str:

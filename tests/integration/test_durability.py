@@ -175,3 +175,38 @@ async def test_a_master_without_replicas_has_nothing_to_wait_for(
     assert not lost.confirmed and "older" in lost.why
     no_job = await store.confirm_replicated(grant, with_job=True)
     assert not no_job.confirmed and "revocation job" in no_job.why
+
+
+async def test_a_redis_that_refuses_wait_is_as_durable_as_its_own_replication(
+    replicated: tuple[RedisServer, RedisServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A managed Redis may not offer WAIT (here: an ACL user without it): grants still
+    issue, unconfirmed, and the log says so once."""
+    import redis.asyncio as aioredis
+
+    from bot.domain.model import Actor
+    from tests.factories import POLICY_V, make_grant
+
+    master = replicated[0]
+    admin = aioredis.Redis(port=master.port)
+    await admin.acl_setuser(
+        "nowait",
+        enabled=True,
+        passwords=["+pw"],
+        keys=["*"],
+        channels=["*"],
+        commands=["+@all", "-wait"],
+    )
+    await admin.aclose()
+    store = GrantStore.open(
+        f"redis://nowait:pw@127.0.0.1:{master.port}/0", keys=Keys(prefix="nowait")
+    )
+    try:
+        grant = await store.create(make_grant(), actor=Actor.system("t"), policy_version=POLICY_V)
+        found = await store.confirm_replicated(grant, with_job=False)
+        assert found.confirmed and not found.replicated
+        await store.confirm_replicated(grant, with_job=False)
+    finally:
+        await store.aclose()
+    said = [r for r in caplog.records if "refused WAIT" in r.getMessage()]
+    assert len(said) == 1
