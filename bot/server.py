@@ -220,17 +220,10 @@ async def _timekeeping(
         clock=clock,
         redis_outage=redis_outage,
     )
+    # The reconciler also revokes access at targets that no live grant accounts for.
+    orphans = inventory_of(lambda: service.policy.current.policy.resources, service.provider_for)
     scheduler = RevocationScheduler(
-        store,
-        revoker,
-        redis=redis_url,
-        clock=clock,
-        redis_outage=redis_outage,
-        # The reconciler also finds access at targets no live grant accounts for (a record
-        # a Redis failover lost): it checks every resource of the current policy.
-        providers=inventory_of(
-            lambda: service.policy.current.policy.resources, service.provider_for
-        ),
+        store, revoker, redis=redis_url, clock=clock, redis_outage=redis_outage, providers=orphans
     )
     service.revoker = revoker
     service.scheduler = scheduler
