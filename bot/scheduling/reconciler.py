@@ -90,8 +90,10 @@ def inventory_of(
     resources: Callable[[], Iterable[str]], build: Callable[[str], Provider]
 ) -> ProviderInventory:
     """A :data:`ProviderInventory` over the resources ``resources()`` names, each provider
-    made by ``build`` (the service's ``provider_for``). One that cannot be built is left
-    out of that sweep and logged, so it never stops the others being checked."""
+    made by ``build`` (the service's ``provider_for``). One that cannot be built (a setting
+    missing: issuing on it fails too, and says so) is left out of that sweep and noted once
+    per cause, so it never stops the others being checked."""
+    noted: set[str] = set()
 
     def inventory() -> dict[str, Provider]:
         found: dict[str, Provider] = {}
@@ -99,7 +101,9 @@ def inventory_of(
             try:
                 found[resource] = build(resource)
             except GrantbotError as e:
-                log.warning("reconciler cannot check %s for orphans: %s", resource, e)
+                if f"{resource}: {e}" not in noted:
+                    noted.add(f"{resource}: {e}")
+                    log.info("reconciler cannot check %s for orphans: %s", resource, e)
         return found
 
     return inventory
