@@ -22,7 +22,7 @@ from typing import Any, Final
 
 import redis.asyncio as aioredis
 
-from bot.devtools.redis_ha import SentinelGroup
+from bot.devtools.redis_ha import DOWN_AFTER_MS, SentinelGroup
 from bot.devtools.redis_server import RedisServer, free_port
 from bot.devtools.slack_emulator import DEFAULT_BOT_TOKEN, EmulatorControl
 from bot.devtools.slack_emulator.paths import RESPONSE_URL_METHOD
@@ -75,9 +75,12 @@ class Processes:
         serves: int,
         approver: str,
         channels: Sequence[tuple[str, str]],
+        down_after_ms: int = DOWN_AFTER_MS,
     ) -> AsyncIterator[Processes]:
         await asyncio.to_thread(base.mkdir, parents=True, exist_ok=True)
-        group = await asyncio.to_thread(SentinelGroup(replicas=2, sentinels=3).start)
+        group = await asyncio.to_thread(
+            SentinelGroup(replicas=2, sentinels=3, down_after_ms=down_after_ms).start
+        )
         target = RedisServer(appendonly=False)
         emulator: subprocess.Popen[bytes] | None = None
         started: list[subprocess.Popen[bytes]] = []

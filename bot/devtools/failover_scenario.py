@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from bot.devtools.failover_parts import Processes, TargetWatch, Watcher
+from bot.devtools.redis_ha import DOWN_AFTER_MS
 from bot.devtools.slack_driver import SlackDriver
 from bot.devtools.slack_driver.wire import FORM_CONTENT_TYPE
 from bot.domain.model import Status
@@ -54,6 +55,8 @@ class Options:
     kill_at: float | None = 0.4
     serves: int = 2
     seed: int = 12
+    #: How long the sentinels wait before calling a silent master down.
+    down_after_ms: int = DOWN_AFTER_MS
 
 
 @dataclass
@@ -304,6 +307,7 @@ async def run(opts: Options, *, workdir: Path | None = None) -> Outcome:
                 serves=opts.serves,
                 approver=APPROVER,
                 channels=[ASK_CHANNEL, (APPROVAL_CHANNEL, "access-requests")],
+                down_after_ms=opts.down_after_ms,
             )
         )
         store = GrantStore.open(procs.redis.url, keys=procs.keys)

@@ -73,7 +73,10 @@ class SentinelGroup:
     master.
     """
 
-    def __init__(self, *, replicas: int = 2, sentinels: int = 3) -> None:
+    def __init__(
+        self, *, replicas: int = 2, sentinels: int = 3, down_after_ms: int = DOWN_AFTER_MS
+    ) -> None:
+        self.down_after_ms = down_after_ms
         # No wait before a full sync (Redis waits 5 s for more replicas to share one).
         fast_sync = ("--repl-diskless-sync-delay", "0")
         self.master = RedisServer(appendonly=True, extra_args=fast_sync)
@@ -101,7 +104,9 @@ class SentinelGroup:
             self._wait_replicas_linked()
             quorum = self._sentinel_count // 2 + 1
             for _ in range(self._sentinel_count):
-                sentinel = SentinelServer(master_port=self.master.port, quorum=quorum)
+                sentinel = SentinelServer(
+                    master_port=self.master.port, quorum=quorum, down_after_ms=self.down_after_ms
+                )
                 self.sentinels.append(sentinel.start())
             self._wait(lambda: self._sentinels_know_all(), "sentinels to see every replica")
         except BaseException:
