@@ -12,6 +12,12 @@ read the grant and its job (are they there, as written?), write a probe key, the
 everything the master wrote before it, the grant's writes included. If redis-py sends the
 pipeline again on a fresh connection (the master changed meanwhile), the reads are made on
 the new master: a record the failover lost reads as missing, never as confirmed.
+
+A master with no replicas has nothing to wait for, save behind Sentinel: there a master
+without one is one just promoted whose replicas are not attached yet, or one the sentinels
+are about to demote (an aborted failover), and what it alone holds is lost when they do; so
+there the ``WAIT`` is sent all the same, and a replica that attaches and syncs in time
+confirms.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from typing import Any, Final, cast
 
 import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
+from redis.asyncio.sentinel import SentinelConnectionPool
 
 from bot.domain.model import Grant
 from bot.store.connection import as_awaitable
@@ -64,9 +71,11 @@ class Durability:
     ) -> Confirmation:
         """Is ``grant`` (this version) stored, its revocation job too when ``with_job``, and
         on at least one replica within ``timeout_s``? A master with no replicas confirms at
-        once (there is nothing to wait for; operations.md says what that risks). Raises
+        once (there is nothing to wait for; operations.md says what that risks), save behind
+        Sentinel (see the module docstring). Raises
         StoreUnavailable (callers treat it as not confirmed)."""
-        if await self.replicas() == 0:
+        sentinel = isinstance(self._r.connection_pool, SentinelConnectionPool)
+        if not sentinel and await self.replicas() == 0:  # nothing to wait for (see above)
             return await self._stored(grant, with_job=with_job, replicas=0)
         async with self._r.pipeline(transaction=False) as pipe:
             pipe.hget(self._keys.grant(grant.id), "v")

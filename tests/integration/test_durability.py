@@ -197,3 +197,24 @@ async def test_a_redis_that_refuses_wait_is_as_durable_as_its_own_replication(
         await store.aclose()
     said = [r for r in caplog.records if "refused WAIT" in r.getMessage()]
     assert len(said) == 1
+
+
+async def test_behind_sentinel_a_master_without_replicas_is_not_enough() -> None:
+    """Behind Sentinel a master with no replica is one just promoted (or about to be
+    demoted): what it alone holds is lost if the sentinels move on, so it does not confirm
+    at once; WAIT runs and, with no replica attaching, the grant is not confirmed."""
+    from bot.devtools.redis_ha import SentinelGroup
+    from bot.domain.model import Actor
+    from tests.factories import POLICY_V, make_grant
+
+    with SentinelGroup(replicas=0, sentinels=1) as group:
+        store = GrantStore.open(group.url, keys=Keys(prefix="lonely"))
+        try:
+            grant = await store.create(
+                make_grant(), actor=Actor.system("t"), policy_version=POLICY_V
+            )
+            found = await store.confirm_replicated(grant, with_job=False, timeout_s=0.2)
+        finally:
+            await store.aclose()
+    assert not found.confirmed and found.replicas == 0
+    assert "no replica confirmed it" in found.why
