@@ -14,6 +14,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -62,7 +63,9 @@ class RedisServer:
     """One redis-server child process. ``start()`` returns once it answers PING.
 
     Keyword options: ``port`` (default a free one), ``data_dir`` (default a temp dir removed on
-    ``stop``), ``appendonly`` (AOF persistence, so a restart on the same dir keeps the data).
+    ``stop``), ``appendonly`` (AOF persistence, so a restart on the same dir keeps the data),
+    ``replica_of`` (the port of a master on 127.0.0.1 to replicate), ``extra_args`` (more
+    ``--option value`` words: ``--cluster-enabled yes``, ...).
     """
 
     def __init__(
@@ -72,6 +75,8 @@ class RedisServer:
         data_dir: str | os.PathLike[str] | None = None,
         appendonly: bool = True,
         binary: str | None = None,
+        replica_of: int | None = None,
+        extra_args: Sequence[str] = (),
     ) -> None:
         self.port = port or free_port()
         self._own_dir = data_dir is None
@@ -80,6 +85,8 @@ class RedisServer:
         )
         self.appendonly = appendonly
         self.binary = binary or find_redis_server()
+        self.replica_of = replica_of
+        self.extra_args = tuple(extra_args)
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -106,7 +113,14 @@ class RedisServer:
             "no",
             "--logfile",
             str(self.data_dir / "redis.log"),
+            *(("--replicaof", "127.0.0.1", str(self.replica_of)) if self.replica_of else ()),
+            *self.extra_args,
         ]
+        self._spawn(args)
+        return self
+
+    def _spawn(self, args: list[str]) -> None:
+        """Start ``args`` and wait until the port answers PING."""
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
         deadline = time.monotonic() + _START_TIMEOUT_S
         while time.monotonic() < deadline:
@@ -114,12 +128,16 @@ class RedisServer:
                 log = (self.data_dir / "redis.log").read_text(errors="replace")[-500:]
                 raise ConfigError(f"redis-server exited at start (port {self.port}): {log}")
             if port_answers("127.0.0.1", self.port):
-                return self
+                return
             time.sleep(0.02)
         self.stop()
         raise ConfigError(
             f"redis-server did not answer on port {self.port} within {_START_TIMEOUT_S}s"
         )
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
 
     def kill(self) -> None:
         """SIGKILL, as a crash would: no shutdown save, data dir kept for a restart."""

@@ -23,12 +23,13 @@ import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any, ClassVar, Final, Literal, TypeVar
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote
 
 import pymysql
-from pydantic import AfterValidator, Field, field_validator
+from pydantic import AfterValidator, Field, SecretStr, field_validator
 
 from bot.domain.credentials import REDACTED, Credential
+from bot.envrefs import has_reference
 from bot.errors import ProviderError, TargetUnavailable
 from bot.providers.base import (
     DatabaseSettings,
@@ -38,6 +39,7 @@ from bot.providers.base import (
     scrub,
 )
 from bot.providers.logins import login_credential
+from bot.providers.mysql_dsn import admin_args, dsn_options
 from bot.providers.mysql_grants import MySQLGrant, parse_grant
 from bot.providers.naming import LOGIN_LIKE, grant_id_from_login, login_name
 from bot.providers.passwords import new_password
@@ -46,7 +48,6 @@ from bot.providers.validation import parse_role_settings
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-DEFAULT_PORT: Final = 3306
 #: Seconds to wait for the per-login lock that serialises issue/revoke of one grant.
 LOCK_WAIT_S: Final = 10
 _DSN_SCHEMES: Final = frozenset({"mysql", "mariadb"})
@@ -75,6 +76,14 @@ class MySQLSettings(DatabaseSettings):
     type: Literal["mysql"] = "mysql"
     #: Host part of created accounts ('%' = from anywhere the server's network allows).
     account_host: str = "%"
+
+    @field_validator("dsn")
+    @classmethod
+    def _dsn_options(cls, v: SecretStr) -> SecretStr:
+        raw = v.get_secret_value()
+        if not has_reference(raw):
+            dsn_options(raw)  # TLS and RSA key options: a bad one is a policy check finding
+        return v
 
     @field_validator("account_host")
     @classmethod
@@ -107,19 +116,9 @@ class MySQLProvider:
 
     def __init__(self, settings: MySQLSettings) -> None:
         self.settings = settings
-        parts = urlsplit(settings.dsn.get_secret_value())
-        self._admin_args: dict[str, Any] = {
-            "host": parts.hostname or "localhost",
-            "port": parts.port or DEFAULT_PORT,
-            "user": unquote(parts.username or "root"),
-            "password": unquote(parts.password or ""),
-            "database": unquote(parts.path.lstrip("/")) or None,
-            "connect_timeout": settings.connect_timeout_s,
-            "read_timeout": settings.connect_timeout_s * 6,
-            "write_timeout": settings.connect_timeout_s * 6,
-            "autocommit": True,
-            "charset": "utf8mb4",
-        }
+        self._admin_args: dict[str, Any] = admin_args(
+            settings.dsn.get_secret_value(), connect_timeout_s=settings.connect_timeout_s
+        )
         self.host = settings.host or self._admin_args["host"]
         self.port = settings.port or self._admin_args["port"]
         self.dbname = settings.dbname or self._admin_args["database"]

@@ -17,6 +17,8 @@ scheduler and tells the notifier. One module per job:
 - ``decisions.py``: approver checks; approve, deny, cancel;
 - ``issuing.py``: activate, issue again (:class:`CredentialAgain`, also a bundle DM's), take
   back; :class:`RevocationReports`, what the revoker reports to;
+- ``confirmation.py``: a credential leaves only once Redis confirmed its grant on a replica
+  (``WAIT``); otherwise it is taken back and the grant ended (issue 12);
 - ``ending.py``: revoke (from Slack, as an operator, all of a person's), force-close;
 - ``sweeps.py``: time-outs, escalations, stuck approvals;
 - ``queries.py``: reads for people and for the Slack side.

@@ -15,6 +15,7 @@ from bot.domain.start import issue_until
 from bot.errors import PolicyDenied, ProviderError
 from bot.ports import Scheduler, StartBook
 from bot.providers.base import GrantContext, Provider
+from bot.service.confirmation import replicated_or_taken_back
 from bot.service.context import Clock, ServiceContext, safe
 from bot.service.providers import PolicyProviders
 
@@ -89,6 +90,11 @@ class Issuer:
             raise
         if self._scheduler is not None:
             await self._scheduler.schedule(grant.id, expires_at)
+        taken_back = await replicated_or_taken_back(
+            c, active, provider, ctx, scheduler=self._scheduler
+        )
+        if taken_back is not None:  # not on a replica: taken back, the requester told
+            return taken_back, None
         metrics.observe_time_to_credential(  # a scheduled grant: from its start
             (active.activated_at or now) - max(grant.created_at, grant.starts_at or 0),
             auto=grant.auto_approved is not None,

@@ -2,7 +2,11 @@
 
 Every client grantbot opens on its own Redis is made here: the asyncio client the store's
 parts share (:func:`connect`) and the blocking one the scheduler's thread uses for
-APScheduler's job store (:func:`connect_blocking`).
+APScheduler's job store (:func:`connect_blocking`), for every form of REDIS_URL
+(:mod:`bot.store.endpoints`: a server, TLS, Sentinel, Cluster). Both follow a master change
+with redis-py's own machinery: a Sentinel connection pool that asks the sentinels where the
+master is on every new connection, and a :class:`~redis.retry.Retry` with backoff that sends
+a command again on a fresh connection when its connection broke.
 """
 
 from __future__ import annotations
@@ -13,14 +17,28 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from functools import wraps
-from typing import Final, ParamSpec, TypeVar, cast
+from typing import Any, Final, ParamSpec, TypeVar, cast
 
 import redis as redis_sync
 import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.asyncio.sentinel import Sentinel as AsyncSentinel
+from redis.asyncio.sentinel import SentinelConnectionPool as AsyncSentinelPool
+from redis.asyncio.sentinel import SentinelManagedConnection as AsyncSentinelConnection
+from redis.asyncio.sentinel import SentinelManagedSSLConnection as AsyncSentinelSSLConnection
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.retry import Retry
+from redis.sentinel import MasterNotFoundError as SyncMasterNotFoundError
+from redis.sentinel import Sentinel as SyncSentinel
+from redis.sentinel import SentinelConnectionPool as SyncSentinelPool
+from redis.sentinel import SentinelManagedConnection as SyncSentinelConnection
+from redis.sentinel import SentinelManagedSSLConnection as SyncSentinelSSLConnection
 
-from bot.errors import StoreUnavailable
+from bot.errors import ConfigError, StoreUnavailable
 from bot.log_throttle import DEFAULT_INTERVAL_S, Outage
+from bot.store.cluster import connect_cluster, connect_cluster_blocking, seeds_answer
+from bot.store.endpoints import Endpoint, parse_redis_url
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -36,17 +54,137 @@ UNAVAILABLE = (
 )
 
 
-def connect(url: str, *, max_connections: int = 64, timeout_s: float = 5.0) -> aioredis.Redis:
-    """A redis-py asyncio client that decodes responses as str."""
+#: How the clients ride out a master change: a command whose connection broke is sent again
+#: on a fresh connection (to the new master: a Sentinel pool asks the sentinels again, a
+#: managed endpoint's DNS follows its master), after a jittered backoff. What fails for longer
+#: is StoreUnavailable, "try again shortly". Only a broken connection is retried (and a
+#: demoted master's READONLY), never a timeout, whose command may still be running; every
+#: write grantbot sends is safe to send twice (compare-and-set scripts that check the state
+#: they were computed from, SET NX answered by its own token, idempotent deletes).
+RETRIES: Final = 6
+BACKOFF_BASE_S: Final = 0.05
+BACKOFF_CAP_S: Final = 1.0
+BLOCKING_RETRIES: Final = 3
+#: Sentinels answer from memory: a short timeout, so a dead one costs little.
+SENTINEL_TIMEOUT_S: Final = 1.0
+
+
+class _FollowingConnection(AsyncSentinelConnection):
+    """A Sentinel-managed connection that asks where the master is on every reconnect.
+
+    redis-py 7 and 8 reconnect a dropped connection inside a command's retry through
+    ``connect_check_health``, which skips the Sentinel lookup and dials the old master again
+    (redis/redis-py#3874, open). Resolving here first makes the retry follow the failover;
+    on redis-py 5 and 6 that method does not exist and this is never called."""
+
+    async def connect_check_health(self, *args: Any, **kwargs: Any) -> Any:
+        if not self.is_connected and self.connection_pool.is_master:
+            self.host, self.port = await self.connection_pool.get_master_address()
+        return await super().connect_check_health(*args, **kwargs)  # type: ignore[misc]
+
+
+class _FollowingSSLConnection(_FollowingConnection, AsyncSentinelSSLConnection):
+    pass
+
+
+class _FollowingBlockingConnection(SyncSentinelConnection):
+    """:class:`_FollowingConnection` for the blocking client."""
+
+    def connect_check_health(self, *args: Any, **kwargs: Any) -> Any:
+        connected: object = getattr(self, "_sock", None)
+        if connected is None and self.connection_pool.is_master:
+            self.host, self.port = self.connection_pool.get_master_address()
+        return super().connect_check_health(*args, **kwargs)  # type: ignore[misc]
+
+
+class _FollowingBlockingSSLConnection(_FollowingBlockingConnection, SyncSentinelSSLConnection):
+    pass
+
+
+def _backoff() -> ExponentialWithJitterBackoff:
+    return ExponentialWithJitterBackoff(base=BACKOFF_BASE_S, cap=BACKOFF_CAP_S)
+
+
+_RETRY_ON: Final = [redis_errors.ConnectionError, redis_errors.ReadOnlyError]
+
+
+def _client_options(endpoint: Endpoint) -> dict[str, Any]:
+    """Login and TLS options of a Sentinel-found or cluster client (a direct URL carries
+    its own, read by redis-py)."""
+    options: dict[str, Any] = {"username": endpoint.username, "password": endpoint.password}
+    if endpoint.tls:
+        options.update(endpoint.tls_options)
+    return options
+
+
+def _sentinel_options(endpoint: Endpoint, *, timeout_s: float) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "socket_timeout": min(timeout_s, SENTINEL_TIMEOUT_S),
+        "socket_connect_timeout": min(timeout_s, SENTINEL_TIMEOUT_S),
+    }
+    if endpoint.sentinel_username is not None:
+        options["username"] = endpoint.sentinel_username
+    if endpoint.sentinel_password is not None:
+        options["password"] = endpoint.sentinel_password
+    return options
+
+
+#: A key in grantbot's default slot: what a cluster client connects for when not told.
+DEFAULT_SLOT_KEY: Final = "{grantbot}"
+
+
+def connect(
+    url: str,
+    *,
+    max_connections: int = 64,
+    timeout_s: float = 5.0,
+    slot_key: str = DEFAULT_SLOT_KEY,
+) -> aioredis.Redis:
+    """A redis-py asyncio client that decodes responses as str, for any form of ``url``
+    (:mod:`bot.store.endpoints`; ConfigError for a bad one). It follows a master change
+    (see :data:`RETRIES`). On a cluster it serves the slot of ``slot_key`` (a key under the
+    store's ``{prefix}``: bot.store.cluster)."""
+    endpoint = parse_redis_url(url)
+    common: dict[str, Any] = {
+        "decode_responses": True,
+        "socket_timeout": timeout_s,
+        "socket_connect_timeout": timeout_s,
+        "retry": AsyncRetry(_backoff(), RETRIES),  # the asyncio client needs its own Retry
+        "retry_on_error": list(_RETRY_ON),
+    }
+    if endpoint.kind == "sentinel":
+        sentinel = AsyncSentinel(  # type: ignore[no-untyped-call]
+            endpoint.hosts, sentinel_kwargs=_sentinel_options(endpoint, timeout_s=timeout_s)
+        )
+        master: aioredis.Redis = sentinel.master_for(
+            endpoint.master_name,
+            redis_class=aioredis.Redis,
+            connection_class=_FollowingSSLConnection if endpoint.tls else _FollowingConnection,
+            db=endpoint.db,
+            max_connections=max_connections,
+            ssl=endpoint.tls,
+            health_check_interval=30,
+            **common,
+            **_client_options(endpoint),
+        )
+        return master
+    if endpoint.kind == "cluster":
+        return connect_cluster(
+            endpoint, slot_key=slot_key, max_connections=max_connections, **common
+        )
     client: aioredis.Redis = aioredis.Redis.from_url(
-        url,
-        decode_responses=True,
-        max_connections=max_connections,
-        socket_timeout=timeout_s,
-        socket_connect_timeout=timeout_s,
-        health_check_interval=30,
+        url, max_connections=max_connections, health_check_interval=30, **common
     )
     return client
+
+
+async def close_client(client: aioredis.Redis) -> None:
+    """Close ``client`` and every connection it opened, the sentinels' included."""
+    pool = client.connection_pool
+    await client.aclose()
+    if isinstance(pool, AsyncSentinelPool):
+        for sentinel in pool.sentinel_manager.sentinels:
+            await sentinel.aclose()
 
 
 #: Timeouts of the blocking client the scheduler's thread uses: short, so an unreachable Redis
@@ -56,17 +194,86 @@ BLOCKING_CONNECT_TIMEOUT_S: Final = 1.0
 _TRY_AGAIN: Final = "Redis is unavailable; try again shortly"
 
 
-def connect_blocking(url: str) -> redis_sync.Redis:
+def connect_blocking(url: str, *, slot_key: str = DEFAULT_SLOT_KEY) -> redis_sync.Redis:
     """A blocking client (short timeouts, str replies), for the one thread that may block:
-    APScheduler's, whose job store is synchronous (bot.store.job_index)."""
-    client: redis_sync.Redis = redis_sync.Redis.from_url(
-        url,
-        decode_responses=True,
-        socket_timeout=BLOCKING_SOCKET_TIMEOUT_S,
-        socket_connect_timeout=BLOCKING_CONNECT_TIMEOUT_S,
-        health_check_interval=30,
-    )
+    APScheduler's, whose job store is synchronous (bot.store.job_index). Every URL form
+    :func:`connect` takes; it follows a master change the same way (fewer retries)."""
+    endpoint = parse_redis_url(url)
+    common: dict[str, Any] = {
+        "decode_responses": True,
+        "socket_timeout": BLOCKING_SOCKET_TIMEOUT_S,
+        "socket_connect_timeout": BLOCKING_CONNECT_TIMEOUT_S,
+        "retry": Retry(_backoff(), BLOCKING_RETRIES),
+        "retry_on_error": list(_RETRY_ON),
+    }
+    if endpoint.kind == "sentinel":
+        sentinel = SyncSentinel(  # type: ignore[no-untyped-call]
+            endpoint.hosts,
+            sentinel_kwargs=_sentinel_options(endpoint, timeout_s=BLOCKING_SOCKET_TIMEOUT_S),
+        )
+        master: redis_sync.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
+            endpoint.master_name,
+            redis_class=redis_sync.Redis,
+            connection_class=(
+                _FollowingBlockingSSLConnection if endpoint.tls else _FollowingBlockingConnection
+            ),
+            db=endpoint.db,
+            ssl=endpoint.tls,
+            health_check_interval=30,
+            **common,
+            **_client_options(endpoint),
+        )
+        return master
+    if endpoint.kind == "cluster":
+        return connect_cluster_blocking(endpoint, slot_key=slot_key, **common)
+    client: redis_sync.Redis = redis_sync.Redis.from_url(url, health_check_interval=30, **common)
     return client
+
+
+def close_blocking(client: redis_sync.Redis) -> None:
+    """Close ``client`` and its sentinels' connections."""
+    pool = client.connection_pool
+    client.close()
+    if isinstance(pool, SyncSentinelPool):
+        for sentinel in pool.sentinel_manager.sentinels:
+            sentinel.close()
+
+
+def check_reachable(url: str, *, timeout_s: float = SENTINEL_TIMEOUT_S) -> None:
+    """At start: ``url`` is well formed and, for Sentinel, a sentinel answers and knows a
+    reachable master of that name; else ConfigError, one line naming what is wrong. (A plain
+    server that is down is not refused here: readiness reports it and every loop waits.)
+    Blocking, for a moment: called before anything serves."""
+    endpoint = parse_redis_url(url)
+    if endpoint.kind == "cluster":
+        if not seeds_answer(endpoint):
+            raise ConfigError(f"REDIS_URL: no cluster node answered at {endpoint.describe()}")
+        return
+    if endpoint.kind != "sentinel":
+        return
+    sentinel = SyncSentinel(  # type: ignore[no-untyped-call]
+        endpoint.hosts, sentinel_kwargs=_sentinel_options(endpoint, timeout_s=timeout_s)
+    )
+    try:
+        answered = 0
+        for client in sentinel.sentinels:
+            try:
+                client.ping()
+                answered += 1
+            except (redis_errors.RedisError, OSError):
+                continue
+        if not answered:
+            raise ConfigError(f"REDIS_URL: no sentinel answered at {endpoint.describe()}")
+        try:
+            sentinel.discover_master(endpoint.master_name)  # type: ignore[no-untyped-call]
+        except SyncMasterNotFoundError as e:
+            raise ConfigError(
+                f"REDIS_URL: no sentinel knows a reachable master named "
+                f"{endpoint.master_name!r} ({endpoint.describe()})"
+            ) from e
+    finally:
+        for client in sentinel.sentinels:
+            client.close()
 
 
 async def ping(client: aioredis.Redis, *, timeout_s: float) -> None:

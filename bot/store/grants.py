@@ -30,8 +30,9 @@ from bot.store.bulk import BulkResult, BulkTransitions, TransitionRequest, trans
 from bot.store.bundles import Bundles
 from bot.store.chain import AuditChain
 from bot.store.checkpoints import CheckpointLog
-from bot.store.connection import as_awaitable, connect, ping, translate_errors
+from bot.store.connection import as_awaitable, close_client, connect, ping, translate_errors
 from bot.store.dedupe import Dedupe
+from bot.store.durability import DEFAULT_WAIT_TIMEOUT_S, Confirmation, Durability
 from bot.store.escalations import EscalationLedger
 from bot.store.indexes import ops_json, plan_indexes
 from bot.store.keys import Keys
@@ -93,11 +94,12 @@ class GrantStore:
     ) -> GrantStore:
         """A store on its own connection pool to the Redis at ``url`` (closed by
         :meth:`aclose`)."""
-        return cls(connect(url, max_connections=max_connections), keys=keys, pacer=pacer)
+        client = connect(url, max_connections=max_connections, slot_key=keys.audit)
+        return cls(client, keys=keys, pacer=pacer)
 
     async def aclose(self) -> None:
         """Close the client (and every connection of its pool)."""
-        await self._redis.aclose()
+        await close_client(self._redis)
 
     async def ping(self, *, timeout_s: float) -> None:
         """Redis answers PING within ``timeout_s``; else StoreUnavailable or TimeoutError."""
@@ -170,6 +172,15 @@ class GrantStore:
     def api_rate_limit(self, *, limit: int) -> ApiRateLimit:
         """Per-client call counts of the pipelines API, ``limit`` calls a minute."""
         return ApiRateLimit(self._redis, keys=self.keys, limit=limit)
+
+    @translate_errors
+    async def confirm_replicated(
+        self, grant: Grant, *, with_job: bool, timeout_s: float = DEFAULT_WAIT_TIMEOUT_S
+    ) -> Confirmation:
+        """Before a credential leaves: ``grant`` as written (its job too, ``with_job``) is on
+        a replica (``WAIT 1``) whenever the master has one (:mod:`bot.store.durability`)."""
+        durability = Durability(self._redis, keys=self.keys)
+        return await durability.confirm(grant, with_job=with_job, timeout_s=timeout_s)
 
     def scheduler_lease(self) -> LeaseKey:
         """The key that says which replica runs the scheduler."""

@@ -15,7 +15,11 @@ from typing import cast
 
 import redis as redis_sync
 
-from bot.store.connection import connect_blocking, unavailable_as_store_error_blocking
+from bot.store.connection import (
+    close_blocking,
+    connect_blocking,
+    unavailable_as_store_error_blocking,
+)
 from bot.store.keys import Keys
 from bot.store.scripts import register_blocking
 
@@ -48,7 +52,7 @@ class JobIndex:
     @classmethod
     def connect(cls, url: str, *, keys: Keys, job_keys: tuple[str, str] | None = None) -> JobIndex:
         """On a blocking client of its own to the Redis at ``url``."""
-        return cls(connect_blocking(url), keys=keys, job_keys=job_keys)
+        return cls(connect_blocking(url, slot_key=keys.audit), keys=keys, job_keys=job_keys)
 
     @property
     def _job_keys(self) -> list[str]:
@@ -116,4 +120,4 @@ class JobIndex:
             self._r.delete(*self._job_keys)
 
     def close(self) -> None:
-        self._r.close()
+        close_blocking(self._r)

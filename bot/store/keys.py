@@ -118,6 +118,12 @@ class Keys:
         return f"{self._p}:announcers"
 
     @property
+    def replication_probe(self) -> str:
+        """String: written just before a ``WAIT``, so the WAIT's own connection has a write
+        to wait for (WAIT counts only its connection's writes); see bot.store.durability."""
+        return f"{self._p}:replication:probe"
+
+    @property
     def scheduler_lease(self) -> str:
         """String with TTL: which replica runs the scheduler now."""
         return f"{self._p}:scheduler:lease"

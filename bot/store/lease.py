@@ -1,6 +1,7 @@
 """A lease key in Redis: whoever holds it does a job no two replicas may do at once (the
-revocation scheduler). Taken with ``SET NX PX``; renewed and released only by the token that
-holds it (``lua/lease_renew.lua``, ``lua/lease_release.lua``). How long a holder may trust
+revocation scheduler). Taken only where nobody else holds it (``lua/lease_take.lua``: a take
+sent twice by redis-py's retry still reads as taken); renewed and released only by the token
+that holds it (``lua/lease_renew.lua``, ``lua/lease_release.lua``). How long a holder may trust
 its lease is :mod:`bot.scheduling.lease`'s to judge. Redis being unreachable is
 :class:`~bot.errors.StoreUnavailable`."""
 
@@ -18,13 +19,14 @@ class LeaseKey:
     def __init__(self, client: aioredis.Redis, *, key: str) -> None:
         self._r = client
         self.key = key
+        self._take = register(client, "lease_take.lua")
         self._renew = register(client, "lease_renew.lua")
         self._release = register(client, "lease_release.lua")
 
     @translate_errors
     async def take(self, token: str, *, ttl_ms: int) -> bool:
         """Hold the lease for ``ttl_ms`` unless someone does; True when now held."""
-        return bool(await self._r.set(self.key, token, nx=True, px=ttl_ms))
+        return bool(await self._take(keys=[self.key], args=[token, ttl_ms]))
 
     @translate_errors
     async def renew(self, token: str, *, ttl_ms: int) -> bool:
