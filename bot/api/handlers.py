@@ -26,6 +26,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from bot.api.auth import ClientTokens
+from bot.api.delivery import SEAL_FAILED
 from bot.api.models import CreateRequest, ErrorBody, RequestState, SealedCredential
 from bot.api.routes import MAX_WAIT_S, OPENAPI_PATH, ROUTES, Route, openapi_document
 from bot.api.sealing import ALGORITHM, public_key_problem
@@ -247,7 +248,10 @@ class PipelineApi:
             pipeline=PipelineAsk(public_key=body.public_key, deployment=deployment),
         )
         call.grant_id = result.grant.id
-        return _json(await self._state(result.grant), status=201)
+        # Read again: an auto-approved grant whose credential could not be sealed has been
+        # taken back meanwhile (bot.api.delivery), and the answer must say so.
+        grant = await self.store.get(result.grant.id) if result.credential else result.grant
+        return _json(await self._state(grant), status=201)
 
     async def get_request(self, request: web.Request, call: Call) -> web.Response:
         wait_s = _wait_of(request)
@@ -262,8 +266,9 @@ class PipelineApi:
     async def get_credential(self, request: web.Request, call: Call) -> web.Response:
         grant = await self._own(call)
         if grant.terminal:
+            why = f": {SEAL_FAILED}" if grant.end_reason == SEAL_FAILED else ""
             raise ApiFailure(
-                410, "gone", f"{grant.id} is {grant.status.value.lower()}; no credential"
+                410, "gone", f"{grant.id} is {grant.status.value.lower()}; no credential{why}"
             )
         sealed = await self.sealed.get(grant.id) if grant.status is Status.ACTIVE else None
         if sealed is None:

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from bot.api.delivery import PipelineDelivery
 from bot.api.handlers import PipelineApi, register_api
+from bot.domain.model import Grant
 from bot.notify import Notifier
 from bot.service import GrantService
 from bot.store.grants import GrantStore
@@ -40,6 +41,13 @@ def install_pipelines(
     """Serve the API on ``app`` (not yet started); tokens from ``environ`` (default: the
     process's). The service should have been built with :func:`pipeline_notifier`."""
     env = environ if environ is not None else os.environ
+    notifier = service.notifier
+    if isinstance(notifier, PipelineDelivery):
+
+        async def take_back(grant: Grant, why: str) -> None:
+            await service.revoke(grant.id, user=grant.requester, reason=why)
+
+        notifier.take_back = take_back
     api = register_api(app, PipelineApi(service=service, store=store, environ=env, clock=clock))
     app[API_KEY] = api
     return api

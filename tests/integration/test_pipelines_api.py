@@ -18,12 +18,15 @@ import pytest
 import redis.asyncio as aioredis
 from nacl.public import PrivateKey
 
+from bot.api.delivery import SEAL_FAILED
 from bot.api.install import API_KEY
 from bot.api.routes import OPENAPI_PATH, ROUTES
 from bot.api.sealing import new_key_pair, unseal
 from bot.devtools.redis_server import RedisServer
 from bot.devtools.slack_driver import plain_text_value
-from bot.domain.model import Status
+from bot.domain.clients import client_requester
+from bot.domain.model import Origin, Status
+from bot.domain.pipeline import PipelineAsk
 from bot.slack import ids
 from bot.store.keys import Keys
 from tests.integration.slack_harness import (
@@ -39,6 +42,10 @@ from tests.integration.support import FakeClock
 POLICY = Path(__file__).parent.parent / "fixtures" / "pipeline_policy.yaml"
 TOKEN = "tok-" + secrets.token_urlsafe(24)
 NIGHTLY_TOKEN = "tok-" + secrets.token_urlsafe(24)
+
+
+#: 32 zero bytes: the right length, but a low-order point libsodium will not seal to.
+ZERO_KEY = base64.b64encode(bytes(32)).decode()
 
 
 class Client:
@@ -263,6 +270,30 @@ async def test_auto_approved_inside_the_change_window(bot: SlackHarness, api: Cl
     assert bot.copies(state["id"])
 
 
+async def test_a_credential_that_cannot_be_sealed_is_taken_back(
+    bot: SlackHarness, api: Client
+) -> None:
+    """Should sealing fail once access is issued (a key the API would now refuse, filed from
+    before the check), the grant does not stay live with nobody able to use it: it is revoked
+    saying why, and the credential call answers 410 saying so, not 409 forever."""
+    result = await bot.bot.service.request_access(
+        user=client_requester("deploy-orders"),
+        resource="lab",
+        role="deploy",
+        duration_s=600,
+        reason="deploy",
+        origin=Origin(surface="api"),
+        pipeline=PipelineAsk(public_key=ZERO_KEY, deployment=None),
+    )
+    assert result.credential is not None  # issued (auto-approved), then sealing failed
+    grant = await bot.bot.store.get(result.grant.id)
+    assert grant.status is Status.REVOKED and grant.end_reason == SEAL_FAILED
+    status, answer = await api.call("GET", f"/api/v1/requests/{grant.id}/credential")
+    assert (status, answer["error"]) == (410, "gone") and SEAL_FAILED in answer["message"]
+    status, state = await api.call("GET", f"/api/v1/requests/{grant.id}")
+    assert state["state"] == "REVOKED" and state["end_reason"] == SEAL_FAILED
+
+
 async def test_a_role_not_open_to_the_client_is_refused(bot: SlackHarness, api: Client) -> None:
     status, state, _ = await api.ask(role="dba")
     assert status == 403 and "may not request orders-db dba" in state["message"]
@@ -298,6 +329,8 @@ async def test_n_of_m_and_escalation_apply_to_pipelines(bot: SlackHarness, api: 
         ({"public_key": "not base64!"}, 400, "bad_public_key", "not base64"),
         ({"public_key": base64.b64encode(b"short").decode()}, 400, "bad_public_key", "32 bytes"),
         ({"public_key": None}, 400, "malformed_body", "public_key"),
+        ({"public_key": ZERO_KEY}, 400, "bad_public_key", "not a usable X25519 public key"),
+        ({"duration": ""}, 400, "bad_duration", "is not a duration"),
         ({"surprise": 1}, 400, "malformed_body", "surprise: is not a known key"),
         ({"duration": 20}, 400, "malformed_body", "duration"),
         ({"deployment": {"id": "D 1"}}, 400, "malformed_body", "deployment.id"),
