@@ -22,7 +22,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
-from aiohttp import web
+from aiohttp import ClientPayloadError, web
+from aiohttp.http_exceptions import ContentEncodingError
 from pydantic import BaseModel, ValidationError
 
 from bot.api.auth import ClientTokens
@@ -321,11 +322,22 @@ async def _read_body(request: web.Request, model: type[M]) -> M:
             "malformed_body",
             f"send Content-Type: application/json, not {request.content_type or 'none'}",
         )
-    raw = await request.read()
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge as e:  # counted as read, so a gzip bomb is caught too
+        raise ApiFailure(
+            413,
+            "body_too_large",
+            f"the body is larger than {request.client_max_size} bytes (after decompression)",
+        ) from e
+    except (ContentEncodingError, ClientPayloadError) as e:
+        raise ApiFailure(400, "malformed_body", "the body could not be decoded") from e
     try:
         data = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ApiFailure(400, "malformed_body", f"the body is not JSON: {e}") from e
+    except RecursionError as e:
+        raise ApiFailure(400, "malformed_body", "the body is nested too deeply") from e
     if not isinstance(data, dict):
         raise ApiFailure(400, "malformed_body", "the body must be a JSON object")
     try:

@@ -6,6 +6,8 @@ comes back sealed to the request's public key; every refusal is a 4xx naming wha
 from __future__ import annotations
 
 import base64
+import gzip
+import io
 import json
 import logging
 import secrets
@@ -361,6 +363,36 @@ async def test_malformed_bodies(
 ) -> None:
     status, answer = await api.call("POST", "/api/v1/requests", raw=raw, content_type=content_type)
     assert status == 400 and answer["error"] == "malformed_body" and says in answer["message"]
+
+
+async def test_a_deeply_nested_body_is_malformed_not_a_failure(
+    bot: SlackHarness, api: Client
+) -> None:
+    raw = b"[" * 100_000 + b"]" * 100_000
+    status, answer = await api.call("POST", "/api/v1/requests", raw=raw)
+    assert (status, answer["error"]) == (400, "malformed_body"), answer
+    assert "nested too deeply" in answer["message"]
+    assert await bot.bot.store.list_grants(limit=5) == []
+
+
+@pytest.mark.parametrize("gzipped", [False, True], ids=["plain", "gzip-expanding"])
+async def test_a_body_over_the_limit_is_413(bot: SlackHarness, api: Client, gzipped: bool) -> None:
+    """Over aiohttp's body limit (1 MiB), sent as is or as a small gzip that expands past it:
+    413 with a JSON error, nothing filed."""
+    _key, public = new_key_pair()
+    body = {"resource": "orders-db", "reason": " " * (3 << 20), "public_key": public}
+    raw = json.dumps(body).encode()
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"}
+    if gzipped:
+        raw = gzip.compress(raw)
+        headers["Content-Encoding"] = "gzip"
+        assert len(raw) < 64 << 10  # small on the wire
+    sent = io.BytesIO(raw)
+    async with api.http.post(f"{api.base}/api/v1/requests", data=sent, headers=headers) as r:
+        assert r.status == 413 and r.content_type == "application/json"
+        answer = await r.json()
+    assert answer["error"] == "body_too_large" and "larger than" in answer["message"]
+    assert await bot.bot.store.list_grants(limit=5) == []
 
 
 @pytest.mark.parametrize(
