@@ -296,6 +296,25 @@ async def test_a_credential_that_cannot_be_sealed_is_taken_back(
     assert state["state"] == "REVOKED" and state["end_reason"] == SEAL_FAILED
 
 
+async def test_a_pipelines_grant_gets_no_reminder(bot: SlackHarness, api: Client) -> None:
+    """A reminder is for people: a machine client's grant (15m, remind_before 10m by default)
+    has no reminder job, and a reminder fired anyway posts nothing to "client:..."."""
+    status, state, _ = await api.ask(resource="lab", role="deploy", duration="15m")
+    assert status == 201 and state["state"] == "ACTIVE", state
+    lifecycle = bot.bot.lifecycle
+    assert await lifecycle.jobs.run_time("remind", state["id"]) is None
+    clock = bot.bot.service.clock
+    assert isinstance(clock, FakeClock)
+    clock.advance(6 * 60)  # past when a person's grant would be reminded
+    assert await lifecycle.reminders.fire(state["id"]) is False
+    notices = lifecycle.reminders.notices
+    assert notices is not None
+    await notices.remind(await bot.bot.store.get(state["id"]), offer_s=None)  # Slack's side
+    await bot.settle()
+    channels = [str(c.args.get("channel")) for c in bot.emulator.calls("chat.postMessage")]
+    assert channels and not [c for c in channels if c.startswith("client:")], channels
+
+
 async def test_a_role_not_open_to_the_client_is_refused(bot: SlackHarness, api: Client) -> None:
     status, state, _ = await api.ask(role="dba")
     assert status == 403 and "may not request orders-db dba" in state["message"]
