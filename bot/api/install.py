@@ -49,5 +49,6 @@ def install_pipelines(
 
         notifier.take_back = take_back
     api = register_api(app, PipelineApi(service=service, store=store, environ=env, clock=clock))
+    api.tokens.current()  # a disabled client, a short or shared token: said at start
     app[API_KEY] = api
     return api

@@ -535,3 +535,31 @@ async def test_openapi_document_validates_and_matches_the_handlers(
     assert status == 201 and set(created) == set(schemas["RequestState"]["properties"])
     status, error, _ = await api.ask(duration="nope")
     assert status == 400 and set(error) <= set(schemas["ErrorBody"]["properties"])
+
+
+async def test_serve_says_at_start_which_client_is_disabled_and_refuses_shared_tokens(
+    redis_url: str,
+    keys: Keys,
+    cache_server: RedisServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """At start: one WARNING naming a client whose ${VAR} is unset (disabled); two clients
+    whose variables hold the same token authenticate as neither, said as an ERROR that shows
+    no token."""
+    caplog.set_level(logging.WARNING)
+    env = {"TEST_DEPLOY_ORDERS_TOKEN": TOKEN, "GRANTBOT_TEST_CACHE_URL": cache_server.url}
+    async with running_bot(redis_url=redis_url, prefix=keys.prefix, policy=POLICY, environ=env):
+        disabled = [r.getMessage() for r in caplog.records if "is disabled" in r.getMessage()]
+        assert len(disabled) == 1 and disabled[0].startswith("client nightly is disabled")
+    caplog.clear()
+    shared = env | {"TEST_NIGHTLY_TOKEN": TOKEN}
+    async with running_bot(
+        redis_url=redis_url, prefix=keys.prefix, policy=POLICY, environ=shared
+    ) as bot:
+        errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+        assert "clients deploy-orders, nightly have the same token" in " ".join(errors)
+        assert TOKEN not in caplog.text
+        base = bot.driver.events_url.rsplit("/slack/events", 1)[0]
+        async with aiohttp.ClientSession() as http:
+            status, answer = await Client(http, base).call("GET", "/api/v1/requests/g-none")
+        assert status == 401 and "not one of a client" in answer["message"]
