@@ -28,11 +28,13 @@ from pydantic import BaseModel, ValidationError
 
 from bot.api.auth import ClientTokens
 from bot.api.delivery import SEAL_FAILED
+from bot.api.errors import api_errors, shown
 from bot.api.models import CreateRequest, ErrorBody, RequestState, SealedCredential
 from bot.api.routes import MAX_WAIT_S, OPENAPI_PATH, ROUTES, Route, openapi_document
 from bot.api.sealing import ALGORITHM, public_key_problem
 from bot.domain.clients import client_requester
 from bot.domain.duration import parse_duration
+from bot.domain.ids import is_grant_id
 from bot.domain.model import Grant, Origin, Status
 from bot.domain.pipeline import PipelineAsk
 from bot.errors import (
@@ -134,7 +136,8 @@ class PipelineApi:
             verdict = self.tokens.authenticate(request.headers.get("Authorization"))
             if verdict.client is None:
                 return await self._unauthenticated(request, route, verdict.problem or "")
-            call = Call(client=verdict.client, grant_id=request.match_info.get("id"))
+            path_id = request.match_info.get("id")
+            call = Call(client=verdict.client, grant_id=shown(path_id) if path_id else None)
             try:
                 limit = await self.limits.take(verdict.client, now=time.time())
                 if not limit.allowed:
@@ -213,11 +216,13 @@ class PipelineApi:
         """The grant named in the path, when it is this client's (else 404 either way)."""
         grant_id = call.grant_id or ""
         try:
-            grant = await self.store.get(grant_id)
+            grant = await self.store.get(grant_id) if is_grant_id(grant_id) else None
         except NotFound:
             grant = None
         if grant is None or grant.client != call.client:
-            raise ApiFailure(404, "not_found", f"no request {grant_id} of client {call.client}")
+            raise ApiFailure(
+                404, "not_found", f"no request {shown(grant_id)} of client {call.client}"
+            )
         if grant.deployment is not None:
             call.deployment = grant.deployment.id
         return grant
@@ -355,6 +360,7 @@ async def _read_body(request: web.Request, model: type[M]) -> M:
 
 def register_api(app: web.Application, api: PipelineApi) -> PipelineApi:
     """Add the API's routes (and ``/api/v1/openapi.json``) to ``app``, answered by ``api``."""
+    app.middlewares.append(api_errors)  # JSON 404/405 under /api/v1, as the handlers answer
     for route in ROUTES:
         app.router.add_route(route.method, route.path, api.wrap(route, getattr(api, route.name)))
     document = openapi_document()

@@ -563,3 +563,36 @@ async def test_serve_says_at_start_which_client_is_disabled_and_refuses_shared_t
         async with aiohttp.ClientSession() as http:
             status, answer = await Client(http, base).call("GET", "/api/v1/requests/g-none")
         assert status == 401 and "not one of a client" in answer["message"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "error"),
+    [
+        ("GET", "/api/v1/nope", 404, "not_found"),
+        ("GET", "/api/v1/requests/g-none/nope", 404, "not_found"),
+        ("DELETE", "/api/v1/requests", 405, "method_not_allowed"),
+        ("PUT", "/api/v1/requests/g-none/done", 405, "method_not_allowed"),
+    ],
+)
+async def test_unknown_paths_and_methods_under_the_api_answer_json(
+    bot: SlackHarness, api: Client, method: str, path: str, status: int, error: str
+) -> None:
+    async with api.http.request(method, f"{api.base}{path}") as r:
+        assert r.status == status and r.content_type == "application/json"
+        answer = await r.json()
+        allow = r.headers.get("Allow")
+    assert answer["error"] == error and path in answer["message"]
+    if status == 405:
+        assert allow is not None and method not in allow and allow in answer["message"]
+
+
+async def test_outside_the_api_paths_are_left_to_aiohttp(bot: SlackHarness, api: Client) -> None:
+    async with api.http.get(f"{api.base}/nope") as r:
+        assert r.status == 404 and r.content_type == "text/plain"
+
+
+async def test_a_long_id_is_echoed_capped(bot: SlackHarness, api: Client) -> None:
+    long_id = "g-" + "x" * 5000
+    status, answer = await api.call("GET", f"/api/v1/requests/{long_id}")
+    assert (status, answer["error"]) == (404, "not_found")
+    assert f"no request {long_id[:64]}… of client deploy-orders" == answer["message"]
