@@ -290,6 +290,7 @@ async def test_a_credential_that_cannot_be_sealed_is_taken_back(
     assert result.credential is not None  # issued (auto-approved), then sealing failed
     grant = await bot.bot.store.get(result.grant.id)
     assert grant.status is Status.REVOKED and grant.end_reason == SEAL_FAILED
+    assert grant.ended_by == "sealer"  # grantbot's own doing, audited as such
     status, answer = await api.call("GET", f"/api/v1/requests/{grant.id}/credential")
     assert (status, answer["error"]) == (410, "gone") and SEAL_FAILED in answer["message"]
     status, state = await api.call("GET", f"/api/v1/requests/{grant.id}")
