@@ -218,11 +218,17 @@ async def _deliver(
             write_secret(path, text)
         except OSError as e:
             # Access nobody can use must not stay live: give it back, then say why.
-            await api.call("POST", f"/requests/{grant_id}/done")
-            raise RequestFailed(
-                f"{grant_id}: could not write {path} ({e.strerror or type(e).__name__});"
-                " the access was given back"
-            ) from None
+            problem = f"{grant_id}: could not write {path} ({e.strerror or type(e).__name__})"
+            try:
+                status, _ = await api.call("POST", f"/requests/{grant_id}/done")
+            except RequestFailed:
+                status = 0
+            if status != 200:
+                raise RequestFailed(
+                    f"{problem}, and giving the access back failed: run grantbot request"
+                    f" done {grant_id}"
+                ) from None
+            raise RequestFailed(f"{problem}; the access was given back") from None
         print(f"{grant_id}: active; credential written to {path}", file=sys.stderr)
     else:
         out.write(text)
