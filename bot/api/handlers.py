@@ -22,15 +22,19 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
-from aiohttp import web
+from aiohttp import ClientPayloadError, web
+from aiohttp.http_exceptions import ContentEncodingError
 from pydantic import BaseModel, ValidationError
 
 from bot.api.auth import ClientTokens
+from bot.api.delivery import SEAL_FAILED
+from bot.api.errors import api_errors, shown
 from bot.api.models import CreateRequest, ErrorBody, RequestState, SealedCredential
 from bot.api.routes import MAX_WAIT_S, OPENAPI_PATH, ROUTES, Route, openapi_document
 from bot.api.sealing import ALGORITHM, public_key_problem
 from bot.domain.clients import client_requester
 from bot.domain.duration import parse_duration
+from bot.domain.ids import is_grant_id
 from bot.domain.model import Grant, Origin, Status
 from bot.domain.pipeline import PipelineAsk
 from bot.errors import (
@@ -132,7 +136,8 @@ class PipelineApi:
             verdict = self.tokens.authenticate(request.headers.get("Authorization"))
             if verdict.client is None:
                 return await self._unauthenticated(request, route, verdict.problem or "")
-            call = Call(client=verdict.client, grant_id=request.match_info.get("id"))
+            path_id = request.match_info.get("id")
+            call = Call(client=verdict.client, grant_id=shown(path_id) if path_id else None)
             try:
                 limit = await self.limits.take(verdict.client, now=time.time())
                 if not limit.allowed:
@@ -211,11 +216,13 @@ class PipelineApi:
         """The grant named in the path, when it is this client's (else 404 either way)."""
         grant_id = call.grant_id or ""
         try:
-            grant = await self.store.get(grant_id)
+            grant = await self.store.get(grant_id) if is_grant_id(grant_id) else None
         except NotFound:
             grant = None
         if grant is None or grant.client != call.client:
-            raise ApiFailure(404, "not_found", f"no request {grant_id} of client {call.client}")
+            raise ApiFailure(
+                404, "not_found", f"no request {shown(grant_id)} of client {call.client}"
+            )
         if grant.deployment is not None:
             call.deployment = grant.deployment.id
         return grant
@@ -247,7 +254,10 @@ class PipelineApi:
             pipeline=PipelineAsk(public_key=body.public_key, deployment=deployment),
         )
         call.grant_id = result.grant.id
-        return _json(await self._state(result.grant), status=201)
+        # Read again: an auto-approved grant whose credential could not be sealed has been
+        # taken back meanwhile (bot.api.delivery), and the answer must say so.
+        grant = await self.store.get(result.grant.id) if result.credential else result.grant
+        return _json(await self._state(grant), status=201)
 
     async def get_request(self, request: web.Request, call: Call) -> web.Response:
         wait_s = _wait_of(request)
@@ -262,8 +272,9 @@ class PipelineApi:
     async def get_credential(self, request: web.Request, call: Call) -> web.Response:
         grant = await self._own(call)
         if grant.terminal:
+            why = f": {SEAL_FAILED}" if grant.end_reason == SEAL_FAILED else ""
             raise ApiFailure(
-                410, "gone", f"{grant.id} is {grant.status.value.lower()}; no credential"
+                410, "gone", f"{grant.id} is {grant.status.value.lower()}; no credential{why}"
             )
         sealed = await self.sealed.get(grant.id) if grant.status is Status.ACTIVE else None
         if sealed is None:
@@ -316,11 +327,22 @@ async def _read_body(request: web.Request, model: type[M]) -> M:
             "malformed_body",
             f"send Content-Type: application/json, not {request.content_type or 'none'}",
         )
-    raw = await request.read()
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge as e:  # counted as read, so a gzip bomb is caught too
+        raise ApiFailure(
+            413,
+            "body_too_large",
+            f"the body is larger than {request.client_max_size} bytes (after decompression)",
+        ) from e
+    except (ContentEncodingError, ClientPayloadError) as e:
+        raise ApiFailure(400, "malformed_body", "the body could not be decoded") from e
     try:
         data = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ApiFailure(400, "malformed_body", f"the body is not JSON: {e}") from e
+    except RecursionError as e:
+        raise ApiFailure(400, "malformed_body", "the body is nested too deeply") from e
     if not isinstance(data, dict):
         raise ApiFailure(400, "malformed_body", "the body must be a JSON object")
     try:
@@ -338,6 +360,7 @@ async def _read_body(request: web.Request, model: type[M]) -> M:
 
 def register_api(app: web.Application, api: PipelineApi) -> PipelineApi:
     """Add the API's routes (and ``/api/v1/openapi.json``) to ``app``, answered by ``api``."""
+    app.middlewares.append(api_errors)  # JSON 404/405 under /api/v1, as the handlers answer
     for route in ROUTES:
         app.router.add_route(route.method, route.path, api.wrap(route, getattr(api, route.name)))
     document = openapi_document()

@@ -13,10 +13,13 @@ from aiohttp import web
 
 from bot.api.delivery import PipelineDelivery
 from bot.api.handlers import PipelineApi, register_api
+from bot.domain.model import Actor, Grant
 from bot.notify import Notifier
 from bot.service import GrantService
 from bot.store.grants import GrantStore
 
+#: Who takes back a grant whose credential could not be sealed (audited as this).
+SEALER: Final = Actor.system("sealer")
 #: Where the application keeps the API's handlers (tests tune its rate limit through it).
 API_KEY: Final = web.AppKey("grantbot_api", PipelineApi)
 
@@ -40,6 +43,17 @@ def install_pipelines(
     """Serve the API on ``app`` (not yet started); tokens from ``environ`` (default: the
     process's). The service should have been built with :func:`pipeline_notifier`."""
     env = environ if environ is not None else os.environ
+    notifier = service.notifier
+    if isinstance(notifier, PipelineDelivery):
+
+        async def take_back(grant: Grant, why: str) -> None:
+            if service.revoker is None:  # not in serve, which always has one
+                return
+            # grantbot's own doing, not the client's nor a person's.
+            await service.revoker.revoke(grant.id, actor=SEALER, reason=why)
+
+        notifier.take_back = take_back
     api = register_api(app, PipelineApi(service=service, store=store, environ=env, clock=clock))
+    api.tokens.current()  # a disabled client, a short or shared token: said at start
     app[API_KEY] = api
     return api

@@ -11,6 +11,7 @@ import json
 from typing import Any, Final
 
 from nacl.exceptions import CryptoError
+from nacl.exceptions import RuntimeError as NaclRuntimeError
 from nacl.public import PrivateKey, PublicKey, SealedBox
 
 from bot.domain.credentials import Credential
@@ -29,6 +30,15 @@ def public_key_problem(text: str) -> str | None:
         return "public_key is not base64"
     if len(raw) != PUBLIC_KEY_BYTES:
         return f"public_key must be {PUBLIC_KEY_BYTES} bytes (an X25519 key), not {len(raw)}"
+    try:
+        # libsodium refuses to seal to a low-order point (all zeros among them): the shared
+        # secret would be known to anyone. Found now, not once access has been issued.
+        SealedBox(PublicKey(raw)).encrypt(b"probe")
+    except (NaclRuntimeError, CryptoError, ValueError):
+        return (
+            "public_key is not a usable X25519 public key (a low-order point such as all"
+            " zeros); send the public half of a key pair you generated"
+        )
     return None
 
 

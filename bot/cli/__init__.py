@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import getpass
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime
@@ -70,6 +72,7 @@ GRANT_HEADERS = [
 
 
 async def cmd_policy_check(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.api.auth import client_token_issues
     from bot.domain.policy.summary import format_summary
     from bot.policy_loader import load_policy
 
@@ -81,6 +84,13 @@ async def cmd_policy_check(args: argparse.Namespace, settings: Settings) -> int:
         for issue in issues or [e]:
             print(str(issue), file=sys.stderr)
         return EXIT_FAILED
+    # The clients' tokens as this environment holds them: never shown, only compared.
+    token_errors, token_warnings = client_token_issues(loaded, environ=os.environ)
+    for issue in token_errors:
+        print(str(issue), file=sys.stderr)
+    if token_errors:
+        return EXIT_FAILED
+    loaded = dataclasses.replace(loaded, warnings=[*loaded.warnings, *token_warnings])
     for warning in loaded.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(format_summary(loaded), end="")

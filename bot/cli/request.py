@@ -3,7 +3,9 @@
 ``grantbot request --api URL --token-env VAR orders-db migrate 20m --reason "..."
 --deployment D-123 --wait 10m`` makes a key pair, asks, waits for people to decide in Slack,
 opens the sealed credential and prints it as shell ``export`` lines (or writes them to
-``--output FILE``, mode 0600). ``grantbot request done ID`` gives the access back. Needs only
+``--output FILE``: always mode 0600, never through a symlink, its directory checked before
+asking; should writing fail, the access is given back). ``grantbot request done ID`` gives
+the access back. Needs only
 the package (aiohttp and PyNaCl); it never reads grantbot's settings or Redis.
 
 Exit codes: 0 done; 1 an error (the API refused, could not be reached, the credential could
@@ -28,7 +30,9 @@ from typing import Any, Final
 import aiohttp
 
 from bot.api.sealing import new_key_pair, unseal
+from bot.cli.secret_file import check_destination, write_secret
 from bot.domain.duration import format_duration, parse_duration
+from bot.domain.ids import is_grant_id
 from bot.errors import UsageError
 
 EXIT_OK: Final = 0
@@ -42,6 +46,8 @@ TOKEN_ENV: Final = "GRANTBOT_TOKEN"  # noqa: S105 (the variable's name, not a to
 POLL_WAIT_S: Final = 60
 #: Connection failures and 5xx answers are tried again this many times, a second apart.
 RETRIES: Final = 3
+ASK_USAGE: Final = "grantbot request [options] RESOURCE [ROLE] [DURATION]"
+DONE_USAGE: Final = "grantbot request [--api URL] [--token-env VAR] done ID"
 
 
 class RequestFailed(Exception):
@@ -149,6 +155,8 @@ async def ask(api: Api, args: argparse.Namespace, *, out: Any) -> int:
     """Ask, wait, open the credential and write it; the exit code."""
     resource, role, duration = split_words(args.words)
     wait_s = parse_duration(args.wait)
+    if args.output:
+        check_destination(Path(args.output))
     key, public_key = new_key_pair()
     body: dict[str, Any] = {"resource": resource, "reason": args.reason, "public_key": public_key}
     if role is not None:
@@ -206,14 +214,36 @@ async def _deliver(
     text = export_lines(grant_id, document, prefix=args.prefix)
     if args.output:
         path = Path(args.output)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        try:
+            write_secret(path, text)
+        except OSError as e:
+            # Access nobody can use must not stay live: give it back, then say why.
+            problem = f"{grant_id}: could not write {path} ({e.strerror or type(e).__name__})"
+            try:
+                status, _ = await api.call("POST", f"/requests/{grant_id}/done")
+            except RequestFailed:
+                status = 0
+            if status != 200:
+                raise RequestFailed(
+                    f"{problem}, and giving the access back failed: run grantbot request"
+                    f" done {grant_id}"
+                ) from None
+            raise RequestFailed(f"{problem}; the access was given back") from None
         print(f"{grant_id}: active; credential written to {path}", file=sys.stderr)
     else:
         out.write(text)
         out.flush()
     return EXIT_OK
+
+
+def done_id(words: list[str]) -> str:
+    """The one request id ``done`` takes, checked for shape before it goes into a URL."""
+    if len(words) != 1:
+        raise UsageError(f"usage: {DONE_USAGE} (exactly one request id)")
+    if not is_grant_id(words[0]):
+        shown = words[0] if len(words[0]) <= 40 else words[0][:37] + "..."
+        raise UsageError(f'"{shown}" is not a request id; ids look like g-7k3p9xqm')
+    return words[0]
 
 
 async def give_back(api: Api, grant_id: str) -> int:
@@ -240,8 +270,8 @@ async def run(args: argparse.Namespace, *, out: Any = None) -> int:
             base += "/api/v1"
         async with aiohttp.ClientSession() as http:
             api = Api(http, base, token)
-            if args.words[0] == "done" and len(args.words) == 2:
-                return await give_back(api, args.words[1])
+            if args.words[0] == "done":
+                return await give_back(api, done_id(args.words[1:]))
             return await ask(api, args, out=out)
     except UsageError as e:
         print(f"grantbot request: {e}", file=sys.stderr)
@@ -262,8 +292,12 @@ def add_request_command(sub: Any, parser_class: type[argparse.ArgumentParser]) -
         help="ask for access from a pipeline through the API (or: request done ID)",
         description="Ask through grantbot's API, wait for approval in Slack, print the "
         "credential as export lines. `grantbot request done ID` gives it back.",
+        # argparse would repeat the metavar of nargs="+" ("WORD [WORD ...]").
+        usage=f"{ASK_USAGE}\n       {DONE_USAGE}",
     )
-    r.add_argument("words", nargs="+", metavar="RESOURCE [ROLE] [DURATION] | done ID")
+    r.add_argument(
+        "words", nargs="+", metavar="WORD", help="RESOURCE [ROLE] [DURATION], or: done ID"
+    )
     r.add_argument("--api", default=os.environ.get(API_ENV), help=f"default: ${API_ENV}")
     r.add_argument(
         "--token-env", default=TOKEN_ENV, help=f"the variable holding the token ({TOKEN_ENV})"

@@ -17,6 +17,7 @@ as the window is still open) and ends when the window closes. Pure: ``now`` is p
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -134,11 +135,21 @@ def resolve_start(spec: StartSpec, *, tz: str | None, now: float) -> float:
 
 def check_lead_time(starts_at: float, *, now: float, max_lead_time_s: int, rule: str) -> None:
     """PolicyDenied when ``starts_at`` is further ahead than the rule's ``max_lead_time``."""
-    if starts_at - now > max_lead_time_s:
+    lead = starts_at - now
+    if lead > max_lead_time_s:
         raise PolicyDenied(
             f"{rule} may be scheduled at most {format_duration(max_lead_time_s)} ahead"
-            f" (max_lead_time); this start is {format_duration(int(starts_at - now))} ahead"
+            f" (max_lead_time); this start is {format_duration(_shown_lead(lead, max_lead_time_s))}"
+            " ahead"
         )
+
+
+def _shown_lead(lead: float, max_lead_time_s: int) -> int:
+    """``lead`` to the minute (starts are written to the minute; the clock has moved on a
+    little since the start was read: ``in 8d`` is 8d, not 7d23h59m59s), or to the second
+    when the minute would not show it is over ``max_lead_time_s``."""
+    minutes = round(lead / 60) * 60
+    return minutes if minutes > max_lead_time_s else math.ceil(lead)
 
 
 def window_end(starts_at: float, duration_s: int) -> float:

@@ -95,7 +95,10 @@ class Reminders:
             return None
 
     def due_at(self, grant: Grant) -> float | None:
-        """When ``grant``'s reminder is due under the current policy (None: none)."""
+        """When ``grant``'s reminder is due under the current policy (None: none). A machine
+        client's grant has none: a reminder is for people (its pipeline calls done)."""
+        if grant.client is not None:
+            return None
         rule = self.rule_of(grant)
         if rule is None or grant.expires_at is None or grant.status is not Status.ACTIVE:
             return None

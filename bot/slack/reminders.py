@@ -49,6 +49,8 @@ class SlackLifecycleNotices:
         self.clock = clock
 
     async def remind(self, grant: Grant, *, offer_s: int | None) -> None:
+        if grant.client is not None:  # no DM to a machine client (bot.api delivers to it)
+            return
         message = blocks.reminder(grant, offer_s=offer_s, now=self.clock())
         posted = [await self._post(grant.id, grant.requester, message)]
         origin = grant.origin
@@ -83,6 +85,8 @@ class SlackLifecycleNotices:
                 await self._remember(grant_id, (channel, ts), REMINDER_DONE)
 
     async def scheduled(self, grant: Grant) -> None:
+        if grant.client is not None:
+            return
         await self._post(grant.id, grant.requester, blocks.scheduled_notice(grant))
 
     async def _post(

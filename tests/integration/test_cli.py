@@ -178,3 +178,21 @@ def test_serve_without_redis_url_refuses_to_start_with_one_line(tmp_path: Path) 
     assert len(lines) == 1, done.stderr
     assert "REDIS_URL is not set" in lines[0] and "grantbot demo" in lines[0]
     assert not (tmp_path / "data").exists()
+
+
+def test_policy_check_refuses_client_tokens_shared_or_short() -> None:
+    """Two clients whose variables hold one token, or a token under 32 characters: exit 1
+    naming the clients, never the token. An unset one is a warning naming the client."""
+    fixture = str(ROOT / "tests" / "fixtures" / "pipeline_policy.yaml")
+    token = "t" * 40
+    shared = {"TEST_DEPLOY_ORDERS_TOKEN": token, "TEST_NIGHTLY_TOKEN": token}
+    done = grantbot("policy", "check", fixture, env=shared)
+    assert done.returncode == 1
+    assert "clients deploy-orders, nightly have the same token" in done.stderr
+    assert token not in done.stderr + done.stdout
+    short = {"TEST_DEPLOY_ORDERS_TOKEN": "short", "TEST_NIGHTLY_TOKEN": token}
+    done = grantbot("policy", "check", fixture, env=short)
+    assert done.returncode == 1 and "shorter than 32 characters" in done.stderr
+    done = grantbot("policy", "check", fixture, env={"TEST_DEPLOY_ORDERS_TOKEN": token})
+    assert done.returncode == 0, done.stderr
+    assert "warning: " in done.stderr and "client nightly is disabled" in done.stderr

@@ -306,8 +306,39 @@ async def test_a_scheduled_grant_is_cancelled_by_its_requester_or_revoked_by_an_
 
 async def test_a_start_beyond_max_lead_time_is_refused(slack: SlackHarness) -> None:
     await slack.command(ALICE, "request sandbox play 1h in 2d far ahead")
-    assert "at most 1d ahead (max_lead_time)" in slack.last_ephemeral(ALICE)
+    refusal = slack.last_ephemeral(ALICE)
+    # The lead is said as asked (2d), not as the clock has moved on since (1d23h59m59s).
+    assert "at most 1d ahead (max_lead_time); this start is 2d ahead" in refusal
     assert await slack.grants_of(ALICE) == []
+
+
+@pytest.mark.parametrize(
+    ("start", "says"),
+    [
+        ("at 2pm deploy window", '"at 2pm" is not a start'),
+        ("in -2h deploy", '"-2h" after "in" is not a duration'),
+        ("in 2x deploy", '"2x" after "in" is not a duration'),
+        ("at 14:00:00 deploy", '"at 14:00:00" is not a start'),
+        ("on 01/12/2026 09:00 deploy", '"on 01/12/2026" is not a start'),
+        ("at bad", '"at bad" is not a start'),
+        ("on bad", '"on bad" is not a start'),
+        ("on 2026-12-01 25:00 deploy", '"25:00" is not a time of day'),
+    ],
+)
+async def test_a_start_written_wrong_is_refused_and_nothing_is_filed(
+    slack: SlackHarness, start: str, says: str
+) -> None:
+    """`sandbox play` is auto-approved: a mistyped start read as the reason would make it
+    ACTIVE now. It is refused instead, naming the forms a start takes."""
+    await slack.command(ALICE, f"request sandbox play 10m {start}")
+    refusal = slack.last_ephemeral(ALICE)
+    assert says in refusal and "at 14:00, in 2h or on 2026-12-01 09:00" in refusal
+    assert await slack.grants_of(ALICE) == []
+
+
+async def test_in_followed_by_a_plain_word_is_the_reason(slack: SlackHarness) -> None:
+    grant = await active_grant(slack, "request sandbox play 10m in prod to fix it")
+    assert grant.reason == "in prod to fix it" and grant.starts_at is None
 
 
 async def test_the_request_form_takes_a_start(slack: SlackHarness) -> None:

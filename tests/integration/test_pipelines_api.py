@@ -6,6 +6,8 @@ comes back sealed to the request's public key; every refusal is a 4xx naming wha
 from __future__ import annotations
 
 import base64
+import gzip
+import io
 import json
 import logging
 import secrets
@@ -18,12 +20,15 @@ import pytest
 import redis.asyncio as aioredis
 from nacl.public import PrivateKey
 
+from bot.api.delivery import SEAL_FAILED
 from bot.api.install import API_KEY
 from bot.api.routes import OPENAPI_PATH, ROUTES
 from bot.api.sealing import new_key_pair, unseal
 from bot.devtools.redis_server import RedisServer
 from bot.devtools.slack_driver import plain_text_value
-from bot.domain.model import Status
+from bot.domain.clients import client_requester
+from bot.domain.model import Origin, Status
+from bot.domain.pipeline import PipelineAsk
 from bot.slack import ids
 from bot.store.keys import Keys
 from tests.integration.slack_harness import (
@@ -39,6 +44,10 @@ from tests.integration.support import FakeClock
 POLICY = Path(__file__).parent.parent / "fixtures" / "pipeline_policy.yaml"
 TOKEN = "tok-" + secrets.token_urlsafe(24)
 NIGHTLY_TOKEN = "tok-" + secrets.token_urlsafe(24)
+
+
+#: 32 zero bytes: the right length, but a low-order point libsodium will not seal to.
+ZERO_KEY = base64.b64encode(bytes(32)).decode()
 
 
 class Client:
@@ -263,6 +272,50 @@ async def test_auto_approved_inside_the_change_window(bot: SlackHarness, api: Cl
     assert bot.copies(state["id"])
 
 
+async def test_a_credential_that_cannot_be_sealed_is_taken_back(
+    bot: SlackHarness, api: Client
+) -> None:
+    """Should sealing fail once access is issued (a key the API would now refuse, filed from
+    before the check), the grant does not stay live with nobody able to use it: it is revoked
+    saying why, and the credential call answers 410 saying so, not 409 forever."""
+    result = await bot.bot.service.request_access(
+        user=client_requester("deploy-orders"),
+        resource="lab",
+        role="deploy",
+        duration_s=600,
+        reason="deploy",
+        origin=Origin(surface="api"),
+        pipeline=PipelineAsk(public_key=ZERO_KEY, deployment=None),
+    )
+    assert result.credential is not None  # issued (auto-approved), then sealing failed
+    grant = await bot.bot.store.get(result.grant.id)
+    assert grant.status is Status.REVOKED and grant.end_reason == SEAL_FAILED
+    assert grant.ended_by == "sealer"  # grantbot's own doing, audited as such
+    status, answer = await api.call("GET", f"/api/v1/requests/{grant.id}/credential")
+    assert (status, answer["error"]) == (410, "gone") and SEAL_FAILED in answer["message"]
+    status, state = await api.call("GET", f"/api/v1/requests/{grant.id}")
+    assert state["state"] == "REVOKED" and state["end_reason"] == SEAL_FAILED
+
+
+async def test_a_pipelines_grant_gets_no_reminder(bot: SlackHarness, api: Client) -> None:
+    """A reminder is for people: a machine client's grant (15m, remind_before 10m by default)
+    has no reminder job, and a reminder fired anyway posts nothing to "client:..."."""
+    status, state, _ = await api.ask(resource="lab", role="deploy", duration="15m")
+    assert status == 201 and state["state"] == "ACTIVE", state
+    lifecycle = bot.bot.lifecycle
+    assert await lifecycle.jobs.run_time("remind", state["id"]) is None
+    clock = bot.bot.service.clock
+    assert isinstance(clock, FakeClock)
+    clock.advance(6 * 60)  # past when a person's grant would be reminded
+    assert await lifecycle.reminders.fire(state["id"]) is False
+    notices = lifecycle.reminders.notices
+    assert notices is not None
+    await notices.remind(await bot.bot.store.get(state["id"]), offer_s=None)  # Slack's side
+    await bot.settle()
+    channels = [str(c.args.get("channel")) for c in bot.emulator.calls("chat.postMessage")]
+    assert channels and not [c for c in channels if c.startswith("client:")], channels
+
+
 async def test_a_role_not_open_to_the_client_is_refused(bot: SlackHarness, api: Client) -> None:
     status, state, _ = await api.ask(role="dba")
     assert status == 403 and "may not request orders-db dba" in state["message"]
@@ -298,6 +351,8 @@ async def test_n_of_m_and_escalation_apply_to_pipelines(bot: SlackHarness, api: 
         ({"public_key": "not base64!"}, 400, "bad_public_key", "not base64"),
         ({"public_key": base64.b64encode(b"short").decode()}, 400, "bad_public_key", "32 bytes"),
         ({"public_key": None}, 400, "malformed_body", "public_key"),
+        ({"public_key": ZERO_KEY}, 400, "bad_public_key", "not a usable X25519 public key"),
+        ({"duration": ""}, 400, "bad_duration", "is not a duration"),
         ({"surprise": 1}, 400, "malformed_body", "surprise: is not a known key"),
         ({"duration": 20}, 400, "malformed_body", "duration"),
         ({"deployment": {"id": "D 1"}}, 400, "malformed_body", "deployment.id"),
@@ -328,6 +383,36 @@ async def test_malformed_bodies(
 ) -> None:
     status, answer = await api.call("POST", "/api/v1/requests", raw=raw, content_type=content_type)
     assert status == 400 and answer["error"] == "malformed_body" and says in answer["message"]
+
+
+async def test_a_deeply_nested_body_is_malformed_not_a_failure(
+    bot: SlackHarness, api: Client
+) -> None:
+    raw = b"[" * 100_000 + b"]" * 100_000
+    status, answer = await api.call("POST", "/api/v1/requests", raw=raw)
+    assert (status, answer["error"]) == (400, "malformed_body"), answer
+    assert "nested too deeply" in answer["message"]
+    assert await bot.bot.store.list_grants(limit=5) == []
+
+
+@pytest.mark.parametrize("gzipped", [False, True], ids=["plain", "gzip-expanding"])
+async def test_a_body_over_the_limit_is_413(bot: SlackHarness, api: Client, gzipped: bool) -> None:
+    """Over aiohttp's body limit (1 MiB), sent as is or as a small gzip that expands past it:
+    413 with a JSON error, nothing filed."""
+    _key, public = new_key_pair()
+    body = {"resource": "orders-db", "reason": " " * (3 << 20), "public_key": public}
+    raw = json.dumps(body).encode()
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"}
+    if gzipped:
+        raw = gzip.compress(raw)
+        headers["Content-Encoding"] = "gzip"
+        assert len(raw) < 64 << 10  # small on the wire
+    sent = io.BytesIO(raw)
+    async with api.http.post(f"{api.base}/api/v1/requests", data=sent, headers=headers) as r:
+        assert r.status == 413 and r.content_type == "application/json"
+        answer = await r.json()
+    assert answer["error"] == "body_too_large" and "larger than" in answer["message"]
+    assert await bot.bot.store.list_grants(limit=5) == []
 
 
 @pytest.mark.parametrize(
@@ -451,3 +536,64 @@ async def test_openapi_document_validates_and_matches_the_handlers(
     assert status == 201 and set(created) == set(schemas["RequestState"]["properties"])
     status, error, _ = await api.ask(duration="nope")
     assert status == 400 and set(error) <= set(schemas["ErrorBody"]["properties"])
+
+
+async def test_serve_says_at_start_which_client_is_disabled_and_refuses_shared_tokens(
+    redis_url: str,
+    keys: Keys,
+    cache_server: RedisServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """At start: one WARNING naming a client whose ${VAR} is unset (disabled); two clients
+    whose variables hold the same token authenticate as neither, said as an ERROR that shows
+    no token."""
+    caplog.set_level(logging.WARNING)
+    env = {"TEST_DEPLOY_ORDERS_TOKEN": TOKEN, "GRANTBOT_TEST_CACHE_URL": cache_server.url}
+    async with running_bot(redis_url=redis_url, prefix=keys.prefix, policy=POLICY, environ=env):
+        disabled = [r.getMessage() for r in caplog.records if "is disabled" in r.getMessage()]
+        assert len(disabled) == 1 and disabled[0].startswith("client nightly is disabled")
+    caplog.clear()
+    shared = env | {"TEST_NIGHTLY_TOKEN": TOKEN}
+    async with running_bot(
+        redis_url=redis_url, prefix=keys.prefix, policy=POLICY, environ=shared
+    ) as bot:
+        errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+        assert "clients deploy-orders, nightly have the same token" in " ".join(errors)
+        assert TOKEN not in caplog.text
+        base = bot.driver.events_url.rsplit("/slack/events", 1)[0]
+        async with aiohttp.ClientSession() as http:
+            status, answer = await Client(http, base).call("GET", "/api/v1/requests/g-none")
+        assert status == 401 and "not one of a client" in answer["message"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "error"),
+    [
+        ("GET", "/api/v1/nope", 404, "not_found"),
+        ("GET", "/api/v1/requests/g-none/nope", 404, "not_found"),
+        ("DELETE", "/api/v1/requests", 405, "method_not_allowed"),
+        ("PUT", "/api/v1/requests/g-none/done", 405, "method_not_allowed"),
+    ],
+)
+async def test_unknown_paths_and_methods_under_the_api_answer_json(
+    bot: SlackHarness, api: Client, method: str, path: str, status: int, error: str
+) -> None:
+    async with api.http.request(method, f"{api.base}{path}") as r:
+        assert r.status == status and r.content_type == "application/json"
+        answer = await r.json()
+        allow = r.headers.get("Allow")
+    assert answer["error"] == error and path in answer["message"]
+    if status == 405:
+        assert allow is not None and method not in allow and allow in answer["message"]
+
+
+async def test_outside_the_api_paths_are_left_to_aiohttp(bot: SlackHarness, api: Client) -> None:
+    async with api.http.get(f"{api.base}/nope") as r:
+        assert r.status == 404 and r.content_type == "text/plain"
+
+
+async def test_a_long_id_is_echoed_capped(bot: SlackHarness, api: Client) -> None:
+    long_id = "g-" + "x" * 5000
+    status, answer = await api.call("GET", f"/api/v1/requests/{long_id}")
+    assert (status, answer["error"]) == (404, "not_found")
+    assert f"no request {long_id[:64]}… of client deploy-orders" == answer["message"]

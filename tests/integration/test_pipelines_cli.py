@@ -92,6 +92,10 @@ async def test_approved_credential_written_to_a_file_then_given_back(
     """Approved in Slack: the export lines go to --output (0600, nothing on stdout) and log
     in to the real Redis; `request done ID` ends the grant."""
     out = tmp_path / "cred.env"
+    # A symlink planted at the path: replaced by the file, its target never written.
+    victim = tmp_path / "victim"
+    victim.write_text("keep me\n")
+    out.symlink_to(victim)
     common = ["--api", _api(bot), "--token-env", "DEPLOY_TOKEN"]
     proc = await _start(
         *common,
@@ -115,7 +119,9 @@ async def test_approved_credential_written_to_a_file_then_given_back(
     code, stdout, stderr = await _finish(proc)
     assert code == 0, stderr
     assert stdout == ""
-    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert not out.is_symlink() and stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert victim.read_text() == "keep me\n"
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
     exported = dict(
         line.removeprefix("export ").split("=", 1) for line in out.read_text().splitlines()
     )
@@ -177,9 +183,15 @@ async def test_not_decided_in_time_exits_4_and_cancels(bot: SlackHarness) -> Non
         (["orders-db", "--commit", "abc1", "--reason", "x"], TOKEN, 2, "need --deployment"),
         (["a", "b", "c", "d"], TOKEN, 2, "RESOURCE [ROLE] [DURATION]"),
         (["orders-db", "--reason", "x", "--wait", "soon"], TOKEN, 2, '"soon"'),
+        (["orders-db", "--reason", "x", "--output", "/nonexistent/dir/x.env"], TOKEN, 2,
+         "the directory /nonexistent/dir does not exist"),
+        (["done"], TOKEN, 2, "usage: grantbot request [--api URL] [--token-env VAR] done ID"),
+        (["done", "g-7k3p9xqm", "extra"], TOKEN, 2, "exactly one request id"),
+        (["done", "../../openapi.json"], TOKEN, 2, '"../../openapi.json" is not a request id'),
     ],
     ids=["no-token", "bad-duration", "too-long", "unknown", "wrong-token", "no-deployment",
-         "too-many-words", "bad-wait"],
+         "too-many-words", "bad-wait", "no-such-dir", "done-no-id", "done-extra",
+         "done-traversal"],
 )  # fmt: skip
 async def test_bad_input_is_one_line_and_nothing_filed(
     bot: SlackHarness, args: list[str], token: str | None, code: int, says: str
@@ -198,3 +210,51 @@ async def test_unreachable_api_is_one_line(bot: SlackHarness) -> None:
     code, _, stderr = await _finish(proc)
     assert code == 1 and "did not answer" in _failure_line(stderr)
     assert json.dumps(stderr).count("Traceback") == 0
+
+
+async def test_an_existing_output_file_is_replaced_by_a_0600_one(
+    bot: SlackHarness, tmp_path: Path
+) -> None:
+    """lab deploy is auto-approved: an existing 0644 file at --output ends up 0600 with the
+    credential, not a world-readable file with it."""
+    out = tmp_path / "cred.env"
+    out.write_text("old\n")
+    out.chmod(0o644)
+    proc = await _start(
+        "--api", _api(bot), "--token-env", "DEPLOY_TOKEN", "lab", "deploy", "10m",
+        "--reason", "deploy", "--output", str(out),
+    )  # fmt: skip
+    code, _, stderr = await _finish(proc)
+    assert code == 0, stderr
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert "GRANTBOT_REQUEST_ID=" in out.read_text()
+
+
+async def test_output_that_cannot_be_written_gives_the_access_back(
+    bot: SlackHarness, tmp_path: Path
+) -> None:
+    """--output names a directory: the credential was obtained but cannot be kept, so the
+    access is given back (done) and the exit is 1 with one line, no traceback."""
+    out = tmp_path / "a-directory"
+    out.mkdir()
+    proc = await _start(
+        "--api", _api(bot), "--token-env", "DEPLOY_TOKEN", "lab", "deploy", "10m",
+        "--reason", "deploy", "--output", str(out),
+    )  # fmt: skip
+    code, stdout, stderr = await _finish(proc)
+    [grant] = await bot.bot.store.list_grants(user="client:deploy-orders", limit=5)
+    assert code == 1 and stdout == "" and "Traceback" not in stderr
+    assert _failure_line(stderr).startswith(f"grantbot request: {grant.id}: could not write")
+    assert "the access was given back" in _failure_line(stderr)
+    assert grant.status is Status.REVOKED
+
+
+async def test_help_says_each_usage_once() -> None:
+    proc = await _start("--help")
+    code, stdout, _ = await _finish(proc)
+    assert code == 0
+    usage = stdout.split("\n\n", 1)[0]
+    assert usage == (
+        "usage: grantbot request [options] RESOURCE [ROLE] [DURATION]\n"
+        "       grantbot request [--api URL] [--token-env VAR] done ID"
+    )

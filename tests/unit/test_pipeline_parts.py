@@ -13,12 +13,13 @@ from pathlib import Path
 import pytest
 from nacl.public import PrivateKey
 
-from bot.api.auth import ClientTokens
+from bot.api.auth import MIN_TOKEN_CHARS, ClientTokens, check_client_tokens
 from bot.api.sealing import new_key_pair, public_key_problem, seal, unseal
 from bot.cli.request import env_name, export_lines, split_words
 from bot.domain.credentials import Credential, CredentialField
 from bot.domain.model import Deployment
 from bot.errors import UsageError
+from bot.logs import redact
 from bot.policy_holder import PolicyHolder
 from bot.policy_loader import parse_policy
 from bot.slack.blocks.messages import approval_request
@@ -65,6 +66,8 @@ def test_public_key_problems(text: str, problem: str | None) -> None:
     assert (found is None) if problem is None else (problem in (found or ""))
 
 
+ALPHA = "alpha-" + "a" * 40
+BETA = "beta-" + "b" * 40
 POLICY = b"""
 groups: {sre: {members: [U0SRE1]}}
 clients:
@@ -82,21 +85,46 @@ def test_tokens_name_their_client_and_nothing_else(tmp_path: Path) -> None:
     client whose variable is unset cannot authenticate at all."""
     loaded = parse_policy(POLICY, filename="p.yaml", environ={})
     holder = PolicyHolder(loaded, path=tmp_path / "p.yaml")
-    tokens = ClientTokens(holder, environ={"A_TOKEN": "alpha-token", "B_TOKEN": "beta-token"})
-    assert tokens.authenticate("Bearer alpha-token").client == "a"
-    assert tokens.authenticate("bearer beta-token").client == "b"
-    assert tokens.authenticate("Bearer alpha-token ").client == "a"
+    tokens = ClientTokens(holder, environ={"A_TOKEN": ALPHA, "B_TOKEN": BETA})
+    assert tokens.authenticate(f"Bearer {ALPHA}").client == "a"
+    assert tokens.authenticate(f"bearer {BETA}").client == "b"
+    assert tokens.authenticate(f"Bearer {ALPHA} ").client == "a"
     for header, says in [
         (None, "missing Authorization header"),
         ("Bearer ", "the bearer token is empty"),
-        ("Basic alpha-token", "must be: Bearer TOKEN"),
-        ("Bearer alpha-tokeN", "not one of a client"),
+        (f"Basic {ALPHA}", "must be: Bearer TOKEN"),
+        (f"Bearer {ALPHA[:-1]}X", "not one of a client"),
         ("Bearer ", "empty"),
     ]:
         verdict = tokens.authenticate(header)
         assert verdict.client is None and says in (verdict.problem or "")
     # Only hashes are kept.
-    assert "alpha-token" not in repr(tokens.__dict__["_digests"])
+    assert ALPHA not in repr(tokens.__dict__["_digests"])
+
+
+def test_tokens_too_short_or_shared_are_refused_and_never_shown() -> None:
+    """A token under 32 characters, or one two clients share, authenticates nobody and is
+    an error that names the clients, never the token; an unset variable disables its
+    client with a warning."""
+    loaded = parse_policy(POLICY, filename="p.yaml", environ={})
+    short = "s" * (MIN_TOKEN_CHARS - 1)
+    checked = check_client_tokens(
+        loaded.policy.clients, environ={"A_TOKEN": ALPHA, "B_TOKEN": ALPHA, "C_TOKEN": short}
+    )
+    assert checked.digests == {}
+    assert checked.errors == [
+        "client c: its token (${C_TOKEN}) is shorter than 32 characters; make a long random"
+        " one (openssl rand -base64 32)",
+        "clients a, b have the same token: each client needs its own, or a call could not"
+        " say which one it is",
+    ]
+    assert not any(ALPHA in e or short in e for e in checked.errors)
+    unset = check_client_tokens(loaded.policy.clients, environ={"A_TOKEN": ALPHA})
+    assert set(unset.digests) == {"a"} and unset.errors == []
+    assert [w.split(" (")[0] for w in unset.warnings] == [
+        "client b is disabled",
+        "client c is disabled",
+    ]
 
 
 def test_export_lines_quote_every_value_for_the_shell() -> None:
@@ -145,3 +173,12 @@ def test_approvers_see_a_pipeline_asks_with_its_deployment() -> None:
         update={"deployment": Deployment(id="D-1", url="https://x.example/a|<!channel>")}
     )
     assert "<!channel>" not in json.dumps(approval_request(odd, now=0).blocks)
+
+
+def test_the_missing_header_answer_survives_log_redaction(tmp_path: Path) -> None:
+    """The refusal is logged: the redactor must leave it readable (it masks whatever
+    follows "Authorization:")."""
+    loaded = parse_policy(POLICY, filename="p.yaml", environ={})
+    tokens = ClientTokens(PolicyHolder(loaded, path=tmp_path / "p.yaml"), environ={})
+    line = f"API call refused: {tokens.authenticate(None).problem} (get_request)"
+    assert redact(line) == line and "bearer token in the Authorization header" in line

@@ -118,3 +118,14 @@ def test_the_forms_start_field_takes_the_commands_words(typed: str, spec: StartS
 def test_the_forms_start_field_refuses_what_is_not_a_start(typed: str) -> None:
     with pytest.raises(UsageError, match="write the start like"):
         parse_start_text(typed, parse_delay=parse_duration)
+
+
+@pytest.mark.parametrize(
+    ("lead", "shown"),
+    [(8 * 86_400 - 0.4, "8d"), (8 * 86_400 - 2.5, "8d"), (7 * 86_400 + 10, "7d10s")],
+)
+def test_a_refused_lead_is_said_as_it_was_asked(lead: float, shown: str) -> None:
+    """`in 8d` is resolved a moment before it is checked: it is said as 8d, not 7d23h59m59s;
+    a lead just over the cap is said to the second, so that it reads as over it."""
+    with pytest.raises(PolicyDenied, match=f"this start is {shown} ahead$"):
+        check_lead_time(100 + lead, now=100, max_lead_time_s=7 * 86_400, rule="orders-db read")

@@ -6,6 +6,8 @@ Grammar (the text Slack sends after ``/access``)::
     (nothing)                                         OpenForm
     request <resource> [<role>] <duration> [<start>] <reason...>  RequestAccess
                       <start>: at HH:MM | in <duration> | on YYYY-MM-DD HH:MM
+                      ("at"/"on" there always begin a start; "in" does when the next
+                      word begins with a digit or sign: see _start_clause)
     list                                              ListGrants
     pending                                           PendingApprovals
     revoke <grant-id> [reason...]                     RevokeGrant
@@ -76,7 +78,7 @@ from bot.slack.commands.parsed import (
     SshKeyShow,
 )
 from bot.slack.commands.reasons import extract_tickets, normalize_reason
-from bot.slack.commands.tokens import ECHO_CHARS, NAME_RE
+from bot.slack.commands.tokens import DELAY_LIKE_RE, ECHO_CHARS, NAME_RE
 from bot.slack.commands.tokens import Token as _Token
 from bot.slack.commands.tokens import duration as _duration
 from bot.slack.commands.tokens import fail as _fail
@@ -175,37 +177,70 @@ def _request(text: str, args: Sequence[_Token]) -> Command:
     return RequestAccess(resource, role, duration_s, reason, extract_tickets(reason), start=start)
 
 
-_CLOCK_LIKE_RE: Final = re.compile(r"\d+:\d+")
+_CLOCK_LIKE_RE: Final = re.compile(r"\d{1,2}:\d{2}")
 _DAY_LIKE_RE: Final = re.compile(r"\d{4}-\d{1,2}-\d{1,2}")
 _START_HELP: Final = "write the start as at 14:00, in 2h or on 2026-12-01 09:00"
 
 
 def _start_clause(rest: Sequence[_Token]) -> tuple[StartSpec | None, Sequence[_Token]]:
-    """A scheduled start right after the duration, and the tokens after it. A word that only
-    reads like one (``in prod``, ``at noon``) begins the reason instead; one that is clearly
-    meant as a start but is wrong (``at 25:00``) is refused, saying how to write it."""
+    """A scheduled start right after the duration, and the tokens after it.
+
+    ``at`` or ``on`` as the word right after the duration always begins a start: what follows
+    must be ``HH:MM`` (24-hour) or ``YYYY-MM-DD HH:MM``, else the request is refused naming
+    the accepted forms (a reason cannot begin with "at" or "on" there: a mistyped start must
+    never be filed as a request starting now). ``in`` begins a start when the next word reads
+    like a delay (it begins with a digit or a sign: ``in 2h``, ``in -2h``, ``in 2x``), which
+    must then be a valid duration; otherwise (``in prod``, ``in INC-42``) it begins the reason."""
     sub = "request"
-    if len(rest) < 2 or not rest[0].text.isascii():
+    if not rest or not rest[0].text.isascii():
         return None, rest
-    word, value = rest[0].text.lower(), rest[1].text
-    if word == "at" and _CLOCK_LIKE_RE.fullmatch(value):
+    word = rest[0].text.lower()
+    value = rest[1].text if len(rest) > 1 else ""
+    if word == "in":
+        if not DELAY_LIKE_RE.match(value):
+            return None, rest
+        try:
+            delay_s = _duration(rest[1], sub)
+        except UsageError:
+            raise _fail(
+                f'"{_show(value)}" after "in" is not a duration like 2h or 1h30m; {_START_HELP}',
+                sub,
+            ) from None
+        return StartSpec("in", delay_s=delay_s), rest[2:]
+    if word == "at":
         clock = parse_clock(value)
-        if clock is None:
+        if clock is None and _CLOCK_LIKE_RE.fullmatch(value):
             raise _fail(
                 f'"{_show(value)}" is not a time of day (HH:MM, 24-hour); {_START_HELP}', sub
             )
+        if clock is None:
+            raise _fail(_not_a_start("at", value), sub)
         return StartSpec("at", clock=clock), rest[2:]
-    if word == "in" and _DURATION_LIKE_RE.fullmatch(value):
-        return StartSpec("in", delay_s=_duration(rest[1], sub)), rest[2:]
-    if word == "on" and _DAY_LIKE_RE.fullmatch(value):
+    if word == "on":
         day = parse_day(value)
-        if day is None:
+        if day is None and _DAY_LIKE_RE.fullmatch(value):
             raise _fail(f'"{_show(value)}" is not a date (YYYY-MM-DD); {_START_HELP}', sub)
-        clock = parse_clock(rest[2].text) if len(rest) > 2 else None
+        if day is None:
+            raise _fail(_not_a_start("on", value), sub)
+        after = rest[2].text if len(rest) > 2 else ""
+        clock = parse_clock(after)
+        if clock is None and _CLOCK_LIKE_RE.fullmatch(after):
+            raise _fail(
+                f'"{_show(after)}" is not a time of day (HH:MM, 24-hour); {_START_HELP}', sub
+            )
         if clock is None:
             raise _fail(f"on {day} needs a time of day after it, e.g. 09:00; {_START_HELP}", sub)
         return StartSpec("on", clock=clock, day=day), rest[3:]
     return None, rest
+
+
+def _not_a_start(word: str, value: str) -> str:
+    if not value:
+        return f'"{word}" after the duration begins a start; {_START_HELP} (24-hour)'
+    return (
+        f'"{word} {_show(value)}" is not a start; {_START_HELP} (24-hour),'
+        " or begin the reason with another word"
+    )
 
 
 def _revoke(text: str, args: Sequence[_Token]) -> Command:

@@ -22,6 +22,11 @@ ECHO_CHARS: Final = 40
 #: a trailing newline.
 NAME_RE: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
+#: After ``in`` right after a request's duration: a word read as a delay ("2h", "-2h", "2x",
+#: "14:00", "90"), so a start, not a word of the reason ("in prod", "in INC-42"). Unicode \d
+#: on purpose: "٣٠m" is a start written wrong, not a reason. Matched with ``match``.
+DELAY_LIKE_RE: Final = re.compile(r"[+-]?\d")
+
 
 class Token(NamedTuple):
     text: str

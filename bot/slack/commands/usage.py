@@ -38,7 +38,8 @@ _HELP_LINES: Final = (
     (
         "/access request orders-db read 1h at 14:00 <reason...>",
         "start later: `at 14:00`, `in 2h` or `on 2026-12-01 09:00`, in your Slack time zone;"
-        " approved before, it waits and is issued then",
+        " approved before, it waits and is issued then (right after the duration, `at` and"
+        " `on` always begin a start, and so does `in` before a number)",
     ),
     (
         SUBCOMMAND_USAGE["request for"],

@@ -72,8 +72,24 @@ def _request_bundle(text: str, args: Sequence[Token]) -> Command:
     if len(args) < 2:
         raise tokens.fail("missing duration", sub)
     duration_s = tokens.duration(args[1], sub)
+    if len(args) > 2 and _reads_as_a_start(args[2:]):
+        # Read as the reason it would file the bundle now, not when the requester meant.
+        raise tokens.fail(
+            f'a bundle starts when approved and takes no start ("{tokens.show(args[2].text)}"'
+            " right after the duration); ask without it, or begin the reason with another word",
+            sub,
+        )
     reason = tokens.reason(text, args[2:], sub, required=True)
     return RequestBundle(name, duration_s, reason, extract_tickets(reason))
+
+
+def _reads_as_a_start(rest: Sequence[Token]) -> bool:
+    """What a plain request would read as a start (grammar._start_clause): ``at``/``on``, or
+    ``in`` before a word beginning with a digit or sign."""
+    word = _word(rest[0])
+    if word in ("at", "on"):
+        return True
+    return word == "in" and len(rest) > 1 and tokens.DELAY_LIKE_RE.match(rest[1].text) is not None
 
 
 def explain(text: str, args: Sequence[Token]) -> Command:
