@@ -219,13 +219,13 @@ async def test_two_live_replicas_remind_once_and_start_once(
         ):
             await first.slash_command(
                 ALICE,
-                "request sandbox play 1h on two",
+                "request sandbox play 1h two replicas",
                 channel_id="C0GENERAL",
                 channel_name="general",
             )
             await second.slash_command(
                 CAROL,
-                "request sandbox play 1h in 3s on two",
+                "request sandbox play 1h in 3s two replicas",
                 channel_id="C0GENERAL",
                 channel_name="general",
             )
