@@ -547,6 +547,8 @@ def ratio(a: float | None, b: float | None) -> float | None:
 
 async def measure(opts: argparse.Namespace, bench: Bench) -> dict[str, Any]:
     latency = opts.latency_ms
+    wanted = set(opts.scenarios)
+    auto, human, click = (name in wanted for name in SCENARIOS)
     # Warm-up: connections opened, first-time work done; not recorded.
     await bench.auto()
     pending = await bench.human()
@@ -555,18 +557,25 @@ async def measure(opts: argparse.Namespace, bench: Bench) -> dict[str, Any]:
 
     # Alone: one person at a time, to count each path's calls one after another (the floor).
     alone: dict[str, list[Burst]] = {name: [] for name in SCENARIOS}
-    for _ in range(ALONE_RUNS):
-        alone["auto_credential_dm"].append(await bench.auto(alone=True))
-        pending = await bench.human(alone=True)
-        alone["approvers_posted"].append(pending)
-        alone["click_credential_dm"].append(await bench.clicks(pending))
+    for _ in range(opts.alone_runs):
+        if auto:
+            alone["auto_credential_dm"].append(await bench.auto(alone=True))
+        if human or click:
+            pending = await bench.human(alone=True)
+            alone["approvers_posted"].append(pending)
+        if click:
+            alone["click_credential_dm"].append(await bench.clicks(pending))
 
     idle: dict[str, list[Burst]] = {name: [] for name in SCENARIOS}
     for _ in range(opts.rounds):
-        idle["auto_credential_dm"].append(await bench.auto(with_bare=True))
-        pending = await bench.human(with_bare=True)
-        idle["approvers_posted"].append(pending)
-        idle["click_credential_dm"].append(await bench.clicks(pending, with_bare=True))
+        if auto:
+            idle["auto_credential_dm"].append(await bench.auto(with_bare=True))
+        if human or click:
+            pending = await bench.human(with_bare=human)
+            if human:
+                idle["approvers_posted"].append(pending)
+        if click:
+            idle["click_credential_dm"].append(await bench.clicks(pending, with_bare=True))
 
     burst: dict[str, list[Burst]] = {name: [] for name in SCENARIOS}
     revoked: list[dict[str, Any]] = []
@@ -579,28 +588,35 @@ async def measure(opts: argparse.Namespace, bench: Bench) -> dict[str, Any]:
         )
 
     for _ in range(opts.burst_rounds):
-        run, rev = await during(bench.ask_auto, bench.auto)
-        burst["auto_credential_dm"].append(run)
-        revoked.append(rev)
-        pending, rev = await during(bench.ask_human, bench.human)
-        burst["approvers_posted"].append(pending)
-        revoked.append(rev)
+        if auto:
+            run, rev = await during(bench.ask_auto, bench.auto)
+            burst["auto_credential_dm"].append(run)
+            revoked.append(rev)
+        if human:
+            pending, rev = await during(bench.ask_human, bench.human)
+            burst["approvers_posted"].append(pending)
+            revoked.append(rev)
+        elif click:  # the clicks alone: their pending requests are made before the burst
+            pending = await bench.human()
+        if not click:
+            continue
 
         async def ask_clicks(p: Burst = pending) -> list[Asked]:
             return await bench.ask_clicks(p)
 
-        async def click(asked: list[Asked], p: Burst = pending) -> Burst:
+        async def clicks(asked: list[Asked], p: Burst = pending) -> Burst:
             return await bench.clicks(p, asked)
 
-        run, rev = await during(ask_clicks, click)
+        run, rev = await during(ask_clicks, clicks)
         burst["click_credential_dm"].append(run)
         revoked.append(rev)
 
+    measured = [name for name in SCENARIOS if name in wanted]
     results: dict[str, Any] = {"idle": {}, "burst": {}}
     for phase, runs in (("idle", idle), ("burst", burst)):
-        for name in SCENARIOS:
+        for name in measured:
             results[phase][name] = figures(runs[name], alone[name], latency)
-        acks = [v for name in SCENARIOS for b in runs[name] for v in b.acks_ms]
+        acks = [v for name in measured for b in runs[name] for v in b.acks_ms]
         results[phase]["ack"] = latency_summary(acks)
     results["bare_bolt_ack"] = latency_summary(bench.bare_acks_ms)
     results["burst"]["revocations"] = revocations.median_of(revoked) if revoked else {}
@@ -612,19 +628,19 @@ async def measure(opts: argparse.Namespace, bench: Bench) -> dict[str, Any]:
         },
         "burst_vs_idle_p99": {
             name: ratio(results["burst"][name].get("p99_ms"), results["idle"][name].get("p99_ms"))
-            for name in (*SCENARIOS, "ack")
+            for name in (*measured, "ack")
         },
     }
     met = {
         **{
             f"{name}_p99_within_1s": results["idle"][name].get("p99_ms", 1e9) <= TARGET_P99_MS
-            for name in SCENARIOS
+            for name in measured
         },
         "ack_p99_within_1.5x_bare": (ratios["ack_p99_vs_bare"]["idle"] or 1e9) <= TARGET_ACK_RATIO,
         **{
             f"{name}_burst_within_2x_idle": (ratios["burst_vs_idle_p99"][name] or 1e9)
             <= TARGET_BURST_RATIO
-            for name in (*SCENARIOS, "ack")
+            for name in (*measured, "ack")
         },
     }
     return {"results": results, "ratios": ratios, "targets_met": met}
@@ -687,6 +703,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--burst-grants", type=int, default=10_000)
     parser.add_argument("--burst-within-s", type=float, default=1.0)
     parser.add_argument("--fire-after-s", type=float, default=0.2, help="into the burst")
+    parser.add_argument(
+        "--scenarios",
+        nargs="+",
+        choices=SCENARIOS,
+        default=list(SCENARIOS),
+        help="measure only these (a short run while working; the recorded run measures all)",
+    )
+    parser.add_argument(
+        "--alone-runs", type=int, default=ALONE_RUNS, help="requests made alone, for the floor"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     opts = parser.parse_args(argv)
 
@@ -745,6 +771,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "burst_grants": opts.burst_grants,
             "burst_within_s": opts.burst_within_s,
             "fire_after_s": opts.fire_after_s,
+            "scenarios": list(opts.scenarios),
+            "alone_runs": opts.alone_runs,
             "measured": (
                 "emulator-recorded answer time of the outcome call minus the moment the "
                 "signed request was sent; acks client-side; percentiles pooled over rounds"

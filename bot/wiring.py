@@ -275,7 +275,7 @@ async def assemble(
     store = GrantStore.open(
         redis_url,
         keys=Keys(prefix=settings.redis_prefix),
-        pacer=Pacer(tasks.busy),
+        pacer=Pacer(tasks.busy, calm=tasks.calm),
         max_connections=256,
     )
     try:  # a reload may not orphan live grants

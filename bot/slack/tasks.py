@@ -69,6 +69,9 @@ class BackgroundTasks:
         #: by :meth:`answering`.
         self.answering_now = 0
         self._last_answer_at = 0.0
+        #: Set while :meth:`busy` is False, so background work waits for it without polling.
+        self._calm = asyncio.Event()
+        self._calm.set()
 
     def __len__(self) -> int:
         return len(self._tasks)
@@ -77,6 +80,24 @@ class BackgroundTasks:
         """True while people are waiting on Slack work: requests being answered, or post-ack
         jobs held or running (background loops give way meanwhile: bot.pacing)."""
         return self.answering_now > 0 or self.running > 0 or self.waiting > 0
+
+    async def calm(self, *, until: float) -> None:
+        """Return once :meth:`busy` is False, or at loop time ``until``, whichever is first.
+        One wake-up, however long the foreground stays busy (bot.pacing waits here: ten
+        thousand expiry notices and resting revocation loops polling every few
+        milliseconds had cost the loop a share of its time exactly while people waited)."""
+        if self._calm.is_set():
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout_at(until):
+                await self._calm.wait()
+
+    def _note(self) -> None:
+        """Keep the calm event in step with :meth:`busy` (after every count changes)."""
+        if self.busy():
+            self._calm.clear()
+        else:
+            self._calm.set()
 
     def spawn(
         self, work: Coroutine[Any, Any, Any], *, name: str, urgent: bool = False
@@ -93,15 +114,18 @@ class BackgroundTasks:
     def answering(self) -> Iterator[None]:
         """Mark one request from Slack as being answered (a Bolt middleware wraps each)."""
         self.answering_now += 1
+        self._note()
         try:
             yield
         finally:
             self.answering_now -= 1
             self._last_answer_at = asyncio.get_running_loop().time()
+            self._note()
 
     async def _in_slot(self, work: Coroutine[Any, Any, Any]) -> Any:
         started = False
         self.waiting += 1
+        self._note()
         try:
             async with self._slots:
                 under_load = await self._after_acks()
@@ -114,9 +138,11 @@ class BackgroundTasks:
                 finally:
                     self.running -= 1
                     self._under_load -= under_load
+                    self._note()
         finally:
             if not started:  # cancelled while held back (shutdown)
                 self.waiting -= 1
+                self._note()
                 work.close()
 
     async def _after_acks(self) -> bool:

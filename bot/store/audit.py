@@ -18,7 +18,7 @@ from typing import Any, Final
 import redis.asyncio as aioredis
 
 from bot.errors import AuditChainError
-from bot.store.chain import GENESIS, AuditChain, chain_hash, parse_head
+from bot.store.chain import GENESIS, AuditChain, ScriptCall, chain_hash, parse_head
 from bot.store.connection import translate_errors, unavailable_as_store_error
 from bot.store.keys import Keys
 from bot.store.scripts import register
@@ -118,9 +118,8 @@ class AuditLog:
         )
         stream = [self._keys.audit, self._keys.audit_head]
 
-        async def attempt(head: str, hashes: list[str]) -> list[Any]:
-            reply: list[Any] = await self._append(keys=stream, args=[head, body, hashes[0]])
-            return reply
+        def attempt(head: str, hashes: list[str]) -> ScriptCall:
+            return ScriptCall(self._append, stream, [head, body, hashes[0]])
 
         reply = await self._chain.extend([body], attempt)
         return str(reply[1])

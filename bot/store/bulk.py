@@ -21,7 +21,7 @@ from bot.domain.model import Actor, Event, Grant
 from bot.errors import ConcurrencyError, GrantbotError, NotAuthorized, NotFound, TransitionError
 from bot.pacing import Pacer
 from bot.store.audit import entry_body
-from bot.store.chain import AuditChain
+from bot.store.chain import AuditChain, ScriptCall
 from bot.store.indexes import index_ops, ops_json
 from bot.store.keys import Keys
 from bot.store.scripts import register
@@ -227,10 +227,9 @@ class BulkTransitions:
         """Chain the rows onto the audit head and run commit_many.lua: the ok reply, or a
         conflict reply naming the items whose version moved."""
 
-        async def attempt(head: str, hashes: list[str]) -> list[Any]:
-            args: list[Any] = [head, *(row.pack(h) for row, h in zip(rows, hashes, strict=True))]
-            reply: list[Any] = await self._commit_many(keys=key_list, args=args)
-            return reply
+        def attempt(head: str, hashes: list[str]) -> ScriptCall:
+            args = [head, *(row.pack(h) for row, h in zip(rows, hashes, strict=True))]
+            return ScriptCall(self._commit_many, key_list, args)
 
         return await self._chain.extend(bodies, attempt)
 

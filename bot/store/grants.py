@@ -28,7 +28,7 @@ from bot.store.audit import AuditLog, entry_body
 from bot.store.audit_feed import AuditFeed
 from bot.store.bulk import BulkResult, BulkTransitions, TransitionRequest, transition_body
 from bot.store.bundles import Bundles
-from bot.store.chain import AuditChain
+from bot.store.chain import AuditChain, ScriptCall
 from bot.store.checkpoints import CheckpointLog
 from bot.store.connection import as_awaitable, close_client, connect, ping, translate_errors
 from bot.store.dedupe import Dedupe
@@ -75,7 +75,7 @@ class GrantStore:
         self._redis = client
         self.keys = keys or Keys()
         self.pacer = pacer
-        self.chain = AuditChain()
+        self.chain = AuditChain(client)
         self.audit = AuditLog(client, keys=self.keys, chain=self.chain)
         self._commit_one = register(client, "commit.lua")
         self._read_many = register(client, "read_many.lua")
@@ -295,9 +295,8 @@ class GrantStore:
             ops_json(plan.ops),
         ]
 
-        async def attempt(head: str, hashes: list[str]) -> list[Any]:
-            reply: list[Any] = await self._commit_one(keys=keys, args=[*fixed, head, hashes[0]])
-            return reply
+        def attempt(head: str, hashes: list[str]) -> ScriptCall:
+            return ScriptCall(self._commit_one, keys, [*fixed, head, hashes[0]])
 
         result = await self.chain.extend([body], attempt)
         if result[0] == "ok":

@@ -8,12 +8,12 @@ Registering one and its ``SSH_KEY_SET`` audit entry are one atomic step
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Final
 
 import redis.asyncio as aioredis
 
 from bot.store.audit import entry_body
-from bot.store.chain import AuditChain
+from bot.store.chain import AuditChain, ScriptCall
 from bot.store.connection import translate_errors
 from bot.store.keys import Keys
 from bot.store.scripts import register
@@ -48,9 +48,8 @@ class SshKeys:
         )
         keys = [self._keys.ssh_key(user), self._keys.audit, self._keys.audit_head]
 
-        async def attempt(head: str, hashes: list[str]) -> list[Any]:
-            reply: list[Any] = await self._set(keys=keys, args=[public_key, head, body, hashes[0]])
-            return reply
+        def attempt(head: str, hashes: list[str]) -> ScriptCall:
+            return ScriptCall(self._set, keys, [public_key, head, body, hashes[0]])
 
         reply = await self._chain.extend([body], attempt)
         return str(reply[1])

@@ -150,3 +150,72 @@ async def test_two_processes_appending_at_once_keep_one_chain(
     assert (await a.audit.verify()).entries == 2 * per_writer
     assert await redis_client.scard(keys.by_status(Status.EXPIRED)) == 280
     assert await a.ssh_keys.get("U0A") == KEY and await b.ssh_keys.get("U0B") == KEY
+
+
+async def test_appends_waiting_together_go_to_redis_as_one_pipeline(
+    store: GrantStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fifty appends made at once are sent in a few pipelines, not fifty round trips in
+    turn, each one hashed once, and the chain verifies."""
+    rounds: list[int] = []
+    real_round = chain.AuditChain._round
+
+    async def counting_round(self: chain.AuditChain, batch: list[Any]) -> list[Any]:
+        rounds.append(len(batch))
+        return await real_round(self, batch)
+
+    await store.audit.append("FIRST", actor="test", at=1.0)  # the head is known from here
+    monkeypatch.setattr(chain.AuditChain, "_round", counting_round)
+
+    ids = await asyncio.gather(
+        *(store.audit.append("NOTE", actor="test", at=float(i)) for i in range(50))
+    )
+
+    assert len(set(ids)) == 50
+    assert sum(rounds) == 50  # none went round again
+    assert len(rounds) < 50 and max(rounds) > 1
+    assert (await store.audit.verify()).entries == 51
+
+
+async def test_a_refusal_in_a_pipeline_lets_the_appends_behind_it_land(
+    store: GrantStore, redis_client: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A commit refused for its own reason (a stale grant version) writes nothing; the
+    appends sent behind it in the same pipeline were hashed onto its entry, find the head
+    not moved, go round again and land."""
+    grant = await store.create(make_grant(), actor=SYSTEM, policy_version=POLICY_V)
+    commit = register(redis_client, "commit.lua")
+    append = register(redis_client, "append.lua")
+    stale = grant.model_copy(update={"status": Status.CANCELLED, "version": 7})
+    grant_keys = [store.keys.grant(grant.id), store.keys.audit, store.keys.audit_head]
+    stream = [store.keys.audit, store.keys.audit_head]
+
+    def refused(head: str, hashes: list[str]) -> chain.ScriptCall:
+        args = [6, stale.model_dump_json(), "CANCELLED", "{}", "[]", head, hashes[0]]
+        return chain.ScriptCall(commit, grant_keys, args)
+
+    def note(body: str) -> chain.Attempt:
+        def attempt(head: str, hashes: list[str]) -> chain.ScriptCall:
+            return chain.ScriptCall(append, stream, [head, body, hashes[0]])
+
+        return attempt
+
+    linked: list[int] = []
+    real_link = chain.link
+
+    def counting_link(head: str, bodies: list[str]) -> tuple[list[str], str]:
+        linked.append(len(bodies))
+        return real_link(head, bodies)
+
+    monkeypatch.setattr(chain, "link", counting_link)
+    replies = await asyncio.gather(
+        store.chain.extend(['{"n":0}'], refused),
+        store.chain.extend(['{"n":1}'], note('{"n":1}')),
+        store.chain.extend(['{"n":2}'], note('{"n":2}')),
+    )
+
+    assert replies[0] == ["conflict", "1"]
+    assert [r[0] for r in replies[1:]] == ["ok", "ok"]
+    assert len(linked) == 5  # sent together once, the two notes again after the refusal
+    assert (await store.get(grant.id)).version == 1
+    assert (await store.audit.verify()).entries == 3

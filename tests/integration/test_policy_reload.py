@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import signal
+from collections.abc import Awaitable
 from pathlib import Path
 
 import pytest
@@ -79,8 +80,13 @@ async def test_sighup_and_file_change_trigger_reload(policy_file: Path, store: G
         # The watcher polls every 2 s.
         await wait_for(lambda: holder.version != v1, what="the reload on the file's change")
         assert holder.version not in (v0, v1)
-        events = [e.data["event"] async for e in store.audit.entries()]
-        assert events == [POLICY_RELOADED, POLICY_RELOADED]
+
+        async def audited() -> list[str]:
+            return [e.data["event"] async for e in store.audit.entries()]
+
+        # The new version is in force before its audit entry is written: wait for the entry.
+        await wait_for(lambda: _len_is(audited(), 2), what="both reloads audited")
+        assert await audited() == [POLICY_RELOADED, POLICY_RELOADED]
     finally:
         asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         await holder.aclose()
@@ -113,3 +119,7 @@ async def test_a_change_removing_a_role_live_grants_use_is_refused(
     )
     assert await holder.reload(audit=store.audit, now=2.0) is True
     assert holder.current.policy.has_rule("sandbox", "toy")
+
+
+async def _len_is(values: Awaitable[list[str]], n: int) -> bool:
+    return len(await values) >= n

@@ -59,6 +59,31 @@ async def test_command_request_asks_every_approver_and_confirms_privately(
         ]
 
 
+async def test_an_approval_that_issues_at_once_updates_each_copy_once(
+    slack: SlackHarness,
+) -> None:
+    """The click that approves and issues at once updates each approver's copy once, showing
+    the outcome (approved, active, Revoke now), not once for "approved" and again for
+    "active"; the credential DM goes out before any copy is updated."""
+    slack.bot.notifier.approved_grace_s = 3600.0  # however slow issuing is on this machine
+    await slack.command(ALICE, "request sandbox play 20m one update each")
+    grant = await slack.only_grant_of(ALICE)
+    copies = slack.copies(grant.id)
+    since = slack.emulator.call_count()
+    await slack.click(BOB, next(m for m in copies if m.channel.startswith("D")), ids.APPROVE)
+    assert (await slack.bot.store.get(grant.id)).status is Status.ACTIVE
+    updates = [c for c in slack.emulator.calls("chat.update", since=since) if c.ok]
+    assert sorted(str(c.args["channel"]) for c in updates) == sorted(m.channel for m in copies)
+    for copy in slack.copies(grant.id):
+        assert "Approved by <@U0BOB>" in _text(copy.blocks) and ids.REVOKE in _text(copy.blocks)
+    dm = next(
+        c
+        for c in slack.emulator.calls("chat.postMessage", since=since)
+        if "Your access to sandbox play" in _text(c.args)
+    )
+    assert dm.received_at <= min(c.received_at for c in updates)
+
+
 async def test_approval_updates_every_copy_and_dms_the_credential(slack: SlackHarness) -> None:
     """An approver's click decides; every copy loses its buttons and names who decided; the
     requester gets the credential by DM with its expiry and a Revoke now button."""

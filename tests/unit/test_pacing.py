@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from bot.pacing import Pacer, paced
 
@@ -108,3 +109,32 @@ async def test_low_priority_work_gives_way_until_the_foreground_is_done() -> Non
 
     busy = True
     await asyncio.wait_for(Pacer(lambda: busy, give_way_max_s=0.01).give_way(), timeout=5)
+
+
+async def test_with_a_calm_to_wait_on_rests_and_notices_wake_once_the_foreground_is_done() -> None:
+    """Given ``calm``, a resting loop and a notice giving way wait on it instead of looking
+    every few milliseconds: neither looks at busy() while they wait, and both go on as soon
+    as the foreground is done."""
+    done = asyncio.Event()
+    looks = 0
+
+    def busy() -> bool:
+        nonlocal looks
+        looks += 1
+        return not done.is_set()
+
+    async def calm(*, until: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout_at(until):
+                await done.wait()
+
+    pacer = Pacer(busy, calm=calm, give_way_max_s=3600)
+    resting = asyncio.create_task(pacer.pause(worked_s=3600))
+    notice = asyncio.create_task(pacer.give_way())
+    await asyncio.sleep(0.05)
+    assert not resting.done() and not notice.done()
+    looks_while_waiting = looks
+    await asyncio.sleep(0.05)
+    assert looks == looks_while_waiting  # no polling meanwhile
+    done.set()
+    await asyncio.wait_for(asyncio.gather(resting, notice), timeout=5)

@@ -149,3 +149,27 @@ async def test_while_requests_keep_arriving_past_the_deferral_only_a_few_jobs_ru
     release.set()
     await asyncio.wait_for(tasks.idle(), timeout=10)
     assert sorted(started) == list(range(6))
+
+
+async def test_calm_returns_when_the_foreground_is_done_or_at_the_deadline() -> None:
+    """calm() (what background work waits on instead of polling busy()) returns at once when
+    nothing is going on, at its deadline while a job runs, and as soon as the job is done."""
+    loop = asyncio.get_running_loop()
+    tasks = BackgroundTasks(max_defer_s=0)
+    await asyncio.wait_for(tasks.calm(until=loop.time() + 3600), timeout=GUARD_S)
+    release = asyncio.Event()
+
+    async def job() -> None:
+        await release.wait()
+
+    tasks.spawn(job(), name="job")
+    await until(lambda: tasks.running == 1)
+    started = loop.time()
+    await tasks.calm(until=started + 0.02)
+    assert tasks.busy() and loop.time() - started >= 0.015  # ended by its deadline
+    waiting = asyncio.create_task(tasks.calm(until=loop.time() + 3600))
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    release.set()
+    await asyncio.wait_for(waiting, timeout=GUARD_S)  # a guard: it would otherwise wait an hour
+    assert not tasks.busy()
