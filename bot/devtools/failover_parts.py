@@ -273,7 +273,25 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.stdout.close()
 
 
-class Watcher:
+class _Polling:
+    """A watcher polling in a task of its own: ``start`` it, ``stop`` it (cancelled, awaited)."""
+
+    _task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._poll())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _poll(self) -> None:
+        raise NotImplementedError
+
+
+class Watcher(_Polling):
     """Reads the emulator's call log as it grows: each request's answers (by its
     response_url), each request's approval copy, each grant's credential DMs."""
 
@@ -286,15 +304,6 @@ class Watcher:
         self._passwords: dict[str, set[str]] = {}
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._poll())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
     async def _poll(self) -> None:
         while True:
@@ -368,7 +377,7 @@ class Watcher:
         return {gid: set(pw) for gid, pw in self._passwords.items()}
 
 
-class TargetWatch:
+class TargetWatch(_Polling):
     """Polls the target's ACL users: when each grantbot login appeared and went."""
 
     def __init__(self, url: str, *, every_s: float = 0.2) -> None:
@@ -378,15 +387,6 @@ class TargetWatch:
         self.gone: dict[str, float] = {}
         self.present: set[str] = set()
         self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._poll())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
     async def _poll(self) -> None:
         client = aioredis.Redis.from_url(self._url, decode_responses=True)

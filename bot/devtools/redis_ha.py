@@ -14,12 +14,11 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
 from typing import Final, Self, TypeVar, cast
 
 import redis as redis_sync
 
-from bot.devtools.redis_server import RedisServer, free_port
+from bot.devtools.redis_server import RedisServer, Started, free_port
 from bot.errors import ConfigError
 
 MASTER_NAME: Final = "grantbot"
@@ -64,7 +63,7 @@ class SentinelServer(RedisServer):
         return self
 
 
-class SentinelGroup:
+class SentinelGroup(Started):
     """A master, ``replicas`` replicas and ``sentinels`` sentinels, on loopback.
 
     ``url`` is the ``redis+sentinel://`` URL grantbot takes; :meth:`master_port` asks the
@@ -186,17 +185,6 @@ class SentinelGroup:
             with contextlib.suppress(Exception):
                 server.stop()
 
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
 
 def wait_until(check: Callable[[], T | None], what: str, *, timeout_s: float = _WAIT_S) -> T:
     """Poll ``check`` until it returns something true; ConfigError after ``timeout_s``."""
@@ -224,7 +212,7 @@ def _role_is_master(port: int) -> bool:
     return _info(port, "replication").get("role") == "master"
 
 
-class ClusterNodes:
+class ClusterNodes(Started):
     """``masters`` cluster-enabled servers on loopback, joined and given every slot.
 
     ``url`` is the ``redis+cluster://`` URL grantbot takes.
@@ -295,17 +283,6 @@ class ClusterNodes:
             with contextlib.suppress(Exception):
                 node.stop()
         shutil.rmtree(self._dir, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def _cluster_port() -> int:

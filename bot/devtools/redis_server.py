@@ -59,7 +59,30 @@ def port_answers(host: str, port: int, *, timeout_s: float = 0.3) -> bool:
         return False
 
 
-class RedisServer:
+class Started:
+    """A context manager over ``start()`` and ``stop()``: entering starts it (and returns
+    it), leaving stops it; a failing stop is not raised over what ended the block."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        with contextlib.suppress(Exception):
+            self.stop()
+
+
+class RedisServer(Started):
     """One redis-server child process. ``start()`` returns once it answers PING.
 
     Keyword options: ``port`` (default a free one), ``data_dir`` (default a temp dir removed on
@@ -163,15 +186,3 @@ class RedisServer:
         """Stop (keeping data) and start again on the same port and data dir."""
         self.stop(keep_data=True)
         return self.start()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        with contextlib.suppress(Exception):
-            self.stop()
