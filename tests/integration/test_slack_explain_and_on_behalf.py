@@ -114,9 +114,10 @@ async def test_explain_agrees_with_what_a_request_then_gets(slack: SlackHarness)
     await slack.command(CAROL, "explain orders-db read", channel=GENERAL)
     assert "fails: not an incident channel or thread" in slack.last_ephemeral(CAROL)
     await slack.command(CAROL, "explain orders-db read", channel=INCIDENT)
-    assert "Auto-approval: yes, now (on call for primary, in an incident channel)" in (
-        slack.last_ephemeral(CAROL)
-    )
+    assert (
+        "Auto-approval: yes, now (on call for primary, in an incident channel; "
+        "0 of 1 a day used today)"
+    ) in slack.last_ephemeral(CAROL)
     await slack.command(CAROL, "request orders-db read 30m INC-42 checking", channel=INCIDENT)
     grant = await slack.only_grant_of(CAROL)
     assert grant.status is Status.ACTIVE and grant.auto_approved is not None
@@ -211,8 +212,10 @@ async def test_a_commander_asks_for_a_responder_who_alone_gets_the_credential(
 
 
 async def test_the_beneficiary_may_not_approve_either(slack: SlackHarness) -> None:
-    """Bob asks for Carol, an approver: Carol's click is refused as her own request."""
-    await slack.command(BOB, "request for <@U0CAROL> orders-db write 30m INC-7 fix data")
+    """Bob asks for Carol, an approver: Carol's click is refused as her own request. (Read:
+    write needs two approvers besides the askers Bob and Carol, and only Erin is left, so
+    asking for it is refused outright.)"""
+    await slack.command(BOB, "request for <@U0CAROL> orders-db read 30m fix data")
     grant = await slack.only_grant_of(CAROL)
     assert not any(m.channel == slack.emulator.dm_channel(CAROL) for m in slack.copies(grant.id))
     await slack.click(CAROL, _copy_in(slack, grant.id, ACCESS_CHANNEL), ids.APPROVE)
