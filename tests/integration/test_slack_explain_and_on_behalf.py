@@ -191,6 +191,8 @@ async def test_a_commander_asks_for_a_responder_who_alone_gets_the_credential(
 
     copy = _copy_in(slack, grant.id, ACCESS_CHANNEL)
     assert "Asked by" in json.dumps(copy.blocks) and "<@U0BOB>" in json.dumps(copy.blocks)
+    # its notification text says who asked, for whom
+    assert copy.text.startswith("<@U0BOB> asks for <@U0ALICE>: orders-db write for 30m"), copy.text
     # Bob is an approver, but not of a request he asked for.
     assert not any(m.channel == slack.emulator.dm_channel(BOB) for m in slack.copies(grant.id))
     await slack.click(BOB, copy, ids.APPROVE)
