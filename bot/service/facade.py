@@ -88,6 +88,7 @@ class GrantService:
         self.check_request_for = self.asking.check_request_for
         self.asking_options = self.asking.asking_options
         self.request_bundle = self.bundles.request_bundle
+        self.check_bundle = self.bundles.check_bundle
         self.explain = self.explainer.explain
         # deciding
         self.require_approver = self.decisions.require_approver

@@ -276,3 +276,34 @@ async def test_each_credential_in_the_bundle_dm_names_its_resource_and_role(
         assert mine[0]["text"]["text"] == f"{resource} {role}"
         item = [b for b in dm.blocks if f"{grant.id}-" in str(b.get("block_id", ""))]
         assert "pproved" in _text(item[1])  # the credential's own blocks follow the label
+
+
+async def test_a_bundle_the_form_may_not_file_is_refused_on_the_field(
+    slack: SlackHarness,
+) -> None:
+    """An unknown bundle or one with an item Alice may not request is answered on the
+    target field (response_action errors), the form stays open, nothing is filed or DMed."""
+    from bot.devtools.slack_driver import plain_text_value, static_select_value
+
+    await slack.command(ALICE, "")
+    [form] = slack.emulator.views(ALICE)
+    dms_before = len(slack.dms(ALICE))
+    for value, says in [
+        ("bundle:nosuch", 'unknown bundle "nosuch"'),
+        ("bundle:too-much", "its item vault admin is refused"),
+    ]:
+        resp = await slack.driver.view_submission(
+            ALICE,
+            form.as_slack(),
+            values={
+                ids.FORM_TARGET_BLOCK: {ids.FORM_TARGET_ACTION: static_select_value(value)},
+                ids.FORM_DURATION_BLOCK: {ids.FORM_DURATION_ACTION: plain_text_value("20m")},
+                ids.FORM_REASON_BLOCK: {ids.FORM_REASON_ACTION: plain_text_value("INC-9 x")},
+            },
+        )
+        assert resp.status == 200
+        assert resp.json["response_action"] == "errors", resp.body
+        assert says in resp.json["errors"][ids.FORM_TARGET_BLOCK]
+    await slack.settle()
+    assert await slack.grants_of(ALICE) == []
+    assert len(slack.dms(ALICE)) == dms_before
