@@ -108,6 +108,7 @@ class GrantService:
         self.escalate_due = self.sweeps.escalate_due
         # reading
         self.my_grants = self.queries.my_grants
+        self.asked_for_others = self.queries.asked_for_others
         self.waiting_for = self.queries.waiting_for
         self.ssh_key = self.queries.ssh_key
         self.set_ssh_key = self.queries.set_ssh_key

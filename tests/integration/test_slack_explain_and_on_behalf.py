@@ -274,3 +274,20 @@ async def test_the_form_asks_for_someone_else(slack: SlackHarness) -> None:
     grant = await slack.only_grant_of(ALICE)
     assert grant.requested_by == BOB and grant.status is Status.PENDING
     assert await slack.grants_of(ERIN) == []
+
+
+async def test_list_shows_what_one_asked_for_others(slack: SlackHarness) -> None:
+    """Bob asks for Alice: Bob's /access list shows it under "Asked by you for others"
+    (he may cancel it), Alice's under her own; Carol's shows neither."""
+    await slack.command(BOB, "request for <@U0ALICE> orders-db write 30m INC-7 fix data")
+    grant = await slack.only_grant_of(ALICE)
+    await slack.command(BOB, "list")
+    bobs = slack.last_ephemeral(BOB)
+    assert "Asked by you for others" in bobs
+    assert grant.id in bobs.split("Asked by you for others", 1)[1]
+    assert "<@U0ALICE>" in bobs
+    await slack.command(ALICE, "list")
+    alices = slack.last_ephemeral(ALICE)
+    assert grant.id in alices and "Asked by you for others" not in alices
+    await slack.command(CAROL, "list")
+    assert grant.id not in slack.last_ephemeral(CAROL)
