@@ -5,7 +5,7 @@ or sent to the approvers."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NotRequired, TypedDict, Unpack
 
 from bot import metrics
@@ -109,7 +109,8 @@ class Requests:
             await safe(c.notifier.decided(active))
             return RequestResult(grant=active, rule=rule, credential=credential)
         await safe(c.notifier.request_created(grant))
-        return RequestResult(grant=grant, rule=rule, note=auto.note)
+        notes = [n for n in (auto.note, decision.approver_note) if n]
+        return RequestResult(grant=grant, rule=rule, note="\n".join(notes) or None)
 
     async def store_request(
         self,
@@ -213,6 +214,7 @@ class Requests:
         count = approvers_available(rule, askers=askers, today=today(at), usergroups=members)
         if count.refusal is not None:
             raise PolicyDenied(count.refusal)
+        decision = replace(decision, approver_note=count.note)
         await self._precheck(decision, user=user, now=at)
         return decision
 

@@ -84,6 +84,7 @@ async def test_a_rule_with_escalation_is_filed(slack: SlackHarness) -> None:
     await slack.command(ALICE, "request paged read 1h fixing things")
     [grant] = await slack.grants_of(ALICE)
     assert grant.resource == "paged"
+    assert "only escalation can approve paged read" in slack.last_ephemeral(ALICE)
 
 
 async def test_explain_says_so_too(slack: SlackHarness) -> None:

@@ -31,6 +31,9 @@ class RequestDecision:
     allow_self_approval: bool
     request_timeout_s: int
     policy_version: str
+    #: Only escalation or auto-approval could approve it (:func:`approvers_available`): the
+    #: requester is told so with the confirmation.
+    approver_note: str | None = None
 
 
 def _ticket_candidates(reason: str, tickets: Sequence[str]) -> list[str]:
