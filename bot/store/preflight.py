@@ -25,6 +25,8 @@ from bot.store.endpoints import DEFAULT_PORT, Endpoint, parse_redis_url
 
 #: How long the start waits for each server (sentinels and seed nodes answer from memory).
 PREFLIGHT_TIMEOUT_S: Final = 1.0
+#: A server (perhaps managed, across a network, with a TLS handshake) gets longer.
+SERVER_TIMEOUT_S: Final = 3.0
 _FILE_OPTIONS: Final = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile")
 
 
@@ -42,13 +44,14 @@ def check_reachable(url: str, *, timeout_s: float = PREFLIGHT_TIMEOUT_S) -> None
     elif endpoint.kind == "sentinel":
         _check_sentinels(endpoint, timeout_s=timeout_s)
     else:
+        wait_s = max(timeout_s, SERVER_TIMEOUT_S)
         client = redis_sync.Redis.from_url(
-            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
+            url, socket_timeout=wait_s, socket_connect_timeout=wait_s
         )
         try:
             client.ping()
         except (redis_errors.RedisError, OSError) as e:
-            if endpoint.tls and _tcp_accepts(url, timeout_s=timeout_s) and _unanswered(e):
+            if endpoint.tls and _tcp_accepts(url, timeout_s=wait_s) and _unanswered(e):
                 # A server without TLS takes the ClientHello as a command still coming and
                 # says nothing: a timeout, though the port is open.
                 raise ConfigError(
