@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 from bot.config import Settings
 from bot.devtools.redis_server import RedisServer, port_answers
 from bot.errors import ConfigError
-from bot.store.connection import check_reachable
+from bot.store.preflight import check_reachable
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def redis_url_for(settings: Settings, *, start_embedded: bool) -> Iterator[str]:
     commands that only read should not conjure an empty database).
     """
     if settings.redis_url:
-        check_reachable(settings.redis_url)  # a bad URL or no sentinel: one line, exit 1
+        check_reachable(settings.redis_url)  # a URL grantbot cannot use: one line, exit 1
         yield settings.redis_url
         return
     if port_answers("127.0.0.1", 6379):

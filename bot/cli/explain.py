@@ -25,8 +25,8 @@ EXPLAIN_HELP = "what the policy would do with a request: may they ask, who appro
 def add_explain_command(policy_commands: Any, parser_class: type[argparse.ArgumentParser]) -> None:
     """``policy explain`` under the ``policy`` subcommands."""
     ex = policy_commands.add_parser("explain", help=EXPLAIN_HELP)
-    ex.add_argument("--user", required=True, help="Slack user id of the person asking")
-    ex.add_argument("--resource", required=True)
+    ex.add_argument("--user", required=True, type=_named, help="Slack user id of the person asking")
+    ex.add_argument("--resource", required=True, type=_named)
     ex.add_argument("--role", help="default: the resource's default (or only) role")
     ex.add_argument("--duration", help="how long they would ask for (default: the role's)")
     ex.add_argument(
@@ -34,6 +34,13 @@ def add_explain_command(policy_commands: Any, parser_class: type[argparse.Argume
     )
     ex.add_argument("--at", help="when: ISO time (UTC if no zone) or epoch seconds; default now")
     ex.set_defaults(handler=cmd_policy_explain)
+
+
+def _named(text: str) -> str:
+    """An argument that names someone or something: not empty (a usage error, exit 2)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text.strip()
 
 
 def parse_at(text: str | None, *, now: float) -> float:

@@ -49,12 +49,24 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def port_answers(host: str, port: int, *, timeout_s: float = 0.3) -> bool:
-    """True when something accepts a TCP connection and answers PING with PONG."""
+def port_answers(
+    host: str, port: int, *, timeout_s: float = 0.3, password: str | None = None
+) -> bool:
+    """True when something accepts a TCP connection and answers PING with PONG (after
+    ``AUTH password`` when given)."""
     try:
         with socket.create_connection((host, port), timeout=timeout_s) as s:
-            s.sendall(b"PING\r\n")
-            return s.recv(16).startswith(b"+PONG")
+            if password is None:
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+            s.sendall(b"AUTH " + password.encode() + b"\r\nPING\r\n")
+            answer = b""
+            while answer.count(b"\r\n") < 2:
+                chunk = s.recv(64)
+                if not chunk:
+                    break
+                answer += chunk
+            return answer == b"+OK\r\n+PONG\r\n"
     except OSError:
         return False
 
@@ -88,7 +100,8 @@ class RedisServer(Started):
     Keyword options: ``port`` (default a free one), ``data_dir`` (default a temp dir removed on
     ``stop``), ``appendonly`` (AOF persistence, so a restart on the same dir keeps the data),
     ``replica_of`` (the port of a master on 127.0.0.1 to replicate), ``extra_args`` (more
-    ``--option value`` words: ``--cluster-enabled yes``, ...).
+    ``--option value`` words: ``--cluster-enabled yes``, ...), ``password`` (``requirepass``:
+    every client must log in; :attr:`url` carries it).
     """
 
     def __init__(
@@ -100,8 +113,10 @@ class RedisServer(Started):
         binary: str | None = None,
         replica_of: int | None = None,
         extra_args: Sequence[str] = (),
+        password: str | None = None,
     ) -> None:
         self.port = port or free_port()
+        self.password = password
         self._own_dir = data_dir is None
         self.data_dir = (
             Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="grantbot-redis-"))
@@ -114,7 +129,8 @@ class RedisServer(Started):
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        login = f":{self.password}@" if self.password else ""
+        return f"redis://{login}127.0.0.1:{self.port}/0"
 
     def start(self) -> Self:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -137,6 +153,7 @@ class RedisServer(Started):
             "--logfile",
             str(self.data_dir / "redis.log"),
             *(("--replicaof", "127.0.0.1", str(self.replica_of)) if self.replica_of else ()),
+            *(("--requirepass", self.password) if self.password else ()),
             *self.extra_args,
         ]
         self._spawn(args)
@@ -150,7 +167,7 @@ class RedisServer(Started):
             if self.proc.poll() is not None:
                 log = (self.data_dir / "redis.log").read_text(errors="replace")[-500:]
                 raise ConfigError(f"redis-server exited at start (port {self.port}): {log}")
-            if port_answers("127.0.0.1", self.port):
+            if port_answers("127.0.0.1", self.port, password=self.password):
                 return
             time.sleep(0.02)
         self.stop()

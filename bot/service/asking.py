@@ -74,7 +74,7 @@ class Asking:
         """What :meth:`request_for` would refuse, changing nothing (the form's pre-check)."""
         now = self._c.clock()
         async with self._on_behalf(user=user, beneficiary=beneficiary, now=now):
-            await self._requests.check_request(user=beneficiary, now=now, **asked)
+            await self._requests.check_request(user=beneficiary, now=now, asked_by=user, **asked)
 
     async def request_for(
         self,

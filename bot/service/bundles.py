@@ -53,6 +53,45 @@ class Bundles:
         self._c = context
         self._requests = requests
 
+    async def check_bundle(
+        self,
+        *,
+        user: str,
+        bundle: str,
+        duration_s: int | None,
+        reason: str,
+        tickets: Iterable[str] = (),
+    ) -> None:
+        """What :meth:`request_bundle` would refuse (PolicyDenied), filing nothing: the
+        request form checks with this before it closes, so a refusal shows on the field."""
+        items = [
+            Asked(
+                resource=resource,
+                role=role,
+                duration_s=duration_s,
+                reason=reason,
+                tickets=list(tickets),
+            )
+            for resource, role in bundle_items(self._c.policy.current.policy, bundle)
+        ]
+        await self._check_items(user=user, bundle=bundle, items=items)
+
+    async def _check_items(self, *, user: str, bundle: str, items: list[Asked]) -> int:
+        """PolicyDenied naming the first item ``user`` may not request; else the longest a
+        bundle record must last (request timeout plus duration, seconds)."""
+        now = self._c.clock()
+        longest = 0
+        for item in items:
+            try:
+                decision = await self._requests.check_request(user=user, now=now, **item)
+            except PolicyDenied as e:
+                metrics.record_request("refused")
+                raise PolicyDenied(
+                    f"you may not request bundle {bundle}: its item {_named(item)} is refused: {e}"
+                ) from e
+            longest = max(longest, decision.request_timeout_s + decision.duration_s)
+        return longest
+
     async def request_bundle(
         self,
         *,
@@ -67,23 +106,13 @@ class Bundles:
         filing nothing, for an unknown bundle or an item ``user`` may not request (named)."""
         c = self._c
         tickets = list(tickets)
-        now = c.clock()
         items = [
             Asked(
                 resource=resource, role=role, duration_s=duration_s, reason=reason, tickets=tickets
             )
             for resource, role in bundle_items(c.policy.current.policy, bundle)
         ]
-        longest = 0
-        for item in items:
-            try:
-                decision = await self._requests.check_request(user=user, now=now, **item)
-            except PolicyDenied as e:
-                metrics.record_request("refused")
-                raise PolicyDenied(
-                    f"you may not request bundle {bundle}: its item {_named(item)} is refused: {e}"
-                ) from e
-            longest = max(longest, decision.request_timeout_s + decision.duration_s)
+        longest = await self._check_items(user=user, bundle=bundle, items=items)
         bundle_id = new_bundle_id()
         ttl_s = longest + _RECORD_SLACK_S
         book = c.store.bundles

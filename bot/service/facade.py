@@ -88,6 +88,7 @@ class GrantService:
         self.check_request_for = self.asking.check_request_for
         self.asking_options = self.asking.asking_options
         self.request_bundle = self.bundles.request_bundle
+        self.check_bundle = self.bundles.check_bundle
         self.explain = self.explainer.explain
         # deciding
         self.require_approver = self.decisions.require_approver
@@ -107,6 +108,7 @@ class GrantService:
         self.escalate_due = self.sweeps.escalate_due
         # reading
         self.my_grants = self.queries.my_grants
+        self.asked_for_others = self.queries.asked_for_others
         self.waiting_for = self.queries.waiting_for
         self.ssh_key = self.queries.ssh_key
         self.set_ssh_key = self.queries.set_ssh_key

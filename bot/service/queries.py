@@ -4,7 +4,7 @@ side needs (a rule, whether a channel is an incident's). Nothing here changes a 
 
 from __future__ import annotations
 
-from bot.domain.model import Grant, Status
+from bot.domain.model import TERMINAL, Grant, Status
 from bot.domain.policy.rules import RoleRule
 from bot.errors import NotAuthorized
 from bot.ports import NO_USERGROUPS
@@ -22,6 +22,21 @@ class Queries:
     async def my_grants(self, user: str) -> list[Grant]:
         """``user``'s pending requests and live grants."""
         return await self._c.store.open_for_user(user)
+
+    async def asked_for_others(self, user: str) -> list[Grant]:
+        """Open requests and grants ``user`` asked for on someone else's behalf (they may
+        cancel them), oldest first. Read from the open statuses' indexes: nothing indexes a
+        grant by who asked for it."""
+        found = []
+        for status in Status:
+            if status in TERMINAL:
+                continue
+            found += [
+                g
+                for g in await self._c.store.in_status(status)
+                if g.requested_by == user and g.requester != user
+            ]
+        return sorted(found, key=lambda g: g.created_at)
 
     async def waiting_for(self, user: str) -> list[Grant]:
         """PENDING requests ``user`` may decide on (not their own unless self-approval)."""

@@ -5,7 +5,7 @@ or sent to the approvers."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NotRequired, TypedDict, Unpack
 
 from bot import metrics
@@ -13,7 +13,7 @@ from bot.domain.credentials import Credential
 from bot.domain.ids import new_grant_id
 from bot.domain.model import Actor, ActorKind, Grant, Origin
 from bot.domain.pipeline import PipelineAsk
-from bot.domain.policy.decisions import RequestDecision, evaluate_request
+from bot.domain.policy.decisions import RequestDecision, approvers_available, evaluate_request
 from bot.domain.policy.rules import RoleRule
 from bot.domain.start import check_lead_time, window_end
 from bot.errors import PolicyDenied
@@ -81,7 +81,7 @@ class Requests:
         c = self._c
         now = c.clock()
         tickets = asked["tickets"] = list(asked.get("tickets", ()))  # judged, then stored
-        decision = await self.judge(user=user, now=now, **asked)
+        decision = await self.judge(user=user, now=now, asked_by=requested_by, **asked)
         rule = decision.rule
         if starts_at is not None:
             check_lead_time(
@@ -109,7 +109,8 @@ class Requests:
             await safe(c.notifier.decided(active))
             return RequestResult(grant=active, rule=rule, credential=credential)
         await safe(c.notifier.request_created(grant))
-        return RequestResult(grant=grant, rule=rule, note=auto.note)
+        notes = [n for n in (auto.note, decision.approver_note) if n]
+        return RequestResult(grant=grant, rule=rule, note="\n".join(notes) or None)
 
     async def store_request(
         self,
@@ -166,22 +167,33 @@ class Requests:
         )
 
     async def judge(
-        self, *, user: str, now: float | None = None, **asked: Unpack[Asked]
+        self,
+        *,
+        user: str,
+        now: float | None = None,
+        asked_by: str | None = None,
+        **asked: Unpack[Asked],
     ) -> RequestDecision:
         """:meth:`check_request`, counting a refusal in the requests metric."""
         try:
-            return await self.check_request(user=user, now=now, **asked)
+            return await self.check_request(user=user, now=now, asked_by=asked_by, **asked)
         except PolicyDenied:
             metrics.record_request("refused")
             raise
 
     async def check_request(
-        self, *, user: str, now: float | None = None, **asked: Unpack[Asked]
+        self,
+        *,
+        user: str,
+        now: float | None = None,
+        asked_by: str | None = None,
+        **asked: Unpack[Asked],
     ) -> RequestDecision:
         """What the policy says to the request of what is ``asked`` (:class:`Asked`),
         changing nothing: the decision, or PolicyDenied naming the rule and what is allowed
         (the request form checks with this before it closes, so a refusal shows on the
-        field)."""
+        field). Refused too when nobody but its askers (``user``, ``asked_by``) could approve
+        it (:func:`approvers_available`)."""
         c = self._c
         at = c.clock() if now is None else now
         loaded = c.policy.current
@@ -198,6 +210,11 @@ class Requests:
             today=today(at),
             usergroups=members,
         )
+        askers = [user] if asked_by in (None, user) else [user, str(asked_by)]
+        count = approvers_available(rule, askers=askers, today=today(at), usergroups=members)
+        if count.refusal is not None:
+            raise PolicyDenied(count.refusal)
+        decision = replace(decision, approver_note=count.note)
         await self._precheck(decision, user=user, now=at)
         return decision
 

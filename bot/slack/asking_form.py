@@ -33,7 +33,18 @@ async def precheck(
     deps: SlackDeps, user: str, form: RequestInput, extras: Extras
 ) -> dict[str, str] | None:
     """A refusal as field errors before the ack (None: go ahead, or no time to tell)."""
-    if extras.beneficiary is None or extras.bundle is not None:
+    if extras.bundle is not None:  # an unknown bundle, an item they may not ask: on the field
+        return await form_refusal(
+            deps.service.check_bundle(
+                user=user,
+                bundle=extras.bundle,
+                duration_s=form.duration_s,
+                reason=form.reason,
+                tickets=form.tickets,
+            ),
+            lambda e: {ids.FORM_TARGET_BLOCK: short(str(e))},
+        )
+    if extras.beneficiary is None:
         return None
     return await form_refusal(
         deps.service.check_request_for(

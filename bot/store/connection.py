@@ -29,15 +29,14 @@ from redis.asyncio.sentinel import SentinelManagedConnection as AsyncSentinelCon
 from redis.asyncio.sentinel import SentinelManagedSSLConnection as AsyncSentinelSSLConnection
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
-from redis.sentinel import MasterNotFoundError as SyncMasterNotFoundError
 from redis.sentinel import Sentinel as SyncSentinel
 from redis.sentinel import SentinelConnectionPool as SyncSentinelPool
 from redis.sentinel import SentinelManagedConnection as SyncSentinelConnection
 from redis.sentinel import SentinelManagedSSLConnection as SyncSentinelSSLConnection
 
-from bot.errors import ConfigError, StoreUnavailable
+from bot.errors import StoreUnavailable
 from bot.log_throttle import DEFAULT_INTERVAL_S, Outage
-from bot.store.cluster import connect_cluster, connect_cluster_blocking, seeds_answer
+from bot.store.cluster import connect_cluster, connect_cluster_blocking
 from bot.store.endpoints import Endpoint, parse_redis_url
 
 P = ParamSpec("P")
@@ -136,6 +135,39 @@ class _FollowingBlockingSSLConnection(_FollowingBlockingConnection, SyncSentinel
     pass
 
 
+class _AsyncRetry(AsyncRetry):
+    """redis-py's asyncio Retry that gives up at once when Redis refuses the login.
+
+    redis-py 5.3.1 recurses without end against a Redis that wants a password it was not
+    given: a new connection's handshake sends CLIENT SETINFO (and SELECT) with a health check
+    (``next_health_check`` is -1 on a fresh connection, ``health_check_interval=30``), whose
+    PING is answered NOAUTH, i.e. an AuthenticationError, a subclass of ConnectionError,
+    which this Retry (``retry_on_error``) answers by disconnecting and sending the PING
+    again; that reconnects, so on_connect runs again, sends SETINFO, checks health... until
+    RecursionError (with a backoff sleep per level). A refused login is no outage: it is
+    raised the first time."""
+
+    async def call_with_retry(self, do: Any, fail: Any) -> Any:
+        async def fail_unless_refused(error: BaseException) -> None:
+            await fail(error)
+            if isinstance(error, redis_errors.AuthenticationError):
+                raise error
+
+        return await super().call_with_retry(do, fail_unless_refused)
+
+
+class _BlockingRetry(Retry):
+    """:class:`_AsyncRetry` for the blocking client (redis-py 5.3.1's has the same loop)."""
+
+    def call_with_retry(self, do: Any, fail: Any) -> Any:
+        def fail_unless_refused(error: BaseException) -> None:
+            fail(error)
+            if isinstance(error, redis_errors.AuthenticationError):
+                raise error
+
+        return super().call_with_retry(do, fail_unless_refused)
+
+
 def _backoff() -> ExponentialWithJitterBackoff:
     return ExponentialWithJitterBackoff(base=BACKOFF_BASE_S, cap=BACKOFF_CAP_S)
 
@@ -184,7 +216,7 @@ def connect(
         "decode_responses": True,
         "socket_timeout": timeout_s,
         "socket_connect_timeout": timeout_s,
-        "retry": AsyncRetry(_backoff(), RETRIES),  # the asyncio client needs its own Retry
+        "retry": _AsyncRetry(_backoff(), RETRIES),  # the asyncio client needs its own Retry
         "retry_on_error": list(_RETRY_ON),
     }
     if endpoint.kind == "sentinel":
@@ -238,7 +270,7 @@ def connect_blocking(url: str, *, slot_key: str = DEFAULT_SLOT_KEY) -> redis_syn
         "decode_responses": True,
         "socket_timeout": BLOCKING_SOCKET_TIMEOUT_S,
         "socket_connect_timeout": BLOCKING_CONNECT_TIMEOUT_S,
-        "retry": Retry(_backoff(), BLOCKING_RETRIES),
+        "retry": _BlockingRetry(_backoff(), BLOCKING_RETRIES),
         "retry_on_error": list(_RETRY_ON),
     }
     if endpoint.kind == "sentinel":
@@ -272,43 +304,6 @@ def close_blocking(client: redis_sync.Redis) -> None:
     if isinstance(pool, SyncSentinelPool):
         for sentinel in pool.sentinel_manager.sentinels:
             sentinel.close()
-
-
-def check_reachable(url: str, *, timeout_s: float = SENTINEL_TIMEOUT_S) -> None:
-    """At start: ``url`` is well formed and, for Sentinel, a sentinel answers and knows a
-    reachable master of that name; else ConfigError, one line naming what is wrong. (A plain
-    server that is down is not refused here: readiness reports it and every loop waits.)
-    Blocking, for a moment: called before anything serves."""
-    endpoint = parse_redis_url(url)
-    if endpoint.kind == "cluster":
-        if not seeds_answer(endpoint):
-            raise ConfigError(f"REDIS_URL: no cluster node answered at {endpoint.describe()}")
-        return
-    if endpoint.kind != "sentinel":
-        return
-    sentinel = SyncSentinel(  # type: ignore[no-untyped-call]
-        endpoint.hosts, sentinel_kwargs=_sentinel_options(endpoint, timeout_s=timeout_s)
-    )
-    try:
-        answered = 0
-        for client in sentinel.sentinels:
-            try:
-                client.ping()
-                answered += 1
-            except (redis_errors.RedisError, OSError):
-                continue
-        if not answered:
-            raise ConfigError(f"REDIS_URL: no sentinel answered at {endpoint.describe()}")
-        try:
-            sentinel.discover_master(endpoint.master_name)  # type: ignore[no-untyped-call]
-        except SyncMasterNotFoundError as e:
-            raise ConfigError(
-                f"REDIS_URL: no sentinel knows a reachable master named "
-                f"{endpoint.master_name!r} ({endpoint.describe()})"
-            ) from e
-    finally:
-        for client in sentinel.sentinels:
-            client.close()
 
 
 async def ping(client: aioredis.Redis, *, timeout_s: float) -> None:

@@ -93,6 +93,9 @@ def parse_redis_url(url: str) -> Endpoint:
     if kind == "direct":
         if scheme != "unix" and not _host_part(parts.netloc):
             raise ConfigError("REDIS_URL names no host (redis://host:port/db)")
+        if scheme != "unix":
+            _port(parts.netloc)
+            _db([unquote(s) for s in parts.path.split("/") if s])
         return Endpoint(kind="direct", url=url, tls=tls, tls_options=tls_options)
     login, _, hostlist = parts.netloc.rpartition("@")
     username, password = _login(login)
@@ -132,6 +135,14 @@ def parse_redis_url(url: str) -> Endpoint:
 
 def _host_part(netloc: str) -> str:
     return netloc.rpartition("@")[2]
+
+
+def _port(netloc: str) -> None:
+    """A direct URL's port, when given, is a number (redis-py would fail deep inside)."""
+    host = _host_part(netloc)
+    port = host.rpartition(":")[2] if ":" in host and not host.endswith("]") else ""
+    if port and (not port.isdigit() or not 0 < int(port) < 65536):
+        raise ConfigError(f"REDIS_URL has a port {port!r} that is not a number from 1 to 65535")
 
 
 def _login(login: str) -> tuple[str | None, str | None]:

@@ -85,15 +85,17 @@ def test_every_command_has_help(argv: list[str]) -> None:
 def test_unreachable_redis_is_one_line_not_a_traceback() -> None:
     """With REDIS_URL pointing at a closed port the CLI says so in one line, exit 1 (3 for
     `audit verify`, whose exit codes tell tampering from an unreadable log)."""
-    down = {"REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
+    port = free_port()
+    down = {"REDIS_URL": f"redis://127.0.0.1:{port}/0"}
+    says = f"REDIS_URL: nothing answered at redis://127.0.0.1:{port}: "
     done = grantbot("grants", "list", env=down)
     assert done.returncode == 1
-    assert done.stderr.strip().splitlines() == ["grantbot: Redis is unavailable; try again shortly"]
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith(f"grantbot: {says}")
     verify = grantbot("audit", "verify", env=down)
     assert verify.returncode == 3
-    assert verify.stderr.strip().splitlines() == [
-        "grantbot: could not read the audit log: Redis is unavailable; try again shortly"
-    ]
+    [line] = verify.stderr.strip().splitlines()
+    assert line.startswith(f"grantbot: could not read the audit log: {says}")
 
 
 async def test_audit_verify_and_export(

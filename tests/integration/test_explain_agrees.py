@@ -205,15 +205,34 @@ async def test_cli_explain_names_people_and_the_failing_condition(
     assert "db read for Alice Requester (U0ALICE), 1h, asked from #inc-1 (incident inc-1)" in out
     assert "May ask: yes" in out
     assert "Approvers: 1 of Bob Approver (U0BOB)" in out
-    assert "rule 1 (up to 1h, on call for primary, in an incident, 2 a day): fails: not on" in out
-    assert "rule 2 (up to 10m, 1 a day): fails: the duration 1h is over the cap of 10m" in out
+    assert (
+        "rule 1 (up to 1h, on call for primary, in an incident, 2 a day, 0 used today): "
+        "fails: not on"
+    ) in out
+    assert (
+        "rule 2 (up to 10m, 1 a day, 0 used today): fails: the duration 1h is over the cap"
+    ) in out
+    fits = await asyncio.to_thread(grantbot, *args, "--duration", "5m", "--at", at, env=env)
+    assert fits.returncode == 0, fits.stderr
+    assert "Auto-approval: yes, now (" in fits.stdout
+    assert "; 0 of 1 a day used today)" in fits.stdout
 
     at_s = 1_780_304_400.0  # 2026-06-01 09:00 UTC
     await store.quota.take(user="U0ALICE", resource="db", role="read", now=at_s, limit=1)
     short = await asyncio.to_thread(grantbot, *args, "--duration", "5m", "--at", at, env=env)
     assert short.returncode == 0, short.stderr
-    assert "rule 2 (up to 10m, 1 a day): fails: the limit of 1 auto-approved db read" in (
-        short.stdout
-    )
+    assert (
+        "rule 2 (up to 10m, 1 a day, 1 used today): fails: the limit of 1 auto-approved db read"
+    ) in short.stdout
     bad = await asyncio.to_thread(grantbot, *args, "--at", "tomorrow", env=env)
     assert bad.returncode == 1 and bad.stderr.strip().endswith("or epoch seconds")
+
+
+def test_policy_explain_with_an_empty_user_is_a_usage_error(policy_file: Path) -> None:
+    """``--user ''`` (or an empty --resource) names nobody: exit 2, one usage line."""
+    from tests.integration.support import grantbot
+
+    for empty in (["--user", "", "--resource", "db"], ["--user", "U0ALICE", "--resource", " "]):
+        done = grantbot("policy", "explain", *empty, env={"GRANTBOT_POLICY": str(policy_file)})
+        assert done.returncode == 2, done.stderr
+        assert "must not be empty" in done.stderr

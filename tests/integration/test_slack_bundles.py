@@ -257,3 +257,53 @@ async def test_each_item_ends_on_time_on_its_own(
         await slack.emulator.wait_for(
             lambda: "*password*" not in _text(_bundle_dms(slack, ALICE)[0].blocks)
         )
+
+
+async def test_each_credential_in_the_bundle_dm_names_its_resource_and_role(
+    slack: SlackHarness,
+) -> None:
+    """The bundle DM labels every live item's credential with its resource and role (a
+    header right before it), so two credentials are told apart."""
+    await slack.command(ALICE, "request bundle responder 30m INC-9 outage")
+    grants = {g.resource: g for g in await slack.grants_of(ALICE)}
+    copy = next(m for m in _bundle_copies(slack) if m.channel == ACCESS_CHANNEL)
+    await slack.click(BOB, copy, ids.APPROVE, block_id=f"bundle-decide-{grants['cache'].id}")
+    [dm] = _bundle_dms(slack, ALICE)
+    for resource, role in (("lab", "play"), ("cache", "read")):
+        grant = grants[resource]
+        mine = [b for b in dm.blocks if str(b.get("block_id", "")).endswith(f"{grant.id}-0")]
+        assert mine and mine[0]["type"] == "header", dm.blocks
+        assert mine[0]["text"]["text"] == f"{resource} {role}"
+        item = [b for b in dm.blocks if f"{grant.id}-" in str(b.get("block_id", ""))]
+        assert "pproved" in _text(item[1])  # the credential's own blocks follow the label
+
+
+async def test_a_bundle_the_form_may_not_file_is_refused_on_the_field(
+    slack: SlackHarness,
+) -> None:
+    """An unknown bundle or one with an item Alice may not request is answered on the
+    target field (response_action errors), the form stays open, nothing is filed or DMed."""
+    from bot.devtools.slack_driver import plain_text_value, static_select_value
+
+    await slack.command(ALICE, "")
+    [form] = slack.emulator.views(ALICE)
+    dms_before = len(slack.dms(ALICE))
+    for value, says in [
+        ("bundle:nosuch", 'unknown bundle "nosuch"'),
+        ("bundle:too-much", "its item vault admin is refused"),
+    ]:
+        resp = await slack.driver.view_submission(
+            ALICE,
+            form.as_slack(),
+            values={
+                ids.FORM_TARGET_BLOCK: {ids.FORM_TARGET_ACTION: static_select_value(value)},
+                ids.FORM_DURATION_BLOCK: {ids.FORM_DURATION_ACTION: plain_text_value("20m")},
+                ids.FORM_REASON_BLOCK: {ids.FORM_REASON_ACTION: plain_text_value("INC-9 x")},
+            },
+        )
+        assert resp.status == 200
+        assert resp.json["response_action"] == "errors", resp.body
+        assert says in resp.json["errors"][ids.FORM_TARGET_BLOCK]
+    await slack.settle()
+    assert await slack.grants_of(ALICE) == []
+    assert len(slack.dms(ALICE)) == dms_before

@@ -114,9 +114,10 @@ async def test_explain_agrees_with_what_a_request_then_gets(slack: SlackHarness)
     await slack.command(CAROL, "explain orders-db read", channel=GENERAL)
     assert "fails: not an incident channel or thread" in slack.last_ephemeral(CAROL)
     await slack.command(CAROL, "explain orders-db read", channel=INCIDENT)
-    assert "Auto-approval: yes, now (on call for primary, in an incident channel)" in (
-        slack.last_ephemeral(CAROL)
-    )
+    assert (
+        "Auto-approval: yes, now (on call for primary, in an incident channel; "
+        "0 of 1 a day used today)"
+    ) in slack.last_ephemeral(CAROL)
     await slack.command(CAROL, "request orders-db read 30m INC-42 checking", channel=INCIDENT)
     grant = await slack.only_grant_of(CAROL)
     assert grant.status is Status.ACTIVE and grant.auto_approved is not None
@@ -190,6 +191,8 @@ async def test_a_commander_asks_for_a_responder_who_alone_gets_the_credential(
 
     copy = _copy_in(slack, grant.id, ACCESS_CHANNEL)
     assert "Asked by" in json.dumps(copy.blocks) and "<@U0BOB>" in json.dumps(copy.blocks)
+    # its notification text says who asked, for whom
+    assert copy.text.startswith("<@U0BOB> asks for <@U0ALICE>: orders-db write for 30m"), copy.text
     # Bob is an approver, but not of a request he asked for.
     assert not any(m.channel == slack.emulator.dm_channel(BOB) for m in slack.copies(grant.id))
     await slack.click(BOB, copy, ids.APPROVE)
@@ -211,8 +214,10 @@ async def test_a_commander_asks_for_a_responder_who_alone_gets_the_credential(
 
 
 async def test_the_beneficiary_may_not_approve_either(slack: SlackHarness) -> None:
-    """Bob asks for Carol, an approver: Carol's click is refused as her own request."""
-    await slack.command(BOB, "request for <@U0CAROL> orders-db write 30m INC-7 fix data")
+    """Bob asks for Carol, an approver: Carol's click is refused as her own request. (Read:
+    write needs two approvers besides the askers Bob and Carol, and only Erin is left, so
+    asking for it is refused outright.)"""
+    await slack.command(BOB, "request for <@U0CAROL> orders-db read 30m fix data")
     grant = await slack.only_grant_of(CAROL)
     assert not any(m.channel == slack.emulator.dm_channel(CAROL) for m in slack.copies(grant.id))
     await slack.click(CAROL, _copy_in(slack, grant.id, ACCESS_CHANNEL), ids.APPROVE)
@@ -269,3 +274,20 @@ async def test_the_form_asks_for_someone_else(slack: SlackHarness) -> None:
     grant = await slack.only_grant_of(ALICE)
     assert grant.requested_by == BOB and grant.status is Status.PENDING
     assert await slack.grants_of(ERIN) == []
+
+
+async def test_list_shows_what_one_asked_for_others(slack: SlackHarness) -> None:
+    """Bob asks for Alice: Bob's /access list shows it under "Asked by you for others"
+    (he may cancel it), Alice's under her own; Carol's shows neither."""
+    await slack.command(BOB, "request for <@U0ALICE> orders-db write 30m INC-7 fix data")
+    grant = await slack.only_grant_of(ALICE)
+    await slack.command(BOB, "list")
+    bobs = slack.last_ephemeral(BOB)
+    assert "Asked by you for others" in bobs
+    assert grant.id in bobs.split("Asked by you for others", 1)[1]
+    assert "<@U0ALICE>" in bobs
+    await slack.command(ALICE, "list")
+    alices = slack.last_ephemeral(ALICE)
+    assert grant.id in alices and "Asked by you for others" not in alices
+    await slack.command(CAROL, "list")
+    assert grant.id not in slack.last_ephemeral(CAROL)

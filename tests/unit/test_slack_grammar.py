@@ -25,6 +25,7 @@ from bot.slack.commands.parsed import (
     OpenForm,
     PendingApprovals,
     RequestAccess,
+    RequestBundle,
     RevokeGrant,
     SshKeyAdd,
     SshKeyShow,
@@ -681,3 +682,37 @@ def test_round_trip(
     assert command.tickets == extract_tickets(command.reason)
     expected = [w for w in words if re.fullmatch(r"[A-Z]{2,10}-[0-9]+", w)]
     assert set(expected) <= set(command.tickets)
+
+
+# ---------------------------------------------------------------------------------------------
+# On someone's behalf: nobody named, and a bundle (issue 13)
+
+
+@pytest.mark.parametrize("text", ["request for", "request for   ", "REQUEST For"])
+def test_request_for_with_nobody_named_asks_for_a_mention(text: str) -> None:
+    """``for`` alone is the keyword with nobody after it, not a resource missing its
+    duration."""
+    message = usage_error(text)
+    assert message.startswith(
+        "name the person as a mention, e.g. /access request for @dana orders-db read 1h"
+    )
+    assert "missing duration" not in message
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "request bundle incident-responder 1h for <@U0CAROL> INC-1 x",
+        "request bundle incident-responder 1h for <@U0CAROL|carol> INC-1 x",
+        "request bundle incident-responder 1h <@U0CAROL> INC-1 x",
+    ],
+)
+def test_a_bundle_on_someones_behalf_is_refused_not_filed_for_the_asker(text: str) -> None:
+    """It used to file the bundle for the asker with the reason "for <@carol> …"."""
+    assert "a bundle cannot be asked for on someone's behalf" in usage_error(text)
+
+
+def test_a_bundle_reason_may_still_begin_with_for() -> None:
+    assert parse_command("request bundle responder 1h for INC-1 outage") == RequestBundle(
+        "responder", 3600, "for INC-1 outage", ("INC-1",)
+    )

@@ -31,6 +31,9 @@ class RequestDecision:
     allow_self_approval: bool
     request_timeout_s: int
     policy_version: str
+    #: Only escalation or auto-approval could approve it (:func:`approvers_available`): the
+    #: requester is told so with the confirmation.
+    approver_note: str | None = None
 
 
 def _ticket_candidates(reason: str, tickets: Sequence[str]) -> list[str]:
@@ -288,3 +291,60 @@ def auto_approve_blocker(
 def _window_open(rule: RoleRule, name: str, now: float | None) -> bool:
     window = rule.change_windows.get(name)
     return window is not None and now is not None and window.is_open(now)
+
+
+@dataclass(frozen=True, slots=True)
+class ApproverCount:
+    """Who can approve a request as far as is known when it is asked: ``refusal`` when too
+    few (nobody may file it), ``note`` when only escalation could (it may be filed)."""
+
+    refusal: str | None = None
+    note: str | None = None
+
+
+def approvers_available(
+    rule: RoleRule,
+    *,
+    askers: Sequence[str],
+    today: date,
+    usergroups: Mapping[str, frozenset[str]],
+) -> ApproverCount:
+    """Whether enough people may approve a request of ``rule`` by ``askers`` (the requester
+    and, on their behalf, who asked): the rule's approvers (users, groups, resolved user
+    groups) less the askers unless ``allow_self_approval``, against approvals_required.
+    Escalation tiers may add approvers (on call, later) and auto_approve may approve it, so
+    a rule with either is not refused; its note says only that can approve it."""
+    eligible = rule.members_of(rule.approvers, today=today, usergroups=usergroups)
+    if not rule.allow_self_approval:
+        eligible -= set(askers)
+    need = rule.approvals_required
+    if len(eligible) >= need:
+        return ApproverCount()
+    if rule.escalation or rule.auto_approve:
+        # Escalation tiers (on call among them) may add approvers later, and an auto_approve
+        # rule may approve it without anyone: not refused, but said.
+        how = " and ".join(
+            w
+            for w, on in (("escalation", rule.escalation), ("auto-approval", rule.auto_approve))
+            if on
+        )
+        return ApproverCount(
+            note=(
+                f"only {how} can approve {rule.name}: {len(eligible)} approver(s) besides "
+                f"its askers, it needs {need}"
+            )
+        )
+    others = ", ".join(f"<@{u}>" for u in sorted(eligible))
+    if not eligible:
+        who = (
+            "nobody but you may approve"
+            if len(askers) == 1
+            else "nobody but the askers may approve"
+        )
+        return ApproverCount(refusal=f"{who} {rule.name}; ask the policy owners to add an approver")
+    return ApproverCount(
+        refusal=(
+            f"{rule.name} needs {need} approvals but only {others} may approve it "
+            f"(not its askers); ask the policy owners to add an approver"
+        )
+    )

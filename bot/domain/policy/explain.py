@@ -20,6 +20,7 @@ from bot.domain.duration import format_duration
 from bot.domain.policy.decisions import (
     AutoApproveCheck,
     AutoApproveMatch,
+    approvers_available,
     blocker_of,
     check_auto_approve,
     closest_miss,
@@ -57,6 +58,10 @@ class Explanation:
     match: AutoApproveMatch | None
     blocker: str | None
     tiers: tuple[TierView, ...]
+    #: Only escalation or auto-approval could approve it (:func:`approvers_available`).
+    approver_note: str | None = None
+    #: The user's auto-approved grants today (what ``per_user_per_day`` counts).
+    grants_today: int = 0
 
     @property
     def may_request(self) -> bool:
@@ -94,6 +99,8 @@ def explain_request(
     refusal = requester_refusal(
         rule, user=user, today=today, usergroups=usergroups
     ) or duration_refusal(rule, duration_s=duration)
+    count = approvers_available(rule, askers=[user], today=today, usergroups=usergroups)
+    refusal = refusal or count.refusal
     checks = check_auto_approve(
         rule,
         duration_s=duration,
@@ -132,6 +139,8 @@ def explain_request(
         match=first_match(checks),
         blocker=blocker_of(checks),
         tiers=tiers,
+        approver_note=count.note,
+        grants_today=grants_today,
     )
 
 
@@ -174,16 +183,19 @@ def render(
         f"• Approvers: {rule.approvals_required} of {who}{where} (a requester {self_note} "
         "approve their own request)"
     )
+    if e.approver_note is not None:
+        lines.append(f"• Note: {e.approver_note}")
     if not e.checks:
         lines.append("• Auto-approval: none for this role")
     elif e.auto_approves and e.match is not None:
-        lines.append(f"• Auto-approval: yes, now ({e.match.reason})")
+        lines.append(f"• Auto-approval: yes, now ({e.match.reason}{_limit(e)})")
     else:
         prefix = "no (they may not ask)" if e.refusal is not None else "not now"
         lines.append(f"• Auto-approval: {prefix}")
         for check in e.checks:
             status = "holds" if check.holds else f"fails: {check.why_not}"
-            lines.append(f"    rule {check.index + 1} ({_describe_auto(check)}): {status}")
+            described = _describe_auto(check, used=e.grants_today)
+            lines.append(f"    rule {check.index + 1} ({described}): {status}")
     for number, tier in enumerate(e.tiers, start=1):
         asks = [person(u) for u in tier.approvers]
         if tier.oncall is not None:
@@ -198,7 +210,13 @@ def render(
     return lines
 
 
-def _describe_auto(check: AutoApproveCheck) -> str:
+def _limit(e: Explanation) -> str:
+    """The daily limit of the rule that matched, and how much of it is used today."""
+    limit = e.match.rule.per_user_per_day if e.match is not None else None
+    return "" if limit is None else f"; {e.grants_today} of {limit} a day used today"
+
+
+def _describe_auto(check: AutoApproveCheck, *, used: int) -> str:
     auto = check.rule
     parts = [f"up to {format_duration(auto.max_duration)}"]
     if auto.on_call is not None:
@@ -206,5 +224,5 @@ def _describe_auto(check: AutoApproveCheck) -> str:
     if auto.incident:
         parts.append("in an incident")
     if auto.per_user_per_day is not None:
-        parts.append(f"{auto.per_user_per_day} a day")
+        parts.append(f"{auto.per_user_per_day} a day, {used} used today")
     return ", ".join(parts)

@@ -126,7 +126,9 @@ def bundle_credentials(
     for grant, credential in items:
         if grant.status is Status.ACTIVE and credential is not None:
             own = credential_dm(grant, credential, now=now).blocks
-            blocks += _tagged(grant, own[1:])  # its own header gives way to the bundle's
+            # its own header gives way to one naming the item, so each credential says
+            # which resource and role it is for
+            blocks += _tagged(grant, [header(f"{grant.resource} {grant.role}"), *own[1:]])
         elif grant.status is Status.ACTIVE:
             blocks += _tagged(
                 grant,

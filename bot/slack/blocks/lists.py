@@ -33,12 +33,30 @@ def _list_message(title: str, lines: Sequence[str], *, empty: str) -> Message:
     return Message(text=fallback_text(f"{title}\n{body}"), blocks=blocks)
 
 
-def grants_list(grants: Sequence[Grant], *, now: float) -> Message:
-    """``/access list``: the user's pending requests and live grants."""
-    return _list_message(
+def grants_list(
+    grants: Sequence[Grant], *, now: float, for_others: Sequence[Grant] = ()
+) -> Message:
+    """``/access list``: the user's pending requests and live grants, and (``for_others``)
+    those they asked for on someone's behalf, in a section of their own."""
+    mine = _list_message(
         "Your requests and grants",
         [grant_line(g, now=now) for g in grants],
         empty="You have no pending requests and no active grants.",
+    )
+    if not for_others:
+        return mine
+    theirs = _list_message(
+        "Asked by you for others",
+        [f"{user(g.requester)}: {grant_line(g, now=now)}" for g in for_others],
+        empty="",
+    )
+    return Message(
+        text=f"{mine.text}\n{theirs.text}",
+        blocks=fit(
+            [*mine.blocks, *theirs.blocks],
+            limit=MESSAGE_BLOCKS_MAX,
+            more="…more than fits in one message (Slack allows 50 blocks).",
+        ),
     )
 
 

@@ -86,8 +86,12 @@ def approval_request(grant: Grant, *, now: float) -> Message:
     who = (
         f"A pipeline (client {grant.client})" if grant.client is not None else user(grant.requester)
     )
+    asks = f"{who} asks for"
+    by = grant.requested_by
+    if by is not None and by != grant.requester:  # on someone's behalf: who asked, for whom
+        asks = f"{user(by)} asks for {user(grant.requester)}:"
     text = (
-        f"{who} asks for {grant.resource} {grant.role} for "
+        f"{asks} {grant.resource} {grant.role} for "
         f"{format_duration(grant.duration_s)}: {reason_text(grant)}"
     )
     return Message(text=fallback_text(text), blocks=blocks)

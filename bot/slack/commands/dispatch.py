@@ -78,7 +78,11 @@ async def run_command(
                 )
                 message = messages.grant_status(grant, now=now())
             case parsed.ListGrants():
-                message = lists.grants_list(await service.my_grants(user), now=now())
+                message = lists.grants_list(
+                    await service.my_grants(user),
+                    now=now(),
+                    for_others=await service.asked_for_others(user),
+                )
             case parsed.PendingApprovals():
                 message = lists.pending_list(await service.waiting_for(user), now=now())
             case parsed.ListResources():

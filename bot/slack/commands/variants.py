@@ -32,6 +32,11 @@ from bot.slack.commands.tokens import Token
 _USER_MENTION_RE: Final = re.compile(r"<@([UW][A-Z0-9]{2,20})(?:\|[^<>]*)?>")
 
 
+_NAME_THEM: Final = (
+    "name the person as a mention, e.g. /access request for @dana orders-db read 1h INC-1 why"
+)
+
+
 def _word(token: Token) -> str:
     return token.text.lower() if token.text.isascii() else token.text
 
@@ -46,7 +51,9 @@ def request_variant(text: str, args: Sequence[Token], *, plain: PlainRequest) ->
     if not args:
         return None
     word = _word(args[0])
-    if word == "for" and len(args) > 1:
+    if word == "for":
+        if len(args) == 1:  # not the resource "for": the keyword, with nobody named
+            raise tokens.fail(_NAME_THEM, "request for")
         return _request_for(text, args[1:], plain=plain)
     if word == "bundle":
         return _request_bundle(text, args[1:])
@@ -57,7 +64,7 @@ def _request_for(text: str, args: Sequence[Token], *, plain: PlainRequest) -> Co
     sub = "request for"
     match = _USER_MENTION_RE.fullmatch(args[0].text)
     if match is None:
-        raise tokens.fail("name the person as a mention, like @dana", sub)
+        raise tokens.fail(_NAME_THEM, sub)
     inner = plain(text, args[1:])
     if not isinstance(inner, RequestAccess):
         raise tokens.fail("a request on someone's behalf asks for one resource", sub)
@@ -72,6 +79,14 @@ def _request_bundle(text: str, args: Sequence[Token]) -> Command:
     if len(args) < 2:
         raise tokens.fail("missing duration", sub)
     duration_s = tokens.duration(args[1], sub)
+    if len(args) > 2 and _names_someone(args[2:]):
+        # Read as the reason it would file the bundle for the asker, not for them.
+        raise tokens.fail(
+            "a bundle cannot be asked for on someone's behalf; ask for each of its resources "
+            "with /access request for @dana <resource> <role> <duration> <reason>, or have "
+            "them ask for the bundle",
+            sub,
+        )
     if len(args) > 2 and _reads_as_a_start(args[2:]):
         # Read as the reason it would file the bundle now, not when the requester meant.
         raise tokens.fail(
@@ -81,6 +96,14 @@ def _request_bundle(text: str, args: Sequence[Token]) -> Command:
         )
     reason = tokens.reason(text, args[2:], sub, required=True)
     return RequestBundle(name, duration_s, reason, extract_tickets(reason))
+
+
+def _names_someone(rest: Sequence[Token]) -> bool:
+    """``for <@U…>`` (or a mention) right after the duration: meant as on someone's behalf."""
+    first = rest[0].text
+    if _USER_MENTION_RE.fullmatch(first):
+        return True
+    return _word(rest[0]) == "for" and len(rest) > 1 and bool(_USER_MENTION_RE.match(rest[1].text))
 
 
 def _reads_as_a_start(rest: Sequence[Token]) -> bool:
