@@ -78,6 +78,11 @@ class Pacer:
         self._give_way_max_s = give_way_max_s
         self._free_at = 0.0  # loop time until which the background loops, together, rest
 
+    def foreground_busy(self) -> bool:
+        """True while work people are waiting on is in progress (never without a
+        ``foreground_busy``). Safe to call from another thread: it only reads counters."""
+        return self._busy is not None and self._busy()
+
     async def paced(self, items: Iterable[T]) -> AsyncIterator[T]:
         """``items``, one by one, handing the loop back before every ``every``-th (after the
         first)."""

@@ -83,8 +83,12 @@ class RevocationJobStore(BaseJobStore):  # type: ignore[misc]  # apscheduler is 
         due_batch_limit: int = DEFAULT_DUE_BATCH_LIMIT,
         unloadable_retry_s: float = UNLOADABLE_RETRY_S,
         redis_outage: OutageReport | None = None,
+        rest: Callable[[], None] | None = None,
     ) -> None:
+        """``rest``, if given, is called before each wakeup's due jobs are read, in the
+        scheduler's thread (bot.scheduling.thread.ThreadRest: it waits while people wait)."""
         super().__init__()
+        self._rest = rest
         self._index = index
         self._outage = redis_outage or _own_outage()
         self._runner = runner
@@ -115,6 +119,8 @@ class RevocationJobStore(BaseJobStore):  # type: ignore[misc]  # apscheduler is 
         ``jobstore_retry_interval``)."""
         if self._closed:
             return []
+        if self._rest is not None:
+            self._rest()
         try:
             self._flush()
             due = self._index.due(now=now.timestamp(), limit=self._due_batch_limit)

@@ -61,7 +61,13 @@ from bot.scheduling.reconciler import (
     ReconcileReport,
     describe_error,
 )
-from bot.scheduling.thread import LoopOutage, LoopRunner, start_scheduler, stop_scheduler
+from bot.scheduling.thread import (
+    LoopOutage,
+    LoopRunner,
+    ThreadRest,
+    start_scheduler,
+    stop_scheduler,
+)
 from bot.store.connection import redis_outage, unavailable_cause
 from bot.store.grants import GrantStore
 from bot.store.job_index import JobIndex
@@ -154,6 +160,8 @@ class RevocationScheduler:
             due_batch_limit=self._due_batch_limit,
             # The job store runs in APScheduler's thread: it tells the outage on the loop.
             redis_outage=LoopOutage(self._outage, loop),
+            # The thread's wakeups hold the GIL the loop needs: they rest while people wait.
+            rest=ThreadRest(self.store.pacer.foreground_busy),
         )
         self._aps = start_scheduler(
             jobstore=jobstore,

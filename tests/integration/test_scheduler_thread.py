@@ -15,10 +15,12 @@ import redis.asyncio as aioredis
 
 from bot.devtools.scheduler_worker import RecordingListener, StaticResolver
 from bot.domain.model import Actor, Grant, Status
+from bot.pacing import Pacer
 from bot.providers.noop import NoopProvider
 from bot.revocation.revoker import Revoker
 from bot.scheduling.job_store import RevocationJobStore
 from bot.scheduling.scheduler import RevocationScheduler
+from bot.scheduling.thread import ThreadRest
 from bot.store.grants import GrantStore
 from tests.factories import POLICY_V, make_grant
 
@@ -207,3 +209,73 @@ async def test_a_shut_down_job_store_finds_nothing_due_and_opens_no_connection(
     assert jobs.get_due_jobs(datetime.now().astimezone()) == []
     assert jobs.get_next_run_time() is None
     assert pool._created_connections == created
+
+
+async def test_the_thread_rests_while_people_wait_and_goes_on_when_they_are_served(
+    redis_client: aioredis.Redis, store: GrantStore, redis_url: str
+) -> None:
+    """While the foreground is busy (the store's pacer says people wait on Slack work), the
+    scheduler's thread asks whether it still is, from its own thread, before a wakeup's due
+    jobs; the job due meanwhile is revoked all the same (a rest is bounded)."""
+    asked_from: set[threading.Thread] = set()
+
+    def foreground_busy() -> bool:
+        asked_from.add(threading.current_thread())
+        return True
+
+    paced = GrantStore(redis_client, keys=store.keys, pacer=Pacer(foreground_busy))
+    listener = RecordingListener()
+    revoker = Revoker(
+        paced,
+        resolver=StaticResolver(default=NoopProvider()),
+        listener=listener,
+        policy_version=lambda: POLICY_V,
+    )
+    running = RevocationScheduler(
+        paced, revoker, redis=redis_url, replica_id="t1", lease_ttl_s=1.0, reconcile_interval_s=3600
+    )
+    await running.start()
+    try:
+        grant = await active_grant(paced, expires_at=time.time() + 0.2)
+        await until(lambda: running.is_leader)
+        await running.schedule(grant.id, grant.expires_at or 0)
+        loop_thread = threading.current_thread()
+        await until(lambda: any(t is not loop_thread for t in asked_from))
+        await until(lambda: grant.id in listener.ended)
+    finally:
+        await running.stop()
+        await revoker.aclose()
+    assert (await store.get(grant.id)).status is Status.EXPIRED
+
+
+def test_thread_rest_returns_as_soon_as_the_foreground_is_calm() -> None:
+    """ThreadRest sleeps while the foreground is busy and returns at the first look that
+    finds it calm."""
+    answers = iter([True, True, True, False])
+    looks = 0
+
+    def foreground_busy() -> bool:
+        nonlocal looks
+        looks += 1
+        return next(answers)
+
+    ThreadRest(foreground_busy, max_s=HOLD_GUARD_S, recheck_s=0.001)()
+    assert looks == 4
+
+
+def test_thread_rest_is_bounded_while_the_foreground_stays_busy() -> None:
+    """A foreground that stays busy delays the thread by at most ``max_s``: the rest ends
+    (revocations are only slowed, never stopped) after looking more than once."""
+    looks = 0
+
+    def always_busy() -> bool:
+        nonlocal looks
+        looks += 1
+        return True
+
+    rest = ThreadRest(always_busy, max_s=0.02, recheck_s=0.001)
+    done = threading.Thread(target=rest)
+    done.start()
+    done.join(HOLD_GUARD_S)
+    assert not done.is_alive()
+    assert looks > 1
