@@ -7,8 +7,9 @@ cluster (`--cluster-enabled`, loopback) and drives the service as `grantbot serv
 (the service and revoker bot/wiring.py builds, the store on `redis+cluster://`), in phases:
 
 - request: `request_access` (policy judged, PENDING stored with its audit entry);
-- approve: `approve`, which on the one required approval also issues (noop), stores ACTIVE,
-  writes the revocation job and checks replication (no replicas here: a read);
+- approve: `approve`, which on the one required approval also issues (noop), stores ACTIVE
+  and checks replication (no replicas here: a read); no scheduler runs here, so no revocation
+  job is written (a job is one more write of the same slot);
 - revoke: the revoker ends each grant (target, REVOKED with its audit entry, job removed).
 
 Each phase runs ``--concurrency`` workers in ``--processes`` processes for a fixed number of
