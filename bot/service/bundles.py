@@ -64,17 +64,20 @@ class Bundles:
     ) -> None:
         """What :meth:`request_bundle` would refuse (PolicyDenied), filing nothing: the
         request form checks with this before it closes, so a refusal shows on the field."""
-        items = [
+        items = self._items(bundle, duration_s=duration_s, reason=reason, tickets=tickets)
+        await self._check_items(user=user, bundle=bundle, items=items)
+
+    def _items(
+        self, bundle: str, *, duration_s: int | None, reason: str, tickets: Iterable[str]
+    ) -> list[Asked]:
+        """What each item of ``bundle`` asks (PolicyDenied for an unknown bundle)."""
+        tickets = list(tickets)
+        return [
             Asked(
-                resource=resource,
-                role=role,
-                duration_s=duration_s,
-                reason=reason,
-                tickets=list(tickets),
+                resource=resource, role=role, duration_s=duration_s, reason=reason, tickets=tickets
             )
             for resource, role in bundle_items(self._c.policy.current.policy, bundle)
         ]
-        await self._check_items(user=user, bundle=bundle, items=items)
 
     async def _check_items(self, *, user: str, bundle: str, items: list[Asked]) -> int:
         """PolicyDenied naming the first item ``user`` may not request; else the longest a
@@ -105,13 +108,7 @@ class Bundles:
         """File bundle ``bundle`` for ``user`` (see the module docstring). PolicyDenied,
         filing nothing, for an unknown bundle or an item ``user`` may not request (named)."""
         c = self._c
-        tickets = list(tickets)
-        items = [
-            Asked(
-                resource=resource, role=role, duration_s=duration_s, reason=reason, tickets=tickets
-            )
-            for resource, role in bundle_items(c.policy.current.policy, bundle)
-        ]
+        items = self._items(bundle, duration_s=duration_s, reason=reason, tickets=tickets)
         longest = await self._check_items(user=user, bundle=bundle, items=items)
         bundle_id = new_bundle_id()
         ttl_s = longest + _RECORD_SLACK_S
