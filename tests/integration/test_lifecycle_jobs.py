@@ -9,13 +9,14 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bot.domain.model import Actor, Event, Grant, Origin, Status
 from bot.lifecycle.runner import Lifecycle
 from bot.policy_holder import PolicyHolder
-from bot.service import GrantService, ServiceContext
+from bot.service import GrantService, RequestResult, ServiceContext
 from bot.store.grants import GrantStore
 from bot.wiring import Core, build_core, close_core
 from tests.integration.support import FakeClock
@@ -38,6 +39,11 @@ resources:
         auto_approve: [{max_duration: 2h}]
 """
 T0 = 1_800_000_000.0
+
+
+async def ask(service: GrantService, *, user: str, **request: Any) -> RequestResult:
+    """``user`` asks for sandbox play (the one role these tests use) with ``request``."""
+    return await service.request_access(user=user, resource="sandbox", role="play", **request)
 
 
 @dataclass
@@ -109,10 +115,9 @@ def lifecycle(core: Core) -> Lifecycle:
 
 
 async def active(service: GrantService) -> Grant:
-    result = await service.request_access(
+    result = await ask(
+        service,
         user="U0ALICE",
-        resource="sandbox",
-        role="play",
         duration_s=3600,
         reason="x",
         origin=Origin(surface="command"),
@@ -176,10 +181,9 @@ async def test_the_sweep_puts_back_lost_jobs_and_leaves_sent_reminders(
     service: GrantService, lifecycle: Lifecycle, notices: Notices, clock: FakeClock
 ) -> None:
     grant = await active(service)
-    result = await service.request_access(
+    result = await ask(
+        service,
         user="U0BOB",
-        resource="sandbox",
-        role="play",
         duration_s=3600,
         reason="later",
         starts_at=T0 + 3600,
@@ -204,10 +208,9 @@ async def test_the_sweep_puts_back_lost_jobs_and_leaves_sent_reminders(
 async def test_a_scheduled_start_issues_once_with_the_rest_of_its_window(
     service: GrantService, lifecycle: Lifecycle, notices: Notices, clock: FakeClock
 ) -> None:
-    result = await service.request_access(
+    result = await ask(
+        service,
         user="U0ALICE",
-        resource="sandbox",
-        role="play",
         duration_s=3600,
         reason="later",
         starts_at=T0 + 600,
@@ -232,10 +235,9 @@ async def test_a_scheduled_start_issues_once_with_the_rest_of_its_window(
 async def test_a_start_whose_window_closed_is_never_issued(
     service: GrantService, lifecycle: Lifecycle, clock: FakeClock
 ) -> None:
-    result = await service.request_access(
+    result = await ask(
+        service,
         user="U0ALICE",
-        resource="sandbox",
-        role="play",
         duration_s=3600,
         reason="later",
         starts_at=T0 + 600,
@@ -252,10 +254,9 @@ async def test_a_pending_scheduled_request_lapses_when_its_window_would_close(
     service: GrantService, lifecycle: Lifecycle
 ) -> None:
     """request_timeout is cut to the window's end: a decision after it could not be used."""
-    result = await service.request_access(
+    result = await ask(
+        service,
         user="U0BOB",
-        resource="sandbox",
-        role="play",
         duration_s=600,
         reason="r",
         starts_at=T0 + 60,
@@ -271,10 +272,9 @@ async def test_approved_after_its_window_closed_it_fails_without_issuing(
     """A decision that comes after the window (start + duration) closed issues nothing."""
     gated = POLICY.replace("auto_approve: [{max_duration: 2h}]", "{}")
     service = (await make_core(policy=gated)).service
-    result = await service.request_access(
+    result = await ask(
+        service,
         user="U0ALICE",
-        resource="sandbox",
-        role="play",
         duration_s=600,
         reason="r",
         starts_at=T0 + 60,
@@ -291,10 +291,9 @@ async def test_the_stuck_approved_sweep_leaves_a_grant_that_just_started(
 ) -> None:
     """A scheduled grant approved long ago is APPROVED only from its START: the sweep for
     issuing that never finished judges it from then, not from its approval."""
-    result = await service.request_access(
+    result = await ask(
+        service,
         user="U0ALICE",
-        resource="sandbox",
-        role="play",
         duration_s=3600,
         reason="r",
         starts_at=T0 + 86_400,
@@ -319,10 +318,9 @@ async def test_the_command_line_ends_scheduled_grants_too(
     jobs go."""
     first, second = [
         (
-            await service.request_access(
+            await ask(
+                service,
                 user="U0ALICE",
-                resource="sandbox",
-                role="play",
                 duration_s=600,
                 reason="r",
                 starts_at=T0 + 600,
